@@ -1,0 +1,305 @@
+"""The bundle: manifest schema, reading, verifying and writing. Standard library only.
+
+A bundle is a directory (or the same packed as one .zip) holding `manifest.json`, the ONNX graph
+and the tokenizer. It is untrusted input: loading checks the schema, refuses paths that leave the
+bundle, and checks every file's sha256 before use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import BundleError
+
+SCHEMA_VERSION = 1
+FORMAT = "lpm-edge-bundle"
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+# Bounds for .zip bundles: a MiniLM fp32 bundle is ~90 MB; a BERT-large fp32 one ~1.3 GB.
+MAX_ZIP_BYTES = 4 * 1024**3
+MAX_ZIP_FILES = 64
+MAX_MANIFEST_BYTES = 1024**2
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a bundle declares about itself; see `export/README.md` for every field."""
+
+    labels: tuple[str, ...]
+    max_length: int
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    files: Mapping[str, Mapping[str, Any]]
+    opset: int = 17
+    task: str = "text-classification"
+    model_file: str = MODEL_FILE
+    tokenizer_file: str = TOKENIZER_FILE
+    pad_id: int = 0
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+    source: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    build: Mapping[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "schema_version": self.schema_version,
+            "task": self.task,
+            "labels": list(self.labels),
+            "max_length": self.max_length,
+            "model": {
+                "file": self.model_file,
+                "inputs": list(self.inputs),
+                "outputs": list(self.outputs),
+                "opset": self.opset,
+            },
+            "tokenizer": {"file": self.tokenizer_file, "pad_id": self.pad_id},
+            "files": {k: dict(v) for k, v in self.files.items()},
+            "recipe": dict(self.recipe),
+            "source": dict(self.source),
+            "metrics": dict(self.metrics),
+            "build": dict(self.build),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = MANIFEST) -> "Manifest":
+        """Validate a parsed manifest; raise BundleError naming the first bad field."""
+
+        def need(obj: Any, key: str, kind: type | tuple[type, ...], ctx: str) -> Any:
+            if not isinstance(obj, dict) or key not in obj:
+                raise BundleError(f"{where}: missing field '{ctx}{key}'; re-export the bundle")
+            value = obj[key]
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+                raise BundleError(
+                    f"{where}: field '{ctx}{key}' has type {type(value).__name__}; "
+                    f"expected {getattr(kind, '__name__', kind)}"
+                )
+            return value
+
+        if not isinstance(data, dict):
+            raise BundleError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        if data.get("format") != FORMAT:
+            raise BundleError(f"{where}: not an lpm-edge bundle manifest (format={data.get('format')!r})")
+        version = need(data, "schema_version", int, "")
+        if version != SCHEMA_VERSION:
+            raise BundleError(
+                f"{where}: bundle schema version {version} is not supported by this lpm-edge "
+                f"(it reads version {SCHEMA_VERSION}); upgrade lpm-edge or re-export the bundle"
+            )
+        labels = need(data, "labels", list, "")
+        if not labels or not all(isinstance(x, str) for x in labels):
+            raise BundleError(f"{where}: 'labels' must be a non-empty list of strings")
+        max_length = need(data, "max_length", int, "")
+        if not 1 <= max_length <= 1_000_000:
+            raise BundleError(f"{where}: 'max_length' {max_length} is out of range")
+        model = need(data, "model", dict, "")
+        inputs = need(model, "inputs", list, "model.")
+        outputs = need(model, "outputs", list, "model.")
+        if not inputs or not all(isinstance(x, str) for x in inputs + outputs) or not outputs:
+            raise BundleError(f"{where}: 'model.inputs' and 'model.outputs' must list names")
+        files = need(data, "files", dict, "")
+        for name, entry in files.items():
+            digest = need(entry, "sha256", str, f"files.{name}.")
+            if len(digest) != 64:
+                raise BundleError(f"{where}: 'files.{name}.sha256' is not a sha256 hex digest")
+        model_file = need(model, "file", str, "model.")
+        tokenizer = need(data, "tokenizer", dict, "")
+        tokenizer_file = need(tokenizer, "file", str, "tokenizer.")
+        pad_id = need(tokenizer, "pad_id", int, "tokenizer.") if "pad_id" in tokenizer else 0
+        for name in (model_file, tokenizer_file):
+            if name not in files:
+                raise BundleError(f"{where}: '{name}' is used but has no entry under 'files'")
+        return cls(
+            labels=tuple(labels),
+            max_length=max_length,
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            files=files,
+            opset=need(model, "opset", int, "model."),
+            task=need(data, "task", str, ""),
+            model_file=model_file,
+            tokenizer_file=tokenizer_file,
+            pad_id=pad_id,
+            recipe=data.get("recipe") or {},
+            source=data.get("source") or {},
+            metrics=data.get("metrics") or {},
+            build=data.get("build") or {},
+            schema_version=version,
+        )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def safe_member(root: Path, name: str) -> Path:
+    """Resolve `name` inside `root`; refuse absolute paths, `..` and symlinks leading out."""
+    if not name or os.path.isabs(name) or "\\" in name or ".." in Path(name).parts:
+        raise BundleError(f"manifest names the file {name!r}, which is outside the bundle; refusing it")
+    path = root / name
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise BundleError(f"bundle file {name!r} points outside the bundle ({resolved}); refusing it")
+    return path
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise BundleError(
+            f"{directory} is not an lpm-edge bundle: no {MANIFEST}; "
+            "make one with `lpm-edge export CHECKPOINT --out BUNDLE`"
+        )
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path}: {path.stat().st_size} bytes is too large for a manifest")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc}); the bundle is corrupted, re-export it") from None
+    return Manifest.from_dict(data, where=str(path))
+
+
+def read_verified(directory: Path, manifest: Manifest, name: str) -> bytes:
+    """Read one listed file into memory and check its sha256; the bytes checked are the bytes used."""
+    path = safe_member(directory, name)
+    if not path.is_file():
+        raise BundleError(f"bundle {directory} lacks {name}, listed in its manifest")
+    data = path.read_bytes()
+    expected = manifest.files[name]["sha256"]
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise BundleError(
+            f"{path}: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…; "
+            "the file is corrupted or was modified, re-export the bundle"
+        )
+    return data
+
+
+def verify(directory: Path, manifest: Manifest) -> None:
+    """Check every listed file exists inside the bundle and matches its sha256."""
+    for name, entry in manifest.files.items():
+        path = safe_member(directory, name)
+        if not path.is_file():
+            raise BundleError(f"bundle {directory} lacks {name}, listed in its manifest")
+        actual = sha256_file(path)
+        if actual != entry["sha256"]:
+            raise BundleError(
+                f"{path}: sha256 {actual[:12]}… does not match the manifest's "
+                f"{entry['sha256'][:12]}…; the file is corrupted or was modified, re-export the bundle"
+            )
+
+
+@contextlib.contextmanager
+def opened(bundle: str | os.PathLike[str]) -> Iterator[tuple[Path, Manifest]]:
+    """Yield (directory, verified manifest) for a bundle directory or .zip file."""
+    path = Path(bundle)
+    if not path.exists():
+        raise BundleError(f"bundle {path} does not exist")
+    if path.is_dir():
+        manifest = read_manifest(path)
+        verify(path, manifest)
+        yield path, manifest
+        return
+    if not zipfile.is_zipfile(path):
+        raise BundleError(f"{path} is neither a bundle directory nor a .zip bundle")
+    with tempfile.TemporaryDirectory(prefix="lpm-edge-bundle-") as tmp:
+        extract_zip(path, Path(tmp))
+        manifest = read_manifest(Path(tmp))
+        verify(Path(tmp), manifest)
+        yield Path(tmp), manifest
+
+
+def extract_zip(archive: Path, target: Path) -> None:
+    """Extract a .zip bundle with bounded size and file count and no path traversal."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) > MAX_ZIP_FILES:
+                raise BundleError(f"{archive}: {len(members)} files; a bundle has at most {MAX_ZIP_FILES}")
+            total = sum(m.file_size for m in members)
+            if total > MAX_ZIP_BYTES:
+                raise BundleError(f"{archive}: unpacks to {total} bytes, above the {MAX_ZIP_BYTES} limit")
+            for member in members:
+                dest = safe_member(target, member.filename)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                written = 0
+                with zf.open(member) as src, open(dest, "wb") as out:
+                    # Count real bytes: a forged header must not let a bomb through.
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        written += len(block)
+                        if written > member.file_size:
+                            raise BundleError(f"{archive}: {member.filename} is larger than its header says")
+                        out.write(block)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise BundleError(f"{archive}: damaged zip file ({exc}); re-pack the bundle") from None
+
+
+def pack_zip(directory: Path, archive: Path) -> Path:
+    """Pack a bundle directory into one .zip file (written atomically)."""
+    manifest = read_manifest(directory)
+    verify(directory, manifest)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".tmp", dir=archive.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in [MANIFEST, *manifest.files]:
+                zf.write(directory / name, name)
+        os.replace(tmp, archive)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return archive
+
+
+@contextlib.contextmanager
+def atomic_directory(destination: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside `destination`; move it into place on success.
+
+    A run that fails or is killed midway leaves any previous `destination` untouched and no
+    half-written directory under that name.
+    """
+    destination = Path(destination)
+    if destination.exists() and not force:
+        raise FileExistsError(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a bundle is meant to be shared
+        if destination.exists():
+            old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+            os.replace(destination, old)
+            os.replace(tmp, destination)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, destination)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    (directory / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,286 @@
+"""`lpm-edge` command line: train, export, predict, inspect, pack, bench, demo.
+
+Exit codes: 0 ok, 1 a known error (one line on stderr; traceback with --debug), 2 usage.
+Results go to stdout (--json for machines); logs and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import LpmEdgeError
+
+log = logging.getLogger("lpm_edge")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return n
+
+
+def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes) or a CSV/TSV/JSONL file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lpm-edge", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lpm-edge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="fine-tune a model directory on labelled text")
+    p.add_argument("--model", type=Path, default=None, help="local Hugging Face model dir (default: built-in MiniLM-L6)")
+    _add_data(p, "rotten-tomatoes")
+    p.add_argument("--out", type=Path, default=Path("runs/checkpoint"))
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--validation", type=Path, default=None, help="separate validation file")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--max-steps", type=int, default=-1)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--grad-accum", type=_positive_int, default=1)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss"], default="accuracy")
+    p.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (0 = never)")
+    p.add_argument("--freeze-embeddings", action="store_true")
+    p.add_argument("--no-group-by-length", action="store_true", help="do not batch texts of similar length together")
+    p.add_argument("--limit-train", type=_positive_int, default=None, help="use only the first N training texts")
+    p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="compress a checkpoint into an ONNX bundle")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--recipe", default="cpu-int8", help="built-in recipe name or a .toml file")
+    p.add_argument("--out", type=Path, required=True)
+    _add_data(p, None)
+    p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
+                   help="fail, writing nothing, if the bundle loses more accuracy than this")
+    p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("predict", help="classify texts with a bundle")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
+    p.add_argument("--providers", default="auto", help="auto, cpu, cuda, or a comma-separated list")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("inspect", help="summarize a bundle's manifest")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("pack", help="pack a bundle directory into one .zip file")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("out", type=Path)
+
+    p = sub.add_parser("bench", help="accuracy and latency of bundles against the full model")
+    p.add_argument("bundles", type=Path, nargs="+")
+    p.add_argument("--reference", type=Path, required=True, help="the checkpoint the bundles came from")
+    _add_data(p, None)
+    p.add_argument("--split", choices=["train", "validation", "test"], default="test")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--quick", action="store_true", help="fewer repetitions")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("demo", help="the whole path on built-in defaults: train, export, predict, bench")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--recipe", default="cpu-int8")
+    p.add_argument("--limit-train", type=_positive_int, default=None)
+    p.add_argument("--quick", action="store_true", help="a short bench (for smoke runs)")
+    return parser
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .train import TrainConfig, read_training_info, train
+
+    config = TrainConfig(
+        out=a.out, model=a.model, data=a.data, text_column=a.text_column, label_column=a.label_column,
+        validation=a.validation, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
+        grad_accum=a.grad_accum, learning_rate=a.lr, max_length=a.max_length, seed=a.seed, device=a.device,
+        precision=a.precision, metric=a.metric, patience=a.patience or None,
+        freeze_embeddings=a.freeze_embeddings, group_by_length=not a.no_group_by_length,
+        limit_train=a.limit_train, resume=a.resume, force=a.force,
+    )
+    out = train(config)
+    info = read_training_info(out)
+    if a.json:
+        _print_json({"checkpoint": str(out), **info})
+    else:
+        t = info.get("test", {})
+        print(f"{out}: test accuracy {t.get('accuracy', float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f}, "
+              f"{info.get('epochs_run')} epochs in {info.get('train_seconds')} s on {info.get('device')}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .bundle import pack_zip, read_manifest
+    from .export import export
+
+    out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop, force=a.force)
+    manifest = read_manifest(out)
+    packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
+    if a.json:
+        _print_json({"bundle": str(out), "zip": str(packed) if packed else None, "metrics": manifest.metrics})
+    else:
+        m = manifest.metrics
+        print(f"{out}: accuracy {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
+              f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} validation texts; "
+              f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
+              + (f"; packed {packed}" if packed else ""))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .runtime import load
+
+    texts = a.texts or [line.rstrip("\n") for line in sys.stdin]
+    providers = a.providers.split(",") if "," in a.providers else a.providers
+    clf = load(a.bundle, providers=providers)
+    preds = clf.predict(texts)
+    if a.json:
+        _print_json([{"text": t, "label": p.label, "score": p.score, "scores": dict(p.scores)} for t, p in zip(texts, preds)])
+    else:
+        for t, p in zip(texts, preds):
+            print(f"{p.label}\t{p.score:.4f}\t{t}")
+    return 0
+
+
+def inspect_summary(bundle: Path) -> dict[str, Any]:
+    from .bundle import opened
+
+    with opened(bundle) as (directory, manifest):
+        sizes = {name: entry.get("bytes") for name, entry in manifest.files.items()}
+    stages = manifest.build.get("stages", {})
+    return {
+        "bundle": str(bundle), "schema_version": manifest.schema_version, "task": manifest.task,
+        "labels": list(manifest.labels), "max_length": manifest.max_length, "inputs": list(manifest.inputs),
+        "recipe": manifest.recipe.get("name"), "quantize": manifest.recipe.get("quantize", {}).get("mode"),
+        "files_bytes": sizes, "total_bytes": sum(v or 0 for v in sizes.values()),
+        "source": manifest.source.get("checkpoint"), "parameters": manifest.source.get("parameters"),
+        "fusion": stages.get("fusion", {}).get("counts"), "metrics": dict(manifest.metrics),
+        "created": manifest.build.get("created"), "lpm_edge": manifest.build.get("lpm_edge"),
+    }
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    s = inspect_summary(a.bundle)
+    if a.json:
+        _print_json(s)
+        return 0
+    m = s["metrics"]
+    print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
+    print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
+    print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
+    print("size        " + ", ".join(f"{k} {v/1e6:.1f} MB" for k, v in s["files_bytes"].items())
+          + f" (total {s['total_bytes']/1e6:.1f} MB)")
+    print(f"source      {s['source']} ({s['parameters']:,} parameters)" if s["parameters"] else f"source      {s['source']}")
+    if m:
+        print(f"accuracy    {m['bundle_accuracy']:.4f} (full model {m['reference_accuracy']:.4f}, "
+              f"drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m['split']} texts of {m['data']}")
+        print(f"parity      max |Δlogit| {m['parity']['max_abs_logit_diff']:.4f}, "
+              f"argmax agreement {m['parity']['argmax_agreement']*100:.2f}%")
+    return 0
+
+
+def cmd_pack(a: argparse.Namespace) -> int:
+    from .bundle import pack_zip
+
+    print(pack_zip(a.bundle, a.out))
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import bench
+
+    report = bench(a.bundles, a.reference, a.out, data=a.data, split=a.split, quick=a.quick)
+    if a.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.markdown())
+        print(f"written: {a.out / 'report.md'}, {a.out / 'report.json'}")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    import time
+
+    from .bench import bench
+    from .export import export
+    from .runtime import load
+    from .train import TrainConfig, train
+
+    start = time.perf_counter()
+    out: Path = a.out
+    log.info("1/4 train: built-in MiniLM-L6 on rotten-tomatoes, %s epochs", a.epochs)
+    ckpt = train(TrainConfig(out=out / "checkpoint", epochs=a.epochs, limit_train=a.limit_train, force=True))
+    log.info("2/4 export: recipe %s", a.recipe)
+    bdir = export(ckpt, out / f"bundle-{Path(a.recipe).stem}", a.recipe, force=True)
+    log.info("3/4 runtime: predictions from the bundle")
+    clf = load(bdir)
+    for text in ("A warm, funny and beautifully acted film.", "Tedious, overlong and badly written."):
+        p = clf.predict(text)
+        print(f"{p.label:>7} {p.score:.3f}  {text}")
+    log.info("4/4 bench: bundle against the full model on the test split")
+    report = bench([bdir], ckpt, out / "report", quick=a.quick)
+    print(report.markdown())
+    print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; report: {out / 'report' / 'report.md'}")
+    return 0
+
+
+def _configure_logging(debug: bool, quiet: bool) -> None:
+    """Our INFO lines on stderr; other libraries' only from WARNING (ONNX Runtime's quantizer
+    logs hundreds of INFO lines on the root logger)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    if not debug:
+        handler.addFilter(lambda r: r.name.startswith("lpm_edge") or r.levelno >= logging.WARNING)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+
+
+COMMANDS = {"train": cmd_train, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
+            "pack": cmd_pack, "bench": cmd_bench, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.debug, args.quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except (LpmEdgeError, FileExistsError, PermissionError, OSError, TypeError) as exc:
+        if args.debug:
+            raise
+        message = str(exc) if isinstance(exc, LpmEdgeError) else f"{type(exc).__name__}: {exc}"
+        print(f"lpm-edge {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lpm-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

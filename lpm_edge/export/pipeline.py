@@ -1,0 +1,263 @@
+"""`export`: checkpoint in, verified bundle out.
+
+prune ▸ distill ▸ ONNX ▸ parity ▸ fuse ▸ quantize ▸ bundle ▸ accuracy check, in a temporary
+directory beside the destination; the bundle is renamed into place only when it passed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import __version__, bundle as _bundle, sysinfo
+from ..data import Dataset, load_dataset
+from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError, require
+from ..metrics import accuracy
+from .onnx_graph import attention_shape, fuse, input_names, onnx_logits, quantize_dynamic_int8, to_onnx
+from .recipe import Recipe, load_recipe
+
+log = logging.getLogger("lpm_edge.export")
+PARITY_SAMPLE = 64
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "camembert", "deberta")
+
+
+def preflight(recipe: Recipe) -> None:
+    """Refuse known traps before any work, naming the recipe to use instead."""
+    q = recipe.quantize.mode
+    if recipe.target == "cuda" and q == "dynamic":
+        raise ConfigError(
+            f"recipe {recipe.name}: dynamic int8 on the CUDA provider runs its int8 kernels on the host; "
+            "use the cuda-fp16 recipe (or cuda-int8, static QDQ, for TensorRT)"
+        )
+    if recipe.target == "cpu" and q == "fp16":
+        raise ConfigError(f"recipe {recipe.name}: fp16 has no fast CPU kernels; use cpu-int8 or cpu-fp32")
+    if q == "static" and recipe.target == "cpu" and not sysinfo.cpu_info()["vnni"]:
+        log.warning("static int8 on a CPU without VNNI was measured slower than dynamic int8; consider cpu-int8")
+
+
+def export(
+    checkpoint: str | Path,
+    out: str | Path,
+    recipe: str | Path | Recipe = "cpu-int8",
+    *,
+    data: str | None = None,
+    max_accuracy_drop: float | None = None,
+    force: bool = False,
+) -> Path:
+    """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
+
+    data: dataset to evaluate on (validation split); default: the one the checkpoint was
+    trained on. max_accuracy_drop: points of accuracy the bundle may lose against the
+    checkpoint; overrides the recipe's value. Raises AccuracyBudgetError (writing nothing)
+    when the bundle loses more.
+    """
+    require("torch", "export")
+    require("onnx", "export")
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..reference import TorchClassifier
+    from ..train import read_training_info
+
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    preflight(recipe)
+    budget = max_accuracy_drop if max_accuracy_drop is not None else recipe.check.max_accuracy_drop
+    out, ckpt = Path(out), Path(checkpoint)
+    if out.exists() and not force:
+        raise ExportError(f"{out} already exists; pass --force to replace it or choose another --out")
+    if not (ckpt / "config.json").is_file():
+        raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
+    info = read_training_info(ckpt)
+    dataset = _dataset(data, info)
+
+    tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
+    # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
+    model = AutoModelForSequenceClassification.from_pretrained(
+        ckpt, local_files_only=True, attn_implementation="eager"
+    ).eval()
+    if model.config.model_type not in ENCODER_TYPES:
+        raise ExportError(f"{ckpt}: model type {model.config.model_type!r} is not a BERT-family encoder")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if list(dataset.labels) != labels:
+        raise ExportError(f"{ckpt} predicts {labels} but the data has labels {list(dataset.labels)}")
+    max_length = min(recipe.max_length, getattr(model.config, "max_position_embeddings", 512))
+    split = dataset.validation
+    if recipe.check.eval_samples:
+        split = split.head(recipe.check.eval_samples)
+    texts = list(split.texts)
+
+    torch.manual_seed(0)
+    full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
+    full_logits = full.logits(texts)
+    student, compression = _compress(model, tokenizer, dataset, recipe)
+    source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
+    source_logits = full_logits if student is model else source.logits(texts)
+
+    names = input_names(student, tokenizer)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".work", dir=out.parent) as tmp:
+        work = Path(tmp)
+        graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work)
+        with _bundle.atomic_directory(out, force=force) as bdir:
+            shutil.copyfile(graph, bdir / _bundle.MODEL_FILE)
+            _save_tokenizer(tokenizer, bdir / _bundle.TOKENIZER_FILE)
+            manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
+                                 compression)
+            _bundle.write_manifest(bdir, manifest)
+            metrics = _measure(bdir, texts, split.labels, full_logits, source_logits, budget, dataset.name)
+            manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
+                                 compression, metrics)
+            _bundle.write_manifest(bdir, manifest)
+    log.info("wrote %s: accuracy %.4f (full model %.4f)", out, metrics["bundle_accuracy"], metrics["reference_accuracy"])
+    return out
+
+
+def _dataset(data: str | None, info: dict[str, Any]) -> Dataset:
+    recorded = info.get("data", {})
+    source = data or recorded.get("source")
+    if not source:
+        raise ConfigError("the checkpoint has no training.json naming its dataset; pass --data NAME|PATH")
+    same = source == recorded.get("source")
+    return load_dataset(
+        source,
+        text_column=recorded.get("text_column", "text") if same else "text",
+        label_column=recorded.get("label_column", "label") if same else "label",
+        validation=recorded.get("validation") if same else None,
+    )
+
+
+def _compress(model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe) -> tuple[Any, dict[str, Any]]:
+    """Structured pruning and distillation; the student is a new model, `model` is untouched."""
+    p = recipe.prune
+    if not (p.heads or p.ffn or p.layers) and not recipe.distill.steps:
+        return model, {}
+    from .compress import compress
+
+    return compress(model, tokenizer, dataset, recipe)
+
+
+def _build_graph(
+    student: Any, source: Any, names: Sequence[str], sample: list[str], recipe: Recipe, work: Path
+) -> tuple[Path, dict[str, Any]]:
+    """Export, check parity, fuse, quantize; return the final graph and what each stage did."""
+    raw = work / "raw.onnx"
+    to_onnx(student, names, raw, recipe.opset)
+    batches = [source.encode(sample[i : i + 16]) for i in range(0, len(sample), 16)]
+    feeds = [{n: b[n].numpy() for n in names} for b in batches]
+    expected = np.concatenate([source.model(**b).logits.detach().float().numpy() for b in batches])
+    stages: dict[str, Any] = {}
+    diffs = {"raw": float(np.abs(np.concatenate(onnx_logits(raw, feeds)) - expected).max())}
+    graph = raw
+    if recipe.optimize.fusion:
+        fused = work / "fused.onnx"
+        heads, hidden = attention_shape(student)
+        stages["fusion"] = fuse(raw, fused, heads, hidden)
+        if recipe.optimize.require_fusion and not stages["fusion"]["counts"]["attention"]:
+            raise ExportError(
+                f"graph fusion fused no attention ({stages['fusion']['operators']}); "
+                "this transformers/onnxruntime pair may have changed the attention pattern. "
+                "Set optimize.require_fusion = false in the recipe to export unfused"
+            )
+        diffs["fused"] = float(np.abs(np.concatenate(onnx_logits(fused, feeds)) - expected).max())
+        graph = fused
+    failed = {k: v for k, v in diffs.items() if v > recipe.check.parity_tolerance}
+    if failed:
+        raise ParityError(
+            "fp32 ONNX graph disagrees with PyTorch: max abs logit diff "
+            + ", ".join(f"{k}={v:.2e}" for k, v in diffs.items())
+            + f" (tolerance {recipe.check.parity_tolerance:g}); please report this model type"
+        )
+    stages["fp32_parity_max_abs_diff"] = diffs
+    mode = recipe.quantize.mode
+    if mode == "dynamic":
+        final = work / "int8.onnx"
+        quantize_dynamic_int8(graph, final, work, recipe.quantize.per_channel,
+                              recipe.quantize.exclude_nodes, recipe.quantize.exclude_op_types)
+        graph = final
+    elif mode != "none":
+        from .precision import convert
+
+        graph = convert(graph, work, recipe, student, source)
+    stages["quantize"] = mode
+    return graph, stages
+
+
+def _measure(
+    bdir: Path, texts: list[str], y: Sequence[int], full_logits: np.ndarray, source_logits: np.ndarray,
+    budget: float | None, data_name: str,
+) -> dict[str, Any]:
+    from ..runtime import load
+
+    bundle_logits = load(bdir, providers="cpu", spin=False).logits(texts)
+    ref_acc = accuracy(y, full_logits.argmax(1))
+    src_acc = accuracy(y, source_logits.argmax(1))
+    acc = accuracy(y, bundle_logits.argmax(1))
+    drop = (ref_acc - acc) * 100
+    metrics = {
+        "data": data_name,
+        "split": "validation",
+        "n": len(texts),
+        "reference_accuracy": ref_acc,
+        "source_accuracy": src_acc,
+        "bundle_accuracy": acc,
+        "accuracy_drop_points": drop,
+        "parity": {
+            "max_abs_logit_diff": float(np.abs(bundle_logits - source_logits).max()) if len(texts) else 0.0,
+            "argmax_agreement": float((bundle_logits.argmax(1) == source_logits.argmax(1)).mean()),
+        },
+    }
+    if budget is not None and drop > budget:
+        raise AccuracyBudgetError(
+            f"the bundle's accuracy {acc:.4f} is {drop:.2f} points below the full model's {ref_acc:.4f} "
+            f"on {len(texts)} validation texts, over the allowed {budget:g}; no bundle written. "
+            "Try a milder recipe (e.g. cpu-int8 with quantize.exclude_nodes) or raise --max-accuracy-drop"
+        )
+    return metrics
+
+
+def _save_tokenizer(tokenizer: Any, path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    tok.no_padding()
+    tok.no_truncation()  # the runtime truncates to the manifest's max_length
+    tok.save(str(path))
+
+
+def _manifest(
+    bdir: Path, labels: list[str], max_length: int, names: Sequence[str], recipe: Recipe, ckpt: Path,
+    info: dict[str, Any], student: Any, tokenizer: Any, stages: dict[str, Any], compression: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+) -> _bundle.Manifest:
+    files = {n: _bundle.file_entry(bdir / n) for n in (_bundle.MODEL_FILE, _bundle.TOKENIZER_FILE)}
+    return _bundle.Manifest(
+        labels=tuple(labels),
+        max_length=max_length,
+        inputs=tuple(names),
+        outputs=("logits",),
+        files=files,
+        opset=recipe.opset,
+        pad_id=int(tokenizer.pad_token_id or 0),
+        recipe=recipe.to_dict(),
+        source={
+            "checkpoint": str(ckpt.resolve()),
+            "base_model": info.get("base_model"),
+            "architecture": student.config.model_type,
+            "parameters": int(sum(p.numel() for p in student.parameters())),
+            "training": {k: info[k] for k in ("epochs_run", "steps", "test") if k in info},
+            "compression": compression,
+        },
+        metrics=metrics or {},
+        build={
+            "lpm_edge": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": sysinfo.machine(),
+            "stages": stages,
+        },
+    )

@@ -1,0 +1,182 @@
+"""Recipes: one TOML file per deployment target, read into frozen, versioned dataclasses.
+
+Unknown keys are errors that name the closest valid key, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    heads: float = 0.0  # fraction of attention heads to remove in each layer
+    ffn: float = 0.0  # fraction of FFN intermediate neurons to remove (uniform across layers)
+    layers: int | None = None  # keep this many layers (evenly spaced); None = all
+    importance: str = "gradient"  # gradient (Michel et al. 2019) | magnitude
+    importance_batches: int = 16  # batches of training texts used to score heads and neurons
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    steps: int = 0  # 0 = no distillation
+    temperature: float = 2.0
+    alpha: float = 0.5  # weight of the soft (teacher) loss; 1 - alpha on the hard labels
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    fusion: bool = True  # ONNX Runtime transformer optimizer (attention, LayerNorm, GELU fusion)
+    require_fusion: bool = True  # fail the export when fusion was asked for but fused nothing
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    mode: str = "none"  # none | dynamic | static | fp16
+    per_channel: bool = True
+    calibration_samples: int = 256  # static only: bounded sample of training texts
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    parity_tolerance: float = 1e-3  # max abs logit diff of the fp32 graph against PyTorch
+    max_accuracy_drop: float | None = None  # points; None = record only
+    eval_samples: int | None = None  # None = the whole evaluation split
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str = ""
+    target: str = "cpu"  # cpu | cuda
+    opset: int = 17
+    max_length: int = 128
+    vocab_prune: bool = False  # keep only tokens seen in the training corpus
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
+    version: int = RECIPE_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "recipe") -> "Recipe":
+        return _build(cls, data, where, "")
+
+
+def _build(kind: type, data: Mapping[str, Any], where: str, prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: [{prefix.rstrip('.')}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(fields)}"
+            raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
+        f = fields[key]
+        factory = f.default_factory
+        if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
+            kwargs[key] = _build(factory, value, where, f"{prefix}{key}.")  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _coerce(value, f, where, prefix)
+    if "name" in fields and "name" not in kwargs:
+        raise ConfigError(f"{where}: missing key 'name'")
+    try:
+        obj = kind(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    _validate(obj, where)
+    return obj
+
+
+def _coerce(value: Any, f: dataclasses.Field, where: str, prefix: str) -> Any:
+    default = f.default
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: '{prefix}{f.name}' must be a list of strings")
+        return tuple(value)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f"{where}: '{prefix}{f.name}' must be true or false, got {value!r}")
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if default is not None and default is not dataclasses.MISSING and not isinstance(value, type(default)):
+        raise ConfigError(
+            f"{where}: '{prefix}{f.name}' must be {type(default).__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _validate(obj: Any, where: str) -> None:
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(f"{where}: {msg}")
+
+    if isinstance(obj, Recipe):
+        if obj.target not in ("cpu", "cuda"):
+            raise bad(f"target {obj.target!r} must be 'cpu' or 'cuda'")
+        if obj.version != RECIPE_VERSION:
+            raise bad(f"recipe version {obj.version} is not supported (this lpm-edge reads {RECIPE_VERSION})")
+        if not 11 <= obj.opset <= 21:
+            raise bad(f"opset {obj.opset} is out of the supported range 11..21")
+    elif isinstance(obj, PruneConfig):
+        for name in ("heads", "ffn"):
+            if not 0.0 <= getattr(obj, name) < 1.0:
+                raise bad(f"prune.{name}={getattr(obj, name)} must be in [0, 1)")
+        if obj.layers is not None and obj.layers < 1:
+            raise bad(f"prune.layers={obj.layers} must be at least 1")
+        if obj.importance not in ("gradient", "magnitude"):
+            raise bad(f"prune.importance={obj.importance!r} must be 'gradient' or 'magnitude'")
+    elif isinstance(obj, QuantizeConfig):
+        if obj.mode not in ("none", "dynamic", "static", "fp16"):
+            raise bad(f"quantize.mode={obj.mode!r} must be one of none, dynamic, static, fp16")
+    elif isinstance(obj, DistillConfig):
+        if obj.steps < 0 or obj.temperature <= 0 or not 0 <= obj.alpha <= 1:
+            raise bad("distill: steps >= 0, temperature > 0 and 0 <= alpha <= 1 are required")
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("lpm_edge.export") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A built-in recipe by name (e.g. 'cpu-int8') or a TOML file by path."""
+    text: str
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"recipe file {path} does not exist")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    else:
+        names = builtin_names()
+        if str(name_or_path) not in names:
+            close = difflib.get_close_matches(str(name_or_path), names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"unknown recipe {str(name_or_path)!r}; {hint}built-in recipes: {', '.join(names)}")
+        res = resources.files("lpm_edge.export") / "recipes" / f"{name_or_path}.toml"
+        text, where = res.read_text(encoding="utf-8"), f"recipe {name_or_path}"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    return Recipe.from_dict(data, where)

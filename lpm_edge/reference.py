@@ -1,0 +1,66 @@
+"""The full PyTorch model served the way its users serve it: the reference for parity and bench.
+
+transformers' fast tokenizer, the model with its default attention implementation (sdpa), eval
+mode, torch.inference_mode, torch threads = cores. Heavy: imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+class TorchClassifier:
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str] | None = None,
+        *,
+        model: object | None = None,
+        tokenizer: object | None = None,
+        attn_implementation: str | None = None,
+        threads: int | None = None,
+        max_length: int = 128,
+        batch_size: int = 32,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        if model is None:
+            kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+            model = AutoModelForSequenceClassification.from_pretrained(
+                Path(checkpoint), local_files_only=True, **kwargs  # type: ignore[arg-type]
+            )
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(Path(checkpoint), local_files_only=True)  # type: ignore[arg-type]
+        self.model = model.eval()  # type: ignore[attr-defined]
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+
+    def encode(self, texts: Sequence[str]) -> dict:
+        return self.tokenizer(  # type: ignore[operator]
+            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (n, labels) in input order; batches of similar length, as the runtime does."""
+        import torch
+
+        lengths = [len(t) for t in texts]
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                batch = self.encode([texts[i] for i in rows])
+                out[rows] = self.model(**batch).logits.float().numpy()
+        return out
+
+    def predict_ids(self, texts: Sequence[str]) -> np.ndarray:
+        return self.logits(texts).argmax(axis=1)

@@ -1,0 +1,160 @@
+"""The classifier a client application embeds: bundle in, predictions out. No torch here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence, overload
+
+import numpy as np
+
+from .. import bundle as _bundle
+from ..errors import BundleError, ConfigError
+from . import providers as _providers
+from .tokenize import check_texts, load_tokenizer, pad_batch
+
+log = logging.getLogger("lpm_edge.runtime")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    scores: Mapping[str, float]
+
+
+class Classifier:
+    """A loaded bundle. Thread-safe: share one instance between the threads of a process."""
+
+    def __init__(
+        self,
+        bundle: str | os.PathLike[str],
+        providers: str | Sequence[str] = "auto",
+        threads: int | None = None,
+        batch_size: int = 32,
+        spin: bool = True,
+    ) -> None:
+        import onnxruntime as ort  # the runtime's one heavy import, kept out of `import lpm_edge`
+
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+        self.path = Path(bundle)
+        with _bundle.opened(bundle) as (directory, manifest):
+            model_bytes = _bundle.read_verified(directory, manifest, manifest.model_file)
+            tok_bytes = _bundle.read_verified(directory, manifest, manifest.tokenizer_file)
+        self.manifest = manifest
+        self.labels: tuple[str, ...] = manifest.labels
+        self.max_length = manifest.max_length
+        self.batch_size = batch_size
+        self._tokenizer = load_tokenizer(tok_bytes, manifest.max_length, f"{self.path}/{manifest.tokenizer_file}")
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or 0  # 0 = one per physical core
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Spinning threads buy a little latency but burn idle cores; off when sharing them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        asked, auto = _providers.requested(providers, ort.get_available_providers())
+        try:
+            self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=asked)
+        except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
+            raise BundleError(
+                f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]})"
+            ) from None
+        self.providers: tuple[str, ...] = tuple(self._session.get_providers())
+        _providers.check_session(asked, self.providers, auto)
+        names = [i.name for i in self._session.get_inputs()]
+        if sorted(names) != sorted(manifest.inputs):
+            raise BundleError(
+                f"{self.path}: model inputs {names} differ from the manifest's {list(manifest.inputs)}"
+            )
+        self._inputs = names
+        self._output = manifest.outputs[0]
+
+    def __repr__(self) -> str:
+        return f"Classifier({str(self.path)!r}, labels={list(self.labels)}, providers={list(self.providers)})"
+
+    # -- model side ---------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Tokenize and batch: [(row indices, feed)], texts sorted by length so padding is minimal."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        batches = []
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            batch = [encodings[i] for i in rows]
+            batches.append((rows, pad_batch(batch, self._inputs, self.manifest.pad_id)))
+        return batches
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Model only: one padded batch in, logits (B, labels) out."""
+        return self._session.run([self._output], dict(feed))[0]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits (n, labels) in input order."""
+        texts = _as_list(texts)
+        check_texts(texts)
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for rows, feed in self.encode(texts):
+            out[rows] = self.run(feed)
+        return out
+
+    # -- user side ----------------------------------------------------------------------------
+    def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape (n, labels), in input order (shape (labels,) for one string)."""
+        single = isinstance(texts, str)
+        logits = self.logits([texts] if single else texts)  # type: ignore[list-item]
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        return p[0] if single else p
+
+    @overload
+    def predict(self, texts: str) -> Prediction: ...
+    @overload
+    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+    def predict(self, texts: str | Sequence[str]) -> Prediction | list[Prediction]:
+        """Label, its score and every label's score, per text, in input order."""
+        single = isinstance(texts, str)
+        probs = self.predict_proba([texts] if single else texts)  # type: ignore[list-item]
+        best = probs.argmax(axis=1) if len(probs) else []
+        preds = [
+            Prediction(self.labels[k], float(row[k]), dict(zip(self.labels, map(float, row))))
+            for k, row in zip(best, probs)
+        ]
+        return preds[0] if single else preds
+
+
+def _as_list(texts: Sequence[str]) -> list:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
+    try:
+        return list(texts)
+    except TypeError:
+        raise TypeError(f"texts must be a list of str, got {type(texts).__name__}") from None
+
+
+def load(
+    bundle: str | os.PathLike[str],
+    providers: str | Sequence[str] = "auto",
+    threads: int | None = None,
+    batch_size: int = 32,
+    spin: bool = True,
+) -> Classifier:
+    """Load a bundle (directory or .zip) and return a ready, thread-safe classifier.
+
+    providers: "auto" (CUDA when onnxruntime-gpu sees a GPU, else CPU), "cpu", "cuda",
+    or a list of ONNX Runtime provider names. Asking for CUDA where it cannot run raises
+    ProviderError instead of silently running on the CPU.
+    threads: intra-op threads (None = one per physical core).
+    batch_size: texts per model call; inputs are sorted by length into batches.
+    spin: let idle ONNX Runtime threads spin (lower latency); turn off when sharing cores.
+    Texts longer than the bundle's max_length are truncated.
+    """
+    return Classifier(bundle, providers=providers, threads=threads, batch_size=batch_size, spin=spin)

@@ -1,0 +1,64 @@
+"""The training configuration: a frozen, versioned dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+METRICS = ("accuracy", "macro_f1", "loss")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a fine-tune depends on; saved in the checkpoint's training.json."""
+
+    out: Path = Path("runs/checkpoint")
+    model: Path | None = None  # a local Hugging Face directory; None = the built-in MiniLM-L6
+    data: str = "rotten-tomatoes"  # a built-in name or a CSV/TSV/JSONL file
+    text_column: str = "text"
+    label_column: str = "label"
+    validation: Path | None = None  # optional separate validation file
+    epochs: float = 3.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 32
+    grad_accum: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 128
+    seed: int = 42
+    device: str = "auto"
+    precision: str = "auto"  # on GPU: bf16 where supported, else fp16
+    metric: str = "accuracy"  # early stopping and best-checkpoint metric
+    patience: int | None = 2  # epochs without improvement before stopping; None = never
+    freeze_embeddings: bool = False
+    group_by_length: bool = True  # batches of similar length carry little padding
+    limit_train: int | None = None  # use only the first N training texts (quick runs, tests)
+    resume: bool = False
+    force: bool = False
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("device", DEVICES), ("precision", PRECISIONS), ("metric", METRICS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        for name in ("batch_size", "grad_accum", "max_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError(f"epochs must be positive (got {self.epochs}) unless max_steps is set")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning_rate {self.learning_rate} is out of range (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
