@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from lpm_edge.errors import ConfigError
+from lpm_edge.export.recipe import Recipe, builtin_names, load_recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_builtin_recipes_load_and_round_trip():
+    names = builtin_names()
+    assert {"cpu-fp32", "cpu-int8"} <= set(names)
+    for name in names:
+        recipe = load_recipe(name)
+        assert recipe.name == name
+        assert Recipe.from_dict(_tomlable(recipe.to_dict())) == recipe
+
+
+def _tomlable(d):
+    return {k: (_tomlable(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v)
+            for k, v in d.items() if v is not None}
+
+
+def test_top_level_export_folder_holds_the_packaged_recipes():
+    packaged = ROOT / "lpm_edge" / "export" / "recipes"
+    for path in packaged.glob("*.toml"):
+        assert (ROOT / "export" / path.name).read_text() == path.read_text(), path.name
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('name = "x"\n[quantize]\nmdoe = "dynamic"\n', "did you mean 'quantize.mode'"),
+        ('name = "x"\ntarget = "tpu"\n', "target"),
+        ('name = "x"\n[quantize]\nmode = "int4"\n', "quantize.mode"),
+        ('name = "x"\n[prune]\nheads = 1.5\n', "prune.heads"),
+        ('name = "x"\n[optimize]\nfusion = "yes"\n', "true or false"),
+        ('description = "no name"\n', "missing key 'name'"),
+        ('name = "x"\nopset = "17"\n', "must be int"),
+        ("name = [", "not valid TOML"),
+    ],
+)
+def test_bad_recipes_are_refused_with_the_fix(tmp_path, text, message):
+    path = tmp_path / "r.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(path)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_recipe(tmp_path / "nope.toml")

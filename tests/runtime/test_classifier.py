@@ -1,0 +1,105 @@
+import threading
+
+import numpy as np
+import pytest
+
+import lpm_edge
+from lpm_edge.errors import ConfigError, ProviderError
+from lpm_edge.runtime import providers
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_bundle):
+    return lpm_edge.load(tiny_bundle, providers="cpu")
+
+
+def test_predict_returns_label_score_and_vector(clf):
+    preds = clf.predict(["a really great film", "an awful boring plot"])
+    assert [p.label for p in preds] == ["pos", "neg"]
+    for p in preds:
+        assert set(p.scores) == {"neg", "pos"}
+        assert p.score == max(p.scores.values())
+        assert abs(sum(p.scores.values()) - 1) < 1e-5
+
+
+def test_single_string_and_empty_inputs(clf):
+    one = clf.predict("great")
+    assert one.label in clf.labels
+    assert clf.predict([]) == []
+    assert clf.predict_proba([]).shape == (0, 2)
+    assert clf.predict_proba("").shape == (2,)
+    assert clf.predict([""])[0].label in clf.labels
+
+
+@pytest.mark.parametrize("bad, kind", [(None, "NoneType"), (b"bytes", "bytes"), (3, "int")])
+def test_non_strings_name_position_and_type(clf, bad, kind):
+    with pytest.raises(TypeError, match=rf"texts\[1\] is {kind}"):
+        clf.predict(["fine", bad])
+
+
+def test_long_texts_are_truncated_not_crashing(clf):
+    long = "good " * 5000
+    assert clf.predict(long).label in clf.labels
+
+
+@pytest.mark.parametrize("bundle, atol", [("tiny_fp32_bundle", 1e-5), ("tiny_bundle", 2e-3)])
+def test_results_come_back_in_input_order_whatever_the_batching(request, bundle, atol):
+    # Dynamic int8 picks activation scales per batch, so int8 results move slightly with batching.
+    path = request.getfixturevalue(bundle)
+    texts = [("great " * (i % 7)) + ("awful " * (i % 5)) + "film" for i in range(53)]
+    single = lpm_edge.load(path, providers="cpu", batch_size=1)
+    one_by_one = np.stack([single.predict_proba(t) for t in texts])
+    batched = lpm_edge.load(path, providers="cpu", batch_size=8).predict_proba(texts)
+    np.testing.assert_allclose(batched, one_by_one, atol=atol)
+
+
+def test_threads_share_one_classifier(clf):
+    texts = [f"the {w} movie" for w in ["good", "bad", "dull", "superb"] * 10]
+    expected = clf.predict_proba(texts)
+    results, errors = [None] * 8, []
+
+    def work(k):
+        try:
+            results[k] = clf.predict_proba(texts)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+def test_reports_actual_providers(clf):
+    assert clf.providers == ("CPUExecutionProvider",)
+
+
+def test_bad_options(tiny_bundle):
+    with pytest.raises(ConfigError, match="batch_size"):
+        lpm_edge.load(tiny_bundle, batch_size=0)
+    with pytest.raises(ConfigError, match="threads"):
+        lpm_edge.load(tiny_bundle, threads=-1)
+
+
+def test_cuda_missing_from_runtime_is_an_error():
+    with pytest.raises(ProviderError, match=r"lpm-edge\[gpu\]"):
+        providers.requested("cuda", ["CPUExecutionProvider"])
+
+
+def test_auto_prefers_cuda_when_listed():
+    assert providers.requested("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"], True)
+    assert providers.requested("auto", ["CPUExecutionProvider"]) == (["CPUExecutionProvider"], True)
+
+
+def test_silent_cuda_fallback_is_refused_unless_auto(caplog):
+    asked = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    with pytest.raises(ProviderError, match="could only start CPUExecutionProvider"):
+        providers.check_session(asked, ["CPUExecutionProvider"], auto=False)
+    with caplog.at_level("INFO", logger="lpm_edge.runtime"):
+        providers.check_session(asked, ["CPUExecutionProvider"], auto=True)
+    assert "could not start" in caplog.text

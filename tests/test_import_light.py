@@ -1,0 +1,18 @@
+"""The runtime must never import torch or transformers."""
+
+import subprocess
+import sys
+
+
+def test_import_and_predict_do_not_import_torch(tiny_bundle):
+    code = (
+        "import sys, lpm_edge\n"
+        "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules\n"
+        f"clf = lpm_edge.load({str(tiny_bundle)!r}, providers='cpu')\n"
+        "print(clf.predict('a great film').label)\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'onnx', 'optimum') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in ("neg", "pos")
