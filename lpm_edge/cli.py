@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole path on built-in defaults: train, export, predict, bench")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--epochs", type=float, default=3.0, help="at most this many epochs (early stopping)")
     p.add_argument("--recipe", default="cpu-int8")
     p.add_argument("--limit-train", type=_positive_int, default=None)
     p.add_argument("--quick", action="store_true", help="a short bench (for smoke runs)")
