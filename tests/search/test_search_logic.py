@@ -1,0 +1,82 @@
+"""The search loop on synthetic candidates with known scores (no models involved)."""
+
+import pytest
+
+from lpm_edge.search.pareto import Point, choose, pareto_front
+from lpm_edge.search.run import Cache, run_search
+from lpm_edge.search.space import Candidate, default_space
+
+REF = 0.85
+
+
+def p(key, acc, ms, size=1):
+    return Point(key=key, label=key, accuracy=acc, latency_ms=ms, size_bytes=size)
+
+
+def test_pareto_front_on_known_points():
+    pts = [p("a", 0.85, 10), p("b", 0.84, 5), p("c", 0.83, 6), p("d", 0.80, 2), p("e", 0.84, 5, size=2)]
+    assert [x.key for x in pareto_front(pts)] == ["d", "b", "a"]  # c dominated by b, e by b (size)
+
+
+def test_choose_fastest_within_budget():
+    pts = [p("a", 0.85, 10), p("b", 0.845, 5), p("c", 0.83, 3)]
+    assert choose(pts, REF, 1.0).key == "b"  # c is faster but loses 2 points
+    assert choose(pts, REF, 2.0).key == "c"
+    assert choose([p("x", 0.70, 1)], REF, 1.0) is None
+
+
+def synthetic_space():
+    return [Candidate(), Candidate(ffn=0.5, distill_steps=10), Candidate(heads=0.5, ffn=0.5, distill_steps=10),
+            Candidate(layers=2, heads=0.5, ffn=0.75, distill_steps=10)]
+
+
+def synthetic_eval(calls):
+    # accuracy falls and speed rises with compression; the two most aggressive break a 1-point budget
+    table = {(0.0, 0.0, None): (0.85, 10), (0.0, 0.5, None): (0.845, 6), (0.5, 0.5, None): (0.82, 4),
+             (0.5, 0.75, 2): (0.80, 2)}
+
+    def evaluate(c):
+        calls.append(c.key())
+        acc, ms = table[(c.heads, c.ffn, c.layers)]
+        return Point(key=c.key(), label=c.label(), accuracy=acc, latency_ms=ms, size_bytes=100)
+
+    return evaluate
+
+
+def test_budget_respected_and_broken_direction_not_explored(tmp_path):
+    calls = []
+    result = run_search(synthetic_space(), synthetic_eval(calls), REF, 1.0, Cache(tmp_path / "c.json", {}), 4)
+    assert result.chosen.key == Candidate(ffn=0.5, distill_steps=10).key()
+    assert len(calls) == 3  # the fourth is more aggressive than a candidate that broke the budget
+    assert any("milder candidate" in s for s in result.skipped)
+
+
+def test_cache_resumes_without_remeasuring(tmp_path):
+    first, second = [], []
+    run_search(synthetic_space(), synthetic_eval(first), REF, 1.0, Cache(tmp_path / "c.json", {"ckpt": "x"}), 4)
+    again = run_search(synthetic_space(), synthetic_eval(second), REF, 1.0, Cache(tmp_path / "c.json", {"ckpt": "x"}), 4)
+    assert first and not second
+    assert again.chosen.key == Candidate(ffn=0.5, distill_steps=10).key()
+    other = []  # another checkpoint must not reuse the cache
+    run_search(synthetic_space(), synthetic_eval(other), REF, 1.0, Cache(tmp_path / "c.json", {"ckpt": "y"}), 4)
+    assert other
+
+
+def test_no_candidate_meets_budget(tmp_path):
+    calls = []
+    result = run_search(synthetic_space()[2:], synthetic_eval(calls), REF, 1.0, Cache(tmp_path / "c.json", {}), 4)
+    assert result.chosen is None and result.points
+
+
+def test_default_space_is_mild_first_and_skips_static_without_vnni():
+    space = default_space(6, vnni=False)
+    assert space[0] == Candidate()  # unpruned dynamic per-channel int8 first
+    assert all(c.quantize == "dynamic" for c in space)
+    assert any(c.quantize == "static" for c in default_space(6, vnni=True))
+    assert all(c.distill_steps > 0 for c in space if c.pruned)
+    assert len({c.key() for c in space}) == len(space)
+
+
+def test_candidate_recipe_is_valid():
+    r = Candidate(layers=4, heads=1 / 3, ffn=0.5, distill_steps=100).recipe()
+    assert r.prune.layers == 4 and r.distill.steps == 100 and r.quantize.mode == "dynamic"
