@@ -66,11 +66,11 @@ def labelled_batches(
 
 
 class Progress:
-    """A tqdm bar when stderr is a terminal; otherwise a plain log line every ~5% of the work."""
+    """A tqdm bar when stderr is a terminal; otherwise a plain log line every ~10% of the work."""
 
     def __init__(self, total: int, desc: str) -> None:
         self.total, self.desc, self.done = total, desc, 0
-        self.every = max(1, total // 20)
+        self.every = max(1, total // 10)
         self._bar = None
         if sys.stderr.isatty():
             from tqdm.auto import tqdm

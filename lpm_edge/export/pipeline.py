@@ -37,6 +37,11 @@ def preflight(recipe: Recipe) -> None:
         )
     if recipe.target == "cpu" and q == "fp16":
         raise ConfigError(f"recipe {recipe.name}: fp16 has no fast CPU kernels; use cpu-int8 or cpu-fp32")
+    if q == "static" and recipe.target == "cuda" and recipe.optimize.fusion:
+        raise ConfigError(
+            f"recipe {recipe.name}: static int8 for CUDA targets TensorRT, which fuses the QDQ graph itself and "
+            "cannot run ONNX Runtime's fused contrib ops; set optimize.fusion = false (as cuda-int8 does)"
+        )
     if q == "static" and recipe.target == "cpu" and not sysinfo.cpu_info()["vnni"]:
         log.warning("static int8 on a CPU without VNNI was measured slower than dynamic int8; consider cpu-int8")
 
@@ -103,7 +108,8 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".work", dir=out.parent) as tmp:
         work = Path(tmp)
-        graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work)
+        graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work,
+                                     calibration=dataset.train.texts)
         with _bundle.atomic_directory(out, force=force) as bdir:
             shutil.copyfile(graph, bdir / _bundle.MODEL_FILE)
             _save_tokenizer(tokenizer, bdir / _bundle.TOKENIZER_FILE)
@@ -143,9 +149,13 @@ def _compress(model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe) -> t
 
 
 def _build_graph(
-    student: Any, source: Any, names: Sequence[str], sample: list[str], recipe: Recipe, work: Path
+    student: Any, source: Any, names: Sequence[str], sample: list[str], recipe: Recipe, work: Path,
+    calibration: Sequence[str] = (),
 ) -> tuple[Path, dict[str, Any]]:
-    """Export, check parity, fuse, quantize; return the final graph and what each stage did."""
+    """Export, check parity, fuse, quantize; return the final graph and what each stage did.
+
+    calibration: training texts; static int8 calibrates on a bounded sample of them.
+    """
     raw = work / "raw.onnx"
     to_onnx(student, names, raw, recipe.opset)
     batches = [source.encode(sample[i : i + 16]) for i in range(0, len(sample), 16)]
@@ -183,7 +193,9 @@ def _build_graph(
     elif mode != "none":
         from .precision import convert
 
-        graph = convert(graph, work, recipe, student, source)
+        graph = convert(graph, work, recipe, student, source, calibration)
+        if mode == "static":
+            stages["calibration_texts"] = min(len(calibration), recipe.quantize.calibration_samples)
     stages["quantize"] = mode
     return graph, stages
 

@@ -143,8 +143,8 @@ def _validate(obj: Any, where: str) -> None:
         for name in ("heads", "ffn"):
             if not 0.0 <= getattr(obj, name) < 1.0:
                 raise bad(f"prune.{name}={getattr(obj, name)} must be in [0, 1)")
-        if obj.layers is not None and obj.layers < 1:
-            raise bad(f"prune.layers={obj.layers} must be at least 1")
+        if obj.layers is not None and (type(obj.layers) is not int or obj.layers < 1):
+            raise bad(f"prune.layers={obj.layers!r} must be an integer of at least 1 (or left out: all layers)")
         if obj.importance not in ("gradient", "magnitude"):
             raise bad(f"prune.importance={obj.importance!r} must be 'gradient' or 'magnitude'")
         if obj.layer_selection not in ("even", "importance"):
@@ -156,6 +156,12 @@ def _validate(obj: Any, where: str) -> None:
             raise bad(f"quantize.mode={obj.mode!r} must be one of none, dynamic, static, fp16")
         if obj.calibration_samples < 1:
             raise bad(f"quantize.calibration_samples={obj.calibration_samples} must be at least 1")
+    elif isinstance(obj, CheckConfig):
+        drop = obj.max_accuracy_drop
+        if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float))):
+            raise bad(f"check.max_accuracy_drop={drop!r} must be a number of accuracy points")
+        if obj.eval_samples is not None and (type(obj.eval_samples) is not int or obj.eval_samples < 1):
+            raise bad(f"check.eval_samples={obj.eval_samples!r} must be an integer of at least 1")
     elif isinstance(obj, DistillConfig):
         if obj.steps < 0 or obj.temperature <= 0 or not 0 <= obj.alpha <= 1:
             raise bad("distill: steps >= 0, temperature > 0 and 0 <= alpha <= 1 are required")
