@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import ConfigError, ExportError
 from .batches import Progress, shuffled
@@ -30,26 +30,37 @@ def convert(
     """
     q = recipe.quantize
     if q.mode == "static":
-        texts = calibration_sample(calibration, q.calibration_samples)
-        if not texts:
-            raise ConfigError("quantize.mode = 'static' needs training texts to calibrate on; the dataset has none")
-        names = _graph_inputs(graph)
-
-        def encode(batch: Sequence[str]) -> dict[str, Any]:
-            enc = source.tokenizer(list(batch), truncation=True, max_length=source.max_length, padding=True,
-                                   return_tensors="np")
-            return {n: enc[n].astype("int64") for n in names}  # each (B, T)
-
         dst = work / "int8-qdq.onnx"
-        quantize_static_int8(graph, dst, work, texts, encode, per_channel=q.per_channel,
-                             symmetric_activations=recipe.target == "cuda", exclude_nodes=q.exclude_nodes,
-                             exclude_op_types=q.exclude_op_types)
+        static_quantizer(graph, work, recipe, source, calibration)(dst, q.exclude_nodes)
         return dst
     if q.mode == "fp16":
         dst = work / "fp16.onnx"
         to_fp16(graph, dst)
         return dst
     raise ConfigError(f"quantize.mode={q.mode!r} is not a precision conversion; use 'static' or 'fp16'")
+
+
+def static_quantizer(
+    graph: Path, work: Path, recipe: Any, source: Any, calibration: Sequence[str]
+) -> Callable[[Path, Sequence[str]], None]:
+    """A function (dst, nodes_to_exclude) writing `graph` in static QDQ int8 as the recipe asks."""
+    q = recipe.quantize
+    texts = calibration_sample(calibration, q.calibration_samples)
+    if not texts:
+        raise ConfigError("quantize.mode = 'static' needs training texts to calibrate on; the dataset has none")
+    names = _graph_inputs(graph)
+
+    def encode(batch: Sequence[str]) -> dict[str, Any]:
+        enc = source.tokenizer(list(batch), truncation=True, max_length=source.max_length, padding=True,
+                               return_tensors="np")
+        return {n: enc[n].astype("int64") for n in names}  # each (B, T)
+
+    def run(dst: Path, exclude_nodes: Sequence[str]) -> None:
+        quantize_static_int8(graph, dst, work, texts, encode, per_channel=q.per_channel,
+                             symmetric_activations=recipe.target == "cuda", exclude_nodes=exclude_nodes,
+                             exclude_op_types=q.exclude_op_types)
+
+    return run
 
 
 def calibration_sample(texts: Sequence[str], n: int) -> list[str]:

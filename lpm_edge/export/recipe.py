@@ -50,6 +50,7 @@ class QuantizeConfig:
     calibration_samples: int = 256  # static only: bounded sample of training texts
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
+    auto_exclude: bool = False  # int8 only: return the most sensitive layers to fp32 until the budget holds
 
 
 @dataclass(frozen=True)
