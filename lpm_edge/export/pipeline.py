@@ -111,6 +111,8 @@ def export(
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
     student, compression = _compress(model, tokenizer, dataset, recipe)
+    if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
+        student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
     source_logits = full_logits if student is model else source.logits(texts)
 
@@ -157,6 +159,20 @@ def _compress(model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe) -> t
     from .compress import compress
 
     return compress(model, tokenizer, dataset, recipe)
+
+
+def _prune_vocab(
+    student: Any, tokenizer: Any, dataset: Dataset, texts: list[str], max_length: int, compression: dict[str, Any]
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Keep the token ids the training texts use; record how many evaluation tokens became [UNK]."""
+    from .vocab import prune_vocab, unk_rate
+
+    pruned, pruned_tok, vocab = prune_vocab(student, tokenizer, dataset.train.texts, max_length)
+    vocab["eval_unk_rate_before"] = unk_rate(tokenizer, texts, max_length)
+    vocab["eval_unk_rate_after"] = unk_rate(pruned_tok, texts, max_length)
+    log.info("[UNK] share of evaluation tokens: %.4f -> %.4f", vocab["eval_unk_rate_before"],
+             vocab["eval_unk_rate_after"])
+    return pruned, pruned_tok, {**compression, "vocab": vocab}
 
 
 def _build_graph(
