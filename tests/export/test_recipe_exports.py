@@ -55,7 +55,9 @@ def test_pruned_recipe_records_compression(exported):
     assert compression["distill"]["steps"] == 40
     fusion = manifest["build"]["stages"]["fusion"]
     assert fusion["num_heads"] == 3 and fusion["hidden_size"] == 24 and fusion["counts"]["attention"] == 2
-    assert manifest["source"]["parameters"] == compression["parameters"]["after"]
+    vocab = compression["vocab"]
+    removed_rows = (vocab["before"] - vocab["after"]) * 32  # hidden size 32
+    assert manifest["source"]["parameters"] == compression["parameters"]["after"] - removed_rows
 
 
 def test_precision_of_the_graph(exported):
