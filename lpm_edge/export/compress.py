@@ -33,7 +33,7 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
     device = pick_device()
     student = copy.deepcopy(model).eval()
     before = _prune.shape(student) if (p.heads or p.ffn or p.layers is not None) else None
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"parameters": {"before": _parameters(model), "after": _parameters(model)}}
 
     if before is not None:
         torch.manual_seed(0)
@@ -55,7 +55,7 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
             "importance_batches": len(batches),
             "kept_layers": list(plan.keep_layers),
             "pruned_heads": {str(k): list(v) for k, v in plan.drop_heads.items()},
-            **{k: {"before": before[k], "after": after[k]} for k in ("layers", "heads", "ffn", "parameters")},
+            **{k: {"before": before[k], "after": after[k]} for k in ("layers", "heads", "ffn")},
         })
         log.info("pruned: layers %d -> %d, heads/layer %d -> %d, FFN %d -> %d, parameters %.2fM -> %.2fM",
                  before["layers"], after["layers"], before["heads"], after["heads"], before["ffn"], after["ffn"],
@@ -65,8 +65,13 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
         torch.manual_seed(0)
         eval_texts = list(dataset.validation.texts[:KL_SAMPLE])
         info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts)
+    info["parameters"]["after"] = _parameters(student)
     info["seconds"] = round(time.perf_counter() - started, 2)
     return student, info
+
+
+def _parameters(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
 
 
 def _keep_layers(model: Any, p: Any, batches: list, total: int) -> tuple[int, ...]:

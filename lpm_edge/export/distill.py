@@ -69,7 +69,7 @@ def distill(
     temp, alpha = config.temperature, config.alpha
     progress = Progress(config.steps, "distill")
     student.train()
-    loss_value = float("nan")
+    loss_value, done = float("nan"), 0
     try:
         for inputs, labels in labelled_batches(tokenizer, train.texts, train.labels, config.batch_size,
                                                max_length, device, limit=config.steps):
@@ -86,6 +86,7 @@ def distill(
             optimizer.step()
             schedule.step()
             loss_value = float(loss.detach())
+            done += 1
             progress.update(loss=loss_value)
     finally:
         progress.close()
@@ -93,10 +94,10 @@ def distill(
     kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
     student.to("cpu")
     seconds = time.perf_counter() - started
-    log.info("distilled %d steps on %s in %.0f s: KL to teacher %.4f -> %.4f", config.steps, device, seconds,
+    log.info("distilled %d steps on %s in %.0f s: KL to teacher %.4f -> %.4f", done, device, seconds,
              kl_before, kl_after)
     return {
-        "steps": config.steps, "device": device, "temperature": temp, "alpha": alpha,
+        "steps": done, "device": device, "temperature": temp, "alpha": alpha,
         "kl_before": kl_before, "kl_after": kl_after, "final_loss": loss_value,
         "eval_texts": len(eval_texts), "seconds": round(seconds, 2),
     }

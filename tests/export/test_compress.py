@@ -181,3 +181,21 @@ def test_pruning_refuses_a_non_bert_layout():
         vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=32))
     with pytest.raises(ExportError, match="Remove \\[prune\\]"):
         P.shape(model)
+
+
+def test_progress_logs_plain_lines_when_stderr_is_not_a_terminal(caplog, monkeypatch):
+    import io
+    import logging
+    import sys
+
+    from lpm_edge.export.batches import Progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a TTY
+    with caplog.at_level(logging.INFO, logger="lpm_edge.export"):
+        progress = Progress(40, "distill")
+        for _ in range(40):
+            progress.update(loss=0.5)
+        progress.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 10 and lines[-1] == "distill: 40/40 loss 0.5000"
+    assert sys.stderr.getvalue() == ""  # no bar drawn

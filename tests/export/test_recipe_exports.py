@@ -60,6 +60,18 @@ def test_pruned_recipe_records_compression(exported):
     assert manifest["source"]["parameters"] == compression["parameters"]["after"] - removed_rows
 
 
+def test_inspect_shows_compression(exported, capsys):
+    from lpm_edge.cli import main
+
+    name, bundle, manifest = exported
+    assert main(["inspect", str(bundle)]) == 0
+    shown = capsys.readouterr().out
+    if name == "cpu-pruned-int8":
+        assert "compressed  layers 2→2, heads 4→3, ffn 64→32, vocab" in shown and "distilled 40 steps" in shown
+    else:
+        assert "compressed" not in shown
+
+
 def test_precision_of_the_graph(exported):
     import onnx
     from onnx import TensorProto
