@@ -180,6 +180,7 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
         "files_bytes": sizes, "total_bytes": sum(v or 0 for v in sizes.values()),
         "source": manifest.source.get("checkpoint"), "parameters": manifest.source.get("parameters"),
         "fusion": stages.get("fusion", {}).get("counts"), "metrics": dict(manifest.metrics),
+        "compression": manifest.source.get("compression") or {},
         "created": manifest.build.get("created"), "lpm_edge": manifest.build.get("lpm_edge"),
     }
 
@@ -196,6 +197,13 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     print("size        " + ", ".join(f"{k} {v/1e6:.1f} MB" for k, v in s["files_bytes"].items())
           + f" (total {s['total_bytes']/1e6:.1f} MB)")
     print(f"source      {s['source']} ({s['parameters']:,} parameters)" if s["parameters"] else f"source      {s['source']}")
+    c = s["compression"]
+    if c:
+        parts = [f"{k} {c[k]['before']:,}→{c[k]['after']:,}" for k in ("layers", "heads", "ffn", "vocab") if k in c]
+        if "distill" in c:
+            parts.append(f"distilled {c['distill']['steps']} steps (KL {c['distill']['kl_before']:.4f}→"
+                         f"{c['distill']['kl_after']:.4f})")
+        print("compressed  " + ", ".join(parts))
     if m:
         print(f"accuracy    {m['bundle_accuracy']:.4f} (full model {m['reference_accuracy']:.4f}, "
               f"drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m['split']} texts of {m['data']}")

@@ -11,7 +11,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -37,6 +37,16 @@ def preflight(recipe: Recipe) -> None:
         )
     if recipe.target == "cpu" and q == "fp16":
         raise ConfigError(f"recipe {recipe.name}: fp16 has no fast CPU kernels; use cpu-int8 or cpu-fp32")
+    if recipe.quantize.auto_exclude and q not in ("dynamic", "static"):
+        raise ConfigError(
+            f"recipe {recipe.name}: quantize.auto_exclude applies to int8 (mode 'dynamic' or 'static'), "
+            f"not {q!r}; remove it"
+        )
+    if q == "static" and recipe.target == "cuda" and recipe.optimize.fusion:
+        raise ConfigError(
+            f"recipe {recipe.name}: static int8 for CUDA targets TensorRT, which fuses the QDQ graph itself and "
+            "cannot run ONNX Runtime's fused contrib ops; set optimize.fusion = false (as cuda-int8 does)"
+        )
     if q == "static" and recipe.target == "cpu" and not sysinfo.cpu_info()["vnni"]:
         log.warning("static int8 on a CPU without VNNI was measured slower than dynamic int8; consider cpu-int8")
 
@@ -68,6 +78,11 @@ def export(
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     preflight(recipe)
     budget = max_accuracy_drop if max_accuracy_drop is not None else recipe.check.max_accuracy_drop
+    if recipe.quantize.auto_exclude and budget is None:
+        raise ConfigError(
+            f"recipe {recipe.name}: quantize.auto_exclude needs an accuracy budget; set check.max_accuracy_drop "
+            "in the recipe or pass --max-accuracy-drop"
+        )
     out, ckpt = Path(out), Path(checkpoint)
     if out.exists() and not force:
         raise ExportError(f"{out} already exists; pass --force to replace it or choose another --out")
@@ -96,6 +111,8 @@ def export(
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
     student, compression = _compress(model, tokenizer, dataset, recipe)
+    if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
+        student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
     source_logits = full_logits if student is model else source.logits(texts)
 
@@ -103,7 +120,9 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".work", dir=out.parent) as tmp:
         work = Path(tmp)
-        graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work)
+        drop_of = _drop_of(source, names, texts, split.labels, full_logits) if recipe.quantize.auto_exclude else None
+        graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work,
+                                     calibration=dataset.train.texts, drop_of=drop_of, budget=budget)
         with _bundle.atomic_directory(out, force=force) as bdir:
             shutil.copyfile(graph, bdir / _bundle.MODEL_FILE)
             _save_tokenizer(tokenizer, bdir / _bundle.TOKENIZER_FILE)
@@ -142,10 +161,30 @@ def _compress(model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe) -> t
     return compress(model, tokenizer, dataset, recipe)
 
 
+def _prune_vocab(
+    student: Any, tokenizer: Any, dataset: Dataset, texts: list[str], max_length: int, compression: dict[str, Any]
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Keep the token ids the training texts use; record how many evaluation tokens became [UNK]."""
+    from .vocab import prune_vocab, unk_rate
+
+    pruned, pruned_tok, vocab = prune_vocab(student, tokenizer, dataset.train.texts, max_length)
+    vocab["eval_unk_rate_before"] = unk_rate(tokenizer, texts, max_length)
+    vocab["eval_unk_rate_after"] = unk_rate(pruned_tok, texts, max_length)
+    log.info("[UNK] share of evaluation tokens: %.4f -> %.4f", vocab["eval_unk_rate_before"],
+             vocab["eval_unk_rate_after"])
+    return pruned, pruned_tok, {**compression, "vocab": vocab}
+
+
 def _build_graph(
-    student: Any, source: Any, names: Sequence[str], sample: list[str], recipe: Recipe, work: Path
+    student: Any, source: Any, names: Sequence[str], sample: list[str], recipe: Recipe, work: Path,
+    calibration: Sequence[str] = (), drop_of: Callable[[Path], float] | None = None, budget: float | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Export, check parity, fuse, quantize; return the final graph and what each stage did."""
+    """Export, check parity, fuse, quantize; return the final graph and what each stage did.
+
+    calibration: training texts; static int8 calibrates on a bounded sample of them.
+    drop_of, budget: with quantize.auto_exclude, how a graph's accuracy drop is measured and
+    how much is allowed.
+    """
     raw = work / "raw.onnx"
     to_onnx(student, names, raw, recipe.opset)
     batches = [source.encode(sample[i : i + 16]) for i in range(0, len(sample), 16)]
@@ -174,18 +213,64 @@ def _build_graph(
             + f" (tolerance {recipe.check.parity_tolerance:g}); please report this model type"
         )
     stages["fp32_parity_max_abs_diff"] = diffs
-    mode = recipe.quantize.mode
-    if mode == "dynamic":
+    mode, q = recipe.quantize.mode, recipe.quantize
+    if q.auto_exclude and drop_of is not None and budget is not None:
+        graph, stages["int8_auto_exclude"] = _auto_exclude(graph, work, recipe, source, calibration, feeds,
+                                                           expected, drop_of, budget)
+    elif mode == "dynamic":
         final = work / "int8.onnx"
-        quantize_dynamic_int8(graph, final, work, recipe.quantize.per_channel,
-                              recipe.quantize.exclude_nodes, recipe.quantize.exclude_op_types)
+        quantize_dynamic_int8(graph, final, work, q.per_channel, q.exclude_nodes, q.exclude_op_types)
         graph = final
     elif mode != "none":
         from .precision import convert
 
-        graph = convert(graph, work, recipe, student, source)
+        graph = convert(graph, work, recipe, student, source, calibration)
+    if mode == "static":
+        stages["calibration_texts"] = min(len(calibration), q.calibration_samples)
     stages["quantize"] = mode
     return graph, stages
+
+
+def _auto_exclude(
+    graph: Path, work: Path, recipe: Recipe, source: Any, calibration: Sequence[str], feeds: list[dict],
+    expected: np.ndarray, drop_of: Callable[[Path], float], budget: float,
+) -> tuple[Path, dict[str, Any]]:
+    """int8 with the most sensitive layers returned to fp32 until the accuracy budget holds."""
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    from .precision import STATIC_OP_TYPES, static_quantizer
+    from .sensitivity import auto_exclude, node_groups
+
+    q = recipe.quantize
+    fixed = list(q.exclude_nodes)
+    if q.mode == "dynamic":
+        op_types = [op for op in IntegerOpsRegistry if op not in set(q.exclude_op_types)]
+
+        def quantize(dst: Path, exclude: Sequence[str]) -> None:
+            quantize_dynamic_int8(graph, dst, work, q.per_channel, [*fixed, *exclude], q.exclude_op_types)
+    else:
+        op_types = [op for op in STATIC_OP_TYPES if op not in set(q.exclude_op_types)]
+        static = static_quantizer(graph, work, recipe, source, calibration)
+
+        def quantize(dst: Path, exclude: Sequence[str]) -> None:
+            static(dst, [*fixed, *exclude])
+
+    groups = node_groups(graph, op_types)
+    return auto_exclude(groups, work, quantize, drop_of, budget, feeds, expected)
+
+
+def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequence[int],
+             full_logits: np.ndarray) -> Callable[[Path], float]:
+    """A function: ONNX graph -> accuracy points it loses against the full model on `texts`."""
+    reference = accuracy(labels, full_logits.argmax(1))
+    batches = [source.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)]
+    feeds = [{n: b[n].numpy() for n in names} for b in batches]
+
+    def drop_of(graph: Path) -> float:
+        logits = np.concatenate(onnx_logits(graph, feeds)) if feeds else np.zeros((0, 1))
+        return (reference - accuracy(labels, logits.argmax(1))) * 100
+
+    return drop_of
 
 
 def _measure(

@@ -22,7 +22,8 @@ RECIPE_VERSION = 1
 class PruneConfig:
     heads: float = 0.0  # fraction of attention heads to remove in each layer
     ffn: float = 0.0  # fraction of FFN intermediate neurons to remove (uniform across layers)
-    layers: int | None = None  # keep this many layers (evenly spaced); None = all
+    layers: int | None = None  # keep this many encoder layers; None = all
+    layer_selection: str = "even"  # even (evenly spaced, first and last kept) | importance
     importance: str = "gradient"  # gradient (Michel et al. 2019) | magnitude
     importance_batches: int = 16  # batches of training texts used to score heads and neurons
 
@@ -49,6 +50,7 @@ class QuantizeConfig:
     calibration_samples: int = 256  # static only: bounded sample of training texts
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
+    auto_exclude: bool = False  # int8 only: return the most sensitive layers to fp32 until the budget holds
 
 
 @dataclass(frozen=True)
@@ -142,16 +144,30 @@ def _validate(obj: Any, where: str) -> None:
         for name in ("heads", "ffn"):
             if not 0.0 <= getattr(obj, name) < 1.0:
                 raise bad(f"prune.{name}={getattr(obj, name)} must be in [0, 1)")
-        if obj.layers is not None and obj.layers < 1:
-            raise bad(f"prune.layers={obj.layers} must be at least 1")
+        if obj.layers is not None and (type(obj.layers) is not int or obj.layers < 1):
+            raise bad(f"prune.layers={obj.layers!r} must be an integer of at least 1 (or left out: all layers)")
         if obj.importance not in ("gradient", "magnitude"):
             raise bad(f"prune.importance={obj.importance!r} must be 'gradient' or 'magnitude'")
+        if obj.layer_selection not in ("even", "importance"):
+            raise bad(f"prune.layer_selection={obj.layer_selection!r} must be 'even' or 'importance'")
+        if obj.importance_batches < 1:
+            raise bad(f"prune.importance_batches={obj.importance_batches} must be at least 1")
     elif isinstance(obj, QuantizeConfig):
         if obj.mode not in ("none", "dynamic", "static", "fp16"):
             raise bad(f"quantize.mode={obj.mode!r} must be one of none, dynamic, static, fp16")
+        if obj.calibration_samples < 1:
+            raise bad(f"quantize.calibration_samples={obj.calibration_samples} must be at least 1")
+    elif isinstance(obj, CheckConfig):
+        drop = obj.max_accuracy_drop
+        if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float))):
+            raise bad(f"check.max_accuracy_drop={drop!r} must be a number of accuracy points")
+        if obj.eval_samples is not None and (type(obj.eval_samples) is not int or obj.eval_samples < 1):
+            raise bad(f"check.eval_samples={obj.eval_samples!r} must be an integer of at least 1")
     elif isinstance(obj, DistillConfig):
         if obj.steps < 0 or obj.temperature <= 0 or not 0 <= obj.alpha <= 1:
             raise bad("distill: steps >= 0, temperature > 0 and 0 <= alpha <= 1 are required")
+        if obj.batch_size < 1 or obj.learning_rate <= 0:
+            raise bad("distill: batch_size >= 1 and learning_rate > 0 are required")
 
 
 def builtin_names() -> list[str]:

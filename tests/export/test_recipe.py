@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_builtin_recipes_load_and_round_trip():
     names = builtin_names()
-    assert {"cpu-fp32", "cpu-int8"} <= set(names)
+    assert {"cpu-fp32", "cpu-int8", "cpu-pruned-int8", "cuda-fp16", "cuda-int8"} <= set(names)
     for name in names:
         recipe = load_recipe(name)
         assert recipe.name == name
@@ -35,6 +35,12 @@ def test_top_level_export_folder_holds_the_packaged_recipes():
         ('name = "x"\ntarget = "tpu"\n', "target"),
         ('name = "x"\n[quantize]\nmode = "int4"\n', "quantize.mode"),
         ('name = "x"\n[prune]\nheads = 1.5\n', "prune.heads"),
+        ('name = "x"\n[prune]\nlayer_selection = "random"\n', "prune.layer_selection"),
+        ('name = "x"\n[prune]\nlayer = 4\n', "did you mean 'prune.layers'"),
+        ('name = "x"\n[distill]\nsteps = -1\n', "steps >= 0"),
+        ('name = "x"\n[prune]\nlayers = "4"\n', "prune.layers"),
+        ('name = "x"\n[check]\nmax_accuracy_drop = "1"\n', "check.max_accuracy_drop"),
+        ('name = "x"\n[quantize]\ncalibration_samples = 0\n', "calibration_samples"),
         ('name = "x"\n[optimize]\nfusion = "yes"\n', "true or false"),
         ('description = "no name"\n', "missing key 'name'"),
         ('name = "x"\nopset = "17"\n', "must be int"),

@@ -1,0 +1,91 @@
+"""Batches of training texts for pruning, distillation and calibration, padded per batch.
+
+Each batch is padded to its own longest text (not to max length): real texts here average 26
+tokens, so padding to 128 would spend most of the compute on padding.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("lpm_edge.export")
+SEED = 0
+
+
+def pick_device() -> str:
+    """'cuda' when PyTorch sees a GPU, else 'cpu'."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def shuffled(n: int, seed: int = SEED) -> list[int]:
+    """A fixed permutation of range(n): the same texts on every run."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def encode(
+    tokenizer: Any, texts: Sequence[str], max_length: int, device: str = "cpu"
+) -> dict[str, "torch.Tensor"]:
+    """Tokenize a batch padded to its longest text: each tensor (B, T) on `device`."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    return {k: v.to(device) for k, v in enc.items()}
+
+
+def labelled_batches(
+    tokenizer: Any, texts: Sequence[str], labels: Sequence[int], batch_size: int, max_length: int,
+    device: str = "cpu", *, limit: int | None = None, seed: int = SEED,
+) -> Iterator[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]:
+    """(inputs, labels) batches over shuffled texts, cycling epochs until `limit` batches (None: one epoch)."""
+    import torch
+
+    if not texts:
+        return
+    epoch = 0
+    produced = 0
+    while True:
+        order = shuffled(len(texts), seed + epoch)
+        for start in range(0, len(order), batch_size):
+            if limit is not None and produced >= limit:
+                return
+            rows = order[start : start + batch_size]
+            y = torch.tensor([labels[i] for i in rows], dtype=torch.long, device=device)  # (B,)
+            yield encode(tokenizer, [texts[i] for i in rows], max_length, device), y
+            produced += 1
+        if limit is None:
+            return
+        epoch += 1
+
+
+class Progress:
+    """A tqdm bar when stderr is a terminal; otherwise a plain log line every ~10% of the work."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.done = total, desc, 0
+        self.every = max(1, total // 10)
+        self._bar = None
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, leave=False)
+
+    def update(self, **stats: float) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix({k: f"{v:.4f}" for k, v in stats.items()}, refresh=False)
+        elif self.done % self.every == 0 or self.done == self.total:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in stats.items())
+            log.info("%s: %d/%d %s", self.desc, self.done, self.total, shown)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,87 @@
+"""`compress`: structured pruning, then distillation, on a copy of the fine-tuned model."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import prune as _prune
+from .batches import labelled_batches, pick_device
+from .distill import distill
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from .recipe import Recipe
+
+log = logging.getLogger("lpm_edge.export")
+KL_SAMPLE = 256  # validation texts on which the student's KL to the teacher is reported
+
+
+def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -> tuple[Any, dict[str, Any]]:
+    """Return (student, info): `model` pruned by recipe.prune, then distilled from `model`.
+
+    `model` is never changed; the student is a deep copy, in eval mode, on the CPU. `info` says
+    what was removed and what distillation achieved; the manifest stores it.
+    """
+    import torch
+
+    started = time.perf_counter()
+    p, d = recipe.prune, recipe.distill
+    max_length = min(recipe.max_length, getattr(model.config, "max_position_embeddings", 512))
+    device = pick_device()
+    student = copy.deepcopy(model).eval()
+    before = _prune.shape(student) if (p.heads or p.ffn or p.layers is not None) else None
+    info: dict[str, Any] = {"parameters": {"before": _parameters(model), "after": _parameters(model)}}
+
+    if before is not None:
+        torch.manual_seed(0)
+        student.to(device)
+        train = dataset.train
+        batches = list(labelled_batches(tokenizer, train.texts, train.labels, d.batch_size, max_length, device,
+                                        limit=p.importance_batches))
+        if p.importance == "gradient":
+            head_scores, ffn_scores = _prune.gradient_importance(student, batches)
+        else:
+            head_scores, ffn_scores = _prune.magnitude_importance(student)
+        keep_layers = _keep_layers(student, p, batches, before["layers"])
+        plan = _prune.plan(head_scores, ffn_scores, p.heads, p.ffn, keep_layers)
+        _prune.apply(student, plan)
+        student.to("cpu").eval()
+        after = _prune.shape(student)
+        info.update({
+            "importance": p.importance,
+            "importance_batches": len(batches),
+            "kept_layers": list(plan.keep_layers),
+            "pruned_heads": {str(k): list(v) for k, v in plan.drop_heads.items()},
+            **{k: {"before": before[k], "after": after[k]} for k in ("layers", "heads", "ffn")},
+        })
+        log.info("pruned: layers %d -> %d, heads/layer %d -> %d, FFN %d -> %d, parameters %.2fM -> %.2fM",
+                 before["layers"], after["layers"], before["heads"], after["heads"], before["ffn"], after["ffn"],
+                 before["parameters"] / 1e6, after["parameters"] / 1e6)
+
+    if d.steps:
+        torch.manual_seed(0)
+        eval_texts = list(dataset.validation.texts[:KL_SAMPLE])
+        info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts)
+    info["parameters"]["after"] = _parameters(student)
+    info["seconds"] = round(time.perf_counter() - started, 2)
+    return student, info
+
+
+def _parameters(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def _keep_layers(model: Any, p: Any, batches: list, total: int) -> tuple[int, ...]:
+    if p.layers is None or p.layers >= total:
+        if p.layers is not None:
+            log.warning("prune.layers=%d but the model has %d layers; keeping all", p.layers, total)
+        return tuple(range(total))
+    if p.layer_selection == "even":
+        return _prune.evenly_spaced(total, p.layers)
+    scores = _prune.layer_importance(model, batches)  # KL when that one layer is skipped
+    ranked = sorted(range(total), key=lambda i: scores[i], reverse=True)
+    log.info("layer importance (KL when skipped): %s", ", ".join(f"{s:.4f}" for s in scores))
+    return tuple(sorted(ranked[: p.layers]))

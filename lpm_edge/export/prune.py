@@ -1,0 +1,239 @@
+"""Structured pruning of BERT-layout encoders: whole layers, attention heads, FFN neurons.
+
+Removing structure (not zeroing it) is what makes ONNX Runtime faster: a zeroed weight costs
+as much as any other. Heads and FFN width are cut by the same amount in every layer, so the
+graph keeps one `num_heads` (the fusion needs it) and the config stays loadable by
+`from_pretrained` (`intermediate_size`, `num_hidden_layers`, and `pruned_heads`, which
+transformers 4.x re-applies on load).
+
+Importance (Michel et al. 2019, "Are Sixteen Heads Really Better than One?"): the absolute
+gradient of the task loss with respect to a mask of ones on each head's attention output and
+on each FFN neuron, accumulated over batches of training texts. Weight magnitude is the
+fallback when gradients are unwanted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from ..errors import ExportError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("lpm_edge.export")
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What to remove. Indices refer to the model's current layers, heads and neurons."""
+
+    keep_layers: tuple[int, ...]  # layer indices kept, ascending
+    drop_heads: dict[int, tuple[int, ...]]  # current layer index -> current head indices removed
+    keep_neurons: tuple[tuple[int, ...], ...]  # per kept layer: FFN neuron indices kept, ascending
+
+
+def encoder_layers(model: Any) -> Sequence[Any]:
+    """The encoder's layers, checked to have the BERT layout pruning works on."""
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    ok = layers is not None and len(layers) > 0 and all(
+        hasattr(l, "attention") and hasattr(l.attention, "self") and hasattr(l.attention.self, "query")
+        and hasattr(l, "intermediate") and hasattr(l, "output") for l in layers
+    )
+    if not ok:
+        raise ExportError(
+            f"structured pruning supports BERT-layout encoders (bert, roberta, xlm-roberta, electra, camembert); "
+            f"{model.config.model_type!r} is not one. Remove [prune] from the recipe (distillation alone works)"
+        )
+    return layers
+
+
+def heads_per_layer(model: Any) -> int:
+    """Attention heads in each layer; refuses a model whose layers differ (fusion needs one count)."""
+    counts = {l.attention.self.num_attention_heads for l in encoder_layers(model)}
+    if len(counts) != 1:
+        raise ExportError(
+            f"the model's layers have different head counts {sorted(counts)}; lpm-edge prunes and fuses "
+            "only models with the same number of heads in every layer"
+        )
+    return counts.pop()
+
+
+def shape(model: Any) -> dict[str, int]:
+    """Layers, heads per layer, FFN width and parameter count."""
+    layers = encoder_layers(model)
+    return {
+        "layers": len(layers),
+        "heads": heads_per_layer(model),
+        "ffn": layers[0].intermediate.dense.out_features,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+
+
+def gradient_importance(
+    model: Any, batches: Iterable[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]
+) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """|d loss / d mask| summed over batches: heads (L, H) and FFN neurons (L, I).
+
+    Dropout is off (eval mode) so the scores describe the function that will be exported. Only
+    the masks receive gradients (torch.autograd.grad), so the model's .grad fields stay empty.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    layers = encoder_layers(model)
+    n_layers, n_heads = len(layers), heads_per_layer(model)
+    width = layers[0].intermediate.dense.out_features
+    device = next(model.parameters()).device
+    head_mask = torch.ones(n_layers, n_heads, device=device, requires_grad=True)  # (L, H)
+    ffn_mask = torch.ones(n_layers, width, device=device, requires_grad=True)  # (L, I)
+    head_score = torch.zeros(n_layers, n_heads, device=device)
+    ffn_score = torch.zeros(n_layers, width, device=device)
+
+    def masker(index: int) -> Any:
+        # intermediate output (B, T, I) * mask (I,): a zero removes neuron i from the FFN
+        return lambda module, inputs, output: output * ffn_mask[index]
+
+    hooks = [layer.intermediate.register_forward_hook(masker(i)) for i, layer in enumerate(layers)]
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        for inputs, labels in batches:
+            logits = model(**inputs, head_mask=head_mask).logits  # (B, labels)
+            loss = F.cross_entropy(logits, labels)
+            g_heads, g_ffn = torch.autograd.grad(loss, [head_mask, ffn_mask])
+            head_score += g_heads.abs()
+            ffn_score += g_ffn.abs()
+            seen += 1
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if not seen:
+        raise ExportError("gradient importance needs training texts and got none; check the dataset")
+    return head_score.cpu(), ffn_score.cpu()
+
+
+def magnitude_importance(model: Any) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Weight norms: heads (L, H) from their Q/K/V rows and output columns; neurons (L, I)."""
+    import torch
+
+    n_heads = heads_per_layer(model)
+    heads, neurons = [], []
+    with torch.no_grad():
+        for layer in encoder_layers(model):
+            att = layer.attention.self
+            size = att.attention_head_size
+            per_head = torch.zeros(n_heads)
+            for w in (att.query.weight, att.key.weight, att.value.weight):  # (H*d, hidden)
+                per_head += w.detach().float().cpu().reshape(n_heads, size, -1).pow(2).sum((1, 2))
+            out = layer.attention.output.dense.weight.detach().float().cpu()  # (hidden, H*d)
+            per_head += out.reshape(out.shape[0], n_heads, size).pow(2).sum((0, 2))
+            heads.append(per_head.sqrt())
+            w_in = layer.intermediate.dense.weight.detach().float().cpu()  # (I, hidden)
+            w_out = layer.output.dense.weight.detach().float().cpu()  # (hidden, I)
+            neurons.append(w_in.norm(dim=1) * w_out.norm(dim=0))
+    return torch.stack(heads), torch.stack(neurons)
+
+
+def layer_importance(
+    model: Any, batches: Sequence[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]
+) -> list[float]:
+    """Per layer: mean KL from the full model's outputs to those with only that layer skipped."""
+    import torch
+    import torch.nn.functional as F
+
+    encoder = model.base_model.encoder
+    layers = encoder.layer
+    was_training = model.training
+    model.eval()
+    scores = []
+    try:
+        with torch.no_grad():
+            full = [F.log_softmax(model(**x).logits, -1) for x, _ in batches]  # each (B, labels)
+            for skip in range(len(layers)):
+                encoder.layer = torch.nn.ModuleList([l for i, l in enumerate(layers) if i != skip])
+                kl = sum(
+                    float(F.kl_div(F.log_softmax(model(**x).logits, -1), f, log_target=True, reduction="batchmean"))
+                    for (x, _), f in zip(batches, full)
+                )
+                scores.append(kl / max(1, len(batches)))
+    finally:
+        encoder.layer = layers
+        model.train(was_training)
+    return scores
+
+
+def count_to_remove(total: int, fraction: float) -> int:
+    """round(total × fraction), leaving at least one."""
+    return min(total - 1, int(round(total * fraction)))
+
+
+def evenly_spaced(total: int, keep: int) -> tuple[int, ...]:
+    """`keep` of `total` indices spread evenly, always keeping the first and the last."""
+    if keep >= total:
+        return tuple(range(total))
+    if keep == 1:
+        return (total - 1,)
+    return tuple(sorted({round(i * (total - 1) / (keep - 1)) for i in range(keep)}))
+
+
+def plan(
+    head_scores: "torch.Tensor", ffn_scores: "torch.Tensor", heads: float, ffn: float,
+    keep_layers: Sequence[int],
+) -> PrunePlan:
+    """Remove the least important heads and neurons, the same count in every kept layer.
+
+    head_scores (L, H) and ffn_scores (L, I) are indexed by the model's current layers.
+    """
+    import torch
+
+    n_heads, width = head_scores.shape[1], ffn_scores.shape[1]
+    drop_h, keep_n = count_to_remove(n_heads, heads), width - count_to_remove(width, ffn)
+    drop_heads: dict[int, tuple[int, ...]] = {}
+    neurons = []
+    for new, old in enumerate(keep_layers):
+        if drop_h:
+            order = torch.argsort(head_scores[old], stable=True)  # least important first
+            drop_heads[new] = tuple(sorted(int(h) for h in order[:drop_h]))
+        order = torch.argsort(ffn_scores[old], descending=True, stable=True)
+        neurons.append(tuple(sorted(int(i) for i in order[:keep_n])))
+    return PrunePlan(tuple(keep_layers), drop_heads, tuple(neurons))
+
+
+def apply(model: Any, p: PrunePlan) -> None:
+    """Prune `model` in place by `p`: layers first, then heads (model.prune_heads), then FFN."""
+    import torch
+    from transformers.pytorch_utils import prune_linear_layer
+
+    layers = encoder_layers(model)
+    encoder = model.base_model.encoder
+    old_pruned = {int(k): v for k, v in (model.config.pruned_heads or {}).items()}
+    kept = [layers[i] for i in p.keep_layers]
+    encoder.layer = torch.nn.ModuleList(kept)
+    model.config.num_hidden_layers = len(kept)
+    # config.pruned_heads is keyed by layer index: follow the layers that moved.
+    model.config.pruned_heads = {new: old_pruned[old] for new, old in enumerate(p.keep_layers) if old in old_pruned}
+    for new, layer in enumerate(kept):
+        if hasattr(layer.attention.self, "layer_idx"):
+            layer.attention.self.layer_idx = new
+
+    # prune_heads takes head numbers of the original, unpruned layer: map the current ones.
+    original = {}
+    for new, current in p.drop_heads.items():
+        gone = kept[new].attention.pruned_heads
+        alive = [h for h in range(model.config.num_attention_heads) if h not in gone]
+        original[new] = [alive[h] for h in current]
+    if original:
+        model.prune_heads(original)
+
+    for layer, keep in zip(kept, p.keep_neurons):
+        index = torch.tensor(keep, dtype=torch.long, device=layer.intermediate.dense.weight.device)
+        layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, index, dim=0)  # (I', hidden)
+        layer.output.dense = prune_linear_layer(layer.output.dense, index, dim=1)  # (hidden, I')
+    if p.keep_neurons:
+        model.config.intermediate_size = len(p.keep_neurons[0])
+    heads_per_layer(model)  # the uniform-heads invariant still holds
