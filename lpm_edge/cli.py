@@ -99,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("search", help="the fastest bundle within an accuracy budget")
+    p.add_argument("checkpoint", type=Path)
+    _add_data(p, None)
+    p.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS")
+    p.add_argument("--target", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--distill-steps", type=int, default=300, help="distillation steps for pruned candidates")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("demo", help="the whole path on built-in defaults: train, export, predict, bench")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--epochs", type=float, default=3.0, help="at most this many epochs (early stopping)")
@@ -231,6 +241,18 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(a: argparse.Namespace) -> int:
+    from .search import search
+
+    result = search(a.checkpoint, a.out, data=a.data, max_accuracy_drop=a.max_accuracy_drop, target=a.target,
+                    max_minutes=a.max_minutes, distill_steps=a.distill_steps)
+    if a.json:
+        _print_json(result.to_dict())
+    else:
+        print((a.out / "search.md").read_text())
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     import time
 
@@ -270,7 +292,7 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
 
 
 COMMANDS = {"train": cmd_train, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
-            "pack": cmd_pack, "bench": cmd_bench, "demo": cmd_demo}
+            "pack": cmd_pack, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,8 @@ directory beside the destination; the bundle is renamed into place only when it 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import logging
 import shutil
 import tempfile
@@ -59,8 +61,12 @@ def export(
     data: str | None = None,
     max_accuracy_drop: float | None = None,
     force: bool = False,
+    student_cache: str | Path | None = None,
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
+
+    student_cache: a directory where pruned, distilled students are kept by (checkpoint, prune,
+    distill) so that exports differing only in graph or precision settings reuse them.
 
     data: dataset to evaluate on (validation split); default: the one the checkpoint was
     trained on. max_accuracy_drop: points of accuracy the bundle may lose against the
@@ -89,7 +95,7 @@ def export(
     if not (ckpt / "config.json").is_file():
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
     info = read_training_info(ckpt)
-    dataset = _dataset(data, info)
+    dataset = checkpoint_dataset(data, info)
 
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
     # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
@@ -110,7 +116,7 @@ def export(
     torch.manual_seed(0)
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
-    student, compression = _compress(model, tokenizer, dataset, recipe)
+    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, student_cache)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -137,7 +143,8 @@ def export(
     return out
 
 
-def _dataset(data: str | None, info: dict[str, Any]) -> Dataset:
+def checkpoint_dataset(data: str | None, info: dict[str, Any]) -> Dataset:
+    """`data` if given, else the dataset (and columns) the checkpoint's training.json names."""
     recorded = info.get("data", {})
     source = data or recorded.get("source")
     if not source:
@@ -151,14 +158,33 @@ def _dataset(data: str | None, info: dict[str, Any]) -> Dataset:
     )
 
 
-def _compress(model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe) -> tuple[Any, dict[str, Any]]:
+def _compress(
+    model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe, ckpt: Path, cache: str | Path | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Structured pruning and distillation; the student is a new model, `model` is untouched."""
     p = recipe.prune
     if not (p.heads or p.ffn or p.layers) and not recipe.distill.steps:
         return model, {}
     from .compress import compress
 
-    return compress(model, tokenizer, dataset, recipe)
+    if cache is None:
+        return compress(model, tokenizer, dataset, recipe)
+    from transformers import AutoModelForSequenceClassification
+
+    key = hashlib.sha256(json.dumps(
+        [str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name,
+         recipe.to_dict()["prune"], recipe.to_dict()["distill"]], sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache) / key
+    if (path / "compression.json").is_file():
+        log.info("reusing the pruned, distilled student %s", path)
+        student = AutoModelForSequenceClassification.from_pretrained(
+            path, local_files_only=True, attn_implementation="eager").eval()
+        return student, json.loads((path / "compression.json").read_text())
+    student, info = compress(model, tokenizer, dataset, recipe)
+    with _bundle.atomic_directory(path, force=True) as tmp:
+        student.save_pretrained(tmp)
+        (tmp / "compression.json").write_text(json.dumps(info, default=str))
+    return student, info
 
 
 def _prune_vocab(

@@ -1,0 +1,158 @@
+"""`lpm-edge search`: the fastest bundle within an accuracy budget (heavy: runs exports)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from .pareto import Point, choose, pareto_front
+from .run import Cache, SearchBudgetError, SearchResult, check_budget_args, keep_bundle, run_search
+from .space import Candidate, default_space
+
+log = logging.getLogger("lpm_edge.search")
+
+__all__ = ["Candidate", "Point", "SearchBudgetError", "SearchResult", "choose", "default_space",
+           "pareto_front", "search"]
+
+
+def search(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    data: str | None = None,
+    max_accuracy_drop: float = 1.0,
+    target: str = "cpu",
+    max_minutes: float | None = None,
+    space: Sequence[Candidate] | None = None,
+    distill_steps: int = 300,
+    latency_texts: int = 100,
+) -> SearchResult:
+    """Explore compression candidates, keep the fastest bundle within the budget in OUT/bundle.
+
+    Accuracy is measured on the validation split while searching; the chosen bundle's accuracy
+    is then confirmed on the test split so the choice is not overfit to validation. When no
+    candidate meets the budget the most accurate one is kept in OUT/best-effort-bundle and
+    SearchBudgetError is raised. Measured candidates are cached in OUT/cache.json.
+    """
+    from ..export.pipeline import checkpoint_dataset
+    from ..runtime import load
+    from ..sysinfo import cpu_info
+    from ..train import read_training_info
+    from .evaluate import BundleEvaluator
+
+    check_budget_args(max_accuracy_drop, target)
+    if target == "cuda":
+        from ..errors import ConfigError
+
+        raise ConfigError("search --target cuda measures latency on the GPU; run it on a machine with "
+                          "onnxruntime-gpu and an NVIDIA GPU (this build searches CPU targets)")
+    ckpt, out = Path(checkpoint), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = read_training_info(ckpt)
+    dataset = checkpoint_dataset(data, info)
+    full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
+    space = list(space) if space is not None else default_space(
+        full_layers, vnni=cpu_info()["vnni"], distill_steps=distill_steps)
+    val = dataset.validation.texts
+    texts = list(val[:: max(1, len(val) // latency_texts)][:latency_texts])
+    evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data)
+    context = {"checkpoint": str(ckpt.resolve()), "mtime": (ckpt / "config.json").stat().st_mtime_ns,
+               "data": dataset.name, "target": target, "latency_texts": len(texts)}
+    cache = Cache(out / "cache.json", context)
+    reference_accuracy = _reference_accuracy(ckpt, dataset, cache)
+    result = run_search(space, evaluator, reference_accuracy, max_accuracy_drop, cache, full_layers, max_minutes)
+    if result.chosen is not None:
+        result.bundle = keep_bundle(Path(result.chosen.extra["bundle"]), out / "bundle")
+    elif result.points:
+        best = max(result.points, key=lambda p: (p.accuracy, -p.latency_ms))
+        result.bundle = keep_bundle(Path(best.extra["bundle"]), out / "best-effort-bundle")
+    if result.bundle is not None:
+        result.confirmed = _confirm_on_test(ckpt, result.bundle, dataset, load)
+    _write_report(result, out)
+    if result.chosen is None:
+        raise SearchBudgetError(
+            f"no candidate stayed within {max_accuracy_drop:g} points of the full model's validation accuracy "
+            f"{reference_accuracy:.4f}; the most accurate one is kept in {result.bundle}. "
+            "Raise --max-accuracy-drop, allow more distillation (--distill-steps) or more time (--max-minutes)"
+        )
+    return result
+
+
+def _reference_accuracy(ckpt: Path, dataset, cache: Cache) -> float:  # type: ignore[no-untyped-def]
+    """The full model's validation accuracy (cached with the candidates)."""
+    point = cache.get("reference")
+    if point is not None:
+        return point.accuracy
+    from ..metrics import accuracy
+    from ..reference import TorchClassifier
+
+    acc = accuracy(dataset.validation.labels, TorchClassifier(ckpt).predict_ids(list(dataset.validation.texts)))
+    cache.put(Point(key="reference", label="full model", accuracy=acc, latency_ms=float("nan"), size_bytes=0))
+    return acc
+
+
+def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load) -> dict:  # type: ignore[no-untyped-def]
+    from ..bench.stats import bootstrap_diff_ci
+    from ..metrics import accuracy
+    from ..reference import TorchClassifier
+
+    import numpy as np
+
+    texts, y = list(dataset.test.texts), np.asarray(dataset.test.labels)
+    ref = TorchClassifier(ckpt).predict_ids(texts)
+    got = load(bundle, providers="cpu", spin=False).logits(texts).argmax(1)
+    lo, hi = bootstrap_diff_ci(ref == y, got == y)
+    return {"n": len(texts), "reference_accuracy": accuracy(y, ref), "bundle_accuracy": accuracy(y, got),
+            "accuracy_drop_points": (accuracy(y, ref) - accuracy(y, got)) * 100, "drop_ci95": [lo, hi]}
+
+
+def _write_report(result: SearchResult, out: Path) -> None:
+    doc = result.to_dict()
+    (out / "search.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    ref = result.reference_accuracy
+    lines = ["# lpm-edge search", "",
+             f"Budget: at most {result.max_accuracy_drop:g} points below the full model's validation accuracy "
+             f"({ref:.4f}). Wall time {result.seconds / 60:.1f} min, {len(result.points)} candidates measured.", "",
+             "| candidate | val accuracy | drop (points) | latency ms (batch 1) | size MB | front | chosen |",
+             "|---|---|---|---|---|---|---|"]
+    front = {p.key for p in result.front}
+    for p in sorted(result.points, key=lambda p: p.latency_ms):
+        lines.append(f"| {p.label} | {p.accuracy:.4f} | {(ref - p.accuracy) * 100:+.2f} | {p.latency_ms:.2f} | "
+                     f"{p.size_bytes / 1e6:.1f} | {'yes' if p.key in front else ''} | "
+                     f"{'**yes**' if result.chosen and p.key == result.chosen.key else ''} |")
+    if result.confirmed:
+        c = result.confirmed
+        lines += ["", f"Kept bundle `{result.bundle}`: test accuracy {c['bundle_accuracy']:.4f} vs full model "
+                      f"{c['reference_accuracy']:.4f} (drop {c['accuracy_drop_points']:+.2f} points, 95% CI "
+                      f"[{c['drop_ci95'][0]:+.2f}, {c['drop_ci95'][1]:+.2f}]) on {c['n']} test texts."]
+    if result.skipped:
+        lines += ["", "Not measured: " + "; ".join(result.skipped)]
+    (out / "search.md").write_text("\n".join(lines) + "\n")
+    _plot(result, out / "front.png")
+
+
+def _plot(result: SearchResult, path: Path) -> None:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        log.info("matplotlib not installed (pip install \"lpm-edge[bench]\"): no front.png")
+        return
+    fig = Figure(figsize=(6, 4), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter([p.latency_ms for p in result.points], [p.accuracy * 100 for p in result.points], c="0.6",
+               label="candidates")
+    ax.plot([p.latency_ms for p in result.front], [p.accuracy * 100 for p in result.front], "o-", label="Pareto front")
+    if result.chosen:
+        ax.scatter([result.chosen.latency_ms], [result.chosen.accuracy * 100], s=120, facecolors="none",
+                   edgecolors="red", label="chosen")
+    ax.axhline((result.reference_accuracy * 100) - result.max_accuracy_drop, ls="--", c="red", lw=0.8,
+               label="budget")
+    ax.set_xlabel("batch-1 latency, ms (end to end)")
+    ax.set_ylabel("validation accuracy, %")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)

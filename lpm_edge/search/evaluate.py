@@ -1,0 +1,63 @@
+"""Build and measure one candidate: export it, read its validation accuracy, time it.
+
+Latency is measured interleaved with a fixed anchor bundle (the first candidate: plain int8) and
+stored as anchor latency × the ratio seen in this run, so drift of a noisy machine between
+candidates cancels out.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..bundle import read_manifest
+from .pareto import Point
+from .space import Candidate
+
+log = logging.getLogger("lpm_edge.search")
+
+
+class BundleEvaluator:
+    def __init__(self, checkpoint: Path, work: Path, texts: Sequence[str], target: str = "cpu",
+                 data: str | None = None, rounds: int = 2, warmup: int = 10) -> None:
+        self.checkpoint, self.work, self.target, self.data = checkpoint, work, target, data
+        self.texts = list(texts)
+        self.rounds, self.warmup = rounds, warmup
+        self.anchor: Any = None  # (classifier, median ms) of the first candidate measured
+        self.students = work / "students"
+
+    def bundle_path(self, cand: Candidate) -> Path:
+        return self.work / "bundles" / cand.key()
+
+    def __call__(self, cand: Candidate) -> Point:
+        from ..export import export
+        from ..runtime import load
+
+        path = self.bundle_path(cand)
+        export(self.checkpoint, path, cand.recipe(self.target), data=self.data, force=True,
+               student_cache=self.students)
+        manifest = read_manifest(path)
+        clf = load(path, providers="cpu", spin=False)
+        ms = self._latency_ms(clf)
+        return Point(
+            key=cand.key(), label=cand.label(), accuracy=float(manifest.metrics["bundle_accuracy"]),
+            latency_ms=ms, size_bytes=int(manifest.files[manifest.model_file]["bytes"]),
+            extra={"bundle": str(path), "candidate": cand.__dict__, "parity": manifest.metrics.get("parity")},
+        )
+
+    def _latency_ms(self, clf: Any) -> float:
+        """Median batch-1 end-to-end latency, normalised by the anchor measured beside it."""
+        from ..bench.latency import interleaved
+
+        texts = self.texts
+        call = lambda c: (lambda r: c.logits([texts[r % len(texts)]]))  # noqa: E731
+        if self.anchor is None:
+            [t] = interleaved([call(clf)], len(texts) * self.rounds, self.warmup)
+            self.anchor = (clf, float(np.median(t)) * 1000)
+            return self.anchor[1]
+        anchor, anchor_ms = self.anchor
+        t_anchor, t = interleaved([call(anchor), call(clf)], len(texts) * self.rounds, self.warmup)
+        return anchor_ms * float(np.median(t)) / float(np.median(t_anchor))
