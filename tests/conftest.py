@@ -49,8 +49,9 @@ def make_tiny_model(directory: Path, layers: int = 2, hidden: int = 32, heads: i
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words = sorted(set(POSITIVE + NEGATIVE + FILLER))
-    pieces = specials + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(pieces))}  # "a" is a word and a letter: no id holes
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tokens = dict.fromkeys(specials + words + list(letters) + [f"##{c}" for c in letters])  # ordered, unique
+    vocab = {tok: i for i, tok in enumerate(tokens)}
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()

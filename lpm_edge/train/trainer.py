@@ -54,7 +54,7 @@ def _log_callback() -> Any:
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if state.is_world_process_zero and logs:
-                shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in logs.items()}
+                shown = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in logs.items()}
                 log.info("step %d/%d: %s", state.global_step, state.max_steps, shown)
 
     return LogCallback()
