@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -126,6 +127,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         limit_train=a.limit_train, threads=a.threads, resume=a.resume, force=a.force,
     )
     out = train(config)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one result line: the main process's
+        return 0
     info = read_training_info(out)
     if a.json:
         _print_json({"checkpoint": str(out), **info})

@@ -196,7 +196,9 @@ def _train(
     )
     trainer.remove_callback(PrinterCallback)  # it prints metric dicts on stdout; we log instead
     trainer.add_callback(_log_callback())
-    log.info(
+    main = trainer.is_world_process_zero()
+    log.log(
+        logging.INFO if main else logging.DEBUG,
         "training %s on %s (%s) for %s on %s (%s, %d threads, %d processes)%s", model_dir, config.data,
         dataset.sizes(), f"{config.max_steps} steps" if by_steps else f"{config.epochs:g} epochs", args.device,
         "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32", threads, args.world_size,
@@ -205,8 +207,8 @@ def _train(
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - start
+    trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* metrics in the test run's
     test = trainer.evaluate(_Texts(tokenizer, dataset.test, config.max_length), metric_key_prefix="test")
-    main = trainer.is_world_process_zero()
     if main:  # one writer; the others wait below until the checkpoint is complete
         info = _training_info(config, trainer, result, test, dataset, len(train_split), model_dir, seconds,
                               threads, resume_from)

@@ -31,21 +31,22 @@ def test_two_gloo_processes_finish_and_agree_on_the_saved_model(tmp_path, tiny_m
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(WORKER), str(tiny_model), str(tiny_data), str(out), str(tmp_path)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    log = result.stdout[-3000:] + result.stderr[-5000:]
+    assert result.returncode == 0, log
 
     saves = [line for line in result.stderr.splitlines() if "lpm_edge.train: saved" in line]
-    assert len(saves) == 1 and saves[0].startswith("rank 0 "), saves  # one writer: rank 0
+    assert len(saves) == 1 and saves[0].startswith("rank 0 "), log  # one writer: rank 0
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == ["2", "2"]
-    assert ranks[0]["epochs"] == ranks[1]["epochs"] and len(ranks[0]["epochs"]) == 2  # in step every epoch
-    assert ranks[0]["final"] == ranks[1]["final"]
+    assert ranks[0]["epochs"] == ranks[1]["epochs"] and len(ranks[0]["epochs"]) == 2, ranks  # in step each epoch
+    assert ranks[0]["final"] == ranks[1]["final"], ranks
     assert all(r["checkpoint_complete_on_return"] for r in ranks)
 
     info = read_training_info(out)
     assert info["world_size"] == 2
-    assert info["steps"] == 2 * 20  # 320 training texts / (8 per process x 2 processes) = 20 steps an epoch
-    assert info["epochs"][-1]["loss"] < info["epochs"][0]["loss"]
+    assert info["steps"] == 2 * 20, info  # 320 training texts / (8 per process x 2 processes) = 20 steps an epoch
+    assert info["epochs"][-1]["loss"] < info["epochs"][0]["loss"], info["epochs"]
     saved = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True)
     assert worker().digest(saved) == ranks[0]["final"]  # what rank 0 wrote is what both processes hold
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
