@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -61,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-embeddings", action="store_true")
     p.add_argument("--no-group-by-length", action="store_true", help="do not batch texts of similar length together")
     p.add_argument("--limit-train", type=_positive_int, default=None, help="use only the first N training texts")
-    p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for training (default: torch's)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last epoch checkpoint (kept in .OUT.work beside --out)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 
@@ -131,9 +134,11 @@ def cmd_train(a: argparse.Namespace) -> int:
         grad_accum=a.grad_accum, learning_rate=a.lr, max_length=a.max_length, seed=a.seed, device=a.device,
         precision=a.precision, metric=a.metric, patience=a.patience or None,
         freeze_embeddings=a.freeze_embeddings, group_by_length=not a.no_group_by_length,
-        limit_train=a.limit_train, resume=a.resume, force=a.force,
+        limit_train=a.limit_train, threads=a.threads, resume=a.resume, force=a.force,
     )
     out = train(config)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one result line: the main process's
+        return 0
     info = read_training_info(out)
     if a.json:
         _print_json({"checkpoint": str(out), **info})

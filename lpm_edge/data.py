@@ -13,7 +13,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from .errors import DataError
 
@@ -74,6 +74,12 @@ def load_dataset(
     val_rows = read_rows(Path(validation), text_column, label_column) if validation else None
     test_rows = read_rows(Path(test), text_column, label_column) if test else None
     labels = _label_order(label for _, label, _ in rows)
+    if len(labels) < 2:
+        last_line = rows[-1][2].rsplit(":", 1)[1]
+        raise DataError(
+            f"{rows[0][2]}-{last_line}: every training row has the label {labels[0]!r}; a classifier "
+            f"needs at least two labels. Check --label-column (now {label_column!r}) and the file"
+        )
     for extra in (val_rows, test_rows):
         for _, label, where in extra or ():
             if label not in labels:
@@ -112,12 +118,14 @@ def read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str
         raise DataError(f"data file {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
     opener = bz2.open if path.suffix == ".bz2" else open
+    columns = (text_column, label_column)
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as f:  # type: ignore[operator]
+        # utf-8-sig: spreadsheets often write a byte-order mark, which would stick to the first column name
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
             if suffix.startswith(".jsonl") or suffix.startswith(".json"):
                 records = _jsonl_records(f, path)
             elif suffix.startswith(".csv") or suffix.startswith(".tsv"):
-                records = _csv_records(f, path, "\t" if suffix.startswith(".tsv") else ",")
+                records = _csv_records(f, path, "\t" if suffix.startswith(".tsv") else ",", columns)
             else:
                 raise DataError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .jsonl")
             rows = []
@@ -136,12 +144,26 @@ def read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str
                     raise DataError(f"{where}: empty label in column {label_column!r}")
                 rows.append((text, str(label).strip(), where))
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        line = _first_undecodable_line(path, opener)
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text ({exc.reason}); re-save the file as UTF-8 "
+            f"(e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{suffix})"
+        ) from None
     if not rows:
         raise DataError(f"{path}: no rows")
-    if len({label for _, label, _ in rows}) < 2:
-        raise DataError(f"{path}: only one label ({rows[0][1]!r}); a classifier needs at least two")
     return rows
+
+
+def _first_undecodable_line(path: Path, opener: Any) -> int:
+    """The 1-based line holding the first byte sequence that is not UTF-8 (text mode reads in
+    chunks, so UnicodeDecodeError's offset says nothing about the line)."""
+    with opener(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return line_no
+    return 0
 
 
 def _jsonl_records(f: io.TextIOBase, path: Path) -> Iterable[tuple[int, dict]]:
@@ -157,13 +179,27 @@ def _jsonl_records(f: io.TextIOBase, path: Path) -> Iterable[tuple[int, dict]]:
         yield line_no, record
 
 
-def _csv_records(f: io.TextIOBase, path: Path, delimiter: str) -> Iterable[tuple[int, dict]]:
-    reader = csv.DictReader(f, delimiter=delimiter)
+def _csv_records(
+    f: io.TextIOBase, path: Path, delimiter: str, columns: Sequence[str]
+) -> Iterable[tuple[int, dict]]:
+    # TSV files (GLUE and most exports) do not quote fields: a '"' in a text is just a character
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.DictReader(f, delimiter=delimiter, quoting=quoting)
     if not reader.fieldnames:
         raise DataError(f"{path}: empty file, expected a header row")
+    for column in columns:
+        if column not in reader.fieldnames:
+            raise DataError(
+                f"{path}:1: no column {column!r} in the header; columns are {list(reader.fieldnames)}. "
+                "Choose with --text-column / --label-column"
+            )
     for record in reader:
         if None in record:  # more fields than the header
             raise DataError(f"{path}:{reader.line_num}: more fields than the header has")
+        if any(value is None for value in record.values()):
+            raise DataError(
+                f"{path}:{reader.line_num}: fewer fields than the {len(reader.fieldnames)} of the header"
+            )
         yield reader.line_num, record
 
 
@@ -177,12 +213,7 @@ def rotten_tomatoes(seed: int = SPLIT_SEED) -> Dataset:
     path = rotten_tomatoes_file()
     with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["category"] in ("fresh", "rotten")]
-    movies = sorted({r["movie_name"] for r in rows})
-    random.Random(seed).shuffle(movies)
-    n = len(movies)
-    split_of = {m: "train" for m in movies[: int(n * 0.8)]}
-    split_of.update({m: "validation" for m in movies[int(n * 0.8) : int(n * 0.9)]})
-    split_of.update({m: "test" for m in movies[int(n * 0.9) :]})
+    split_of = split_by_movie([r["movie_name"] for r in rows], seed)
     labels = ("rotten", "fresh")
     parts: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in ("train", "validation", "test")}
     for r in rows:
@@ -194,3 +225,14 @@ def rotten_tomatoes(seed: int = SPLIT_SEED) -> Dataset:
         labels,
         *(Split(tuple(parts[s][0]), tuple(parts[s][1])) for s in ("train", "validation", "test")),
     )
+
+
+def split_by_movie(movie_names: Iterable[str], seed: int = SPLIT_SEED) -> dict[str, str]:
+    """Assign each movie to train (80%), validation or test (10% each) of its movies, seeded."""
+    movies = sorted(set(movie_names))
+    random.Random(seed).shuffle(movies)
+    n = len(movies)
+    split_of = {m: "train" for m in movies[: int(n * 0.8)]}
+    split_of.update({m: "validation" for m in movies[int(n * 0.8) : int(n * 0.9)]})
+    split_of.update({m: "test" for m in movies[int(n * 0.9) :]})
+    return split_of

@@ -8,8 +8,12 @@ from __future__ import annotations
 import csv
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
+
+if TYPE_CHECKING:
+    from lpm_edge.train import TrainConfig
 
 POSITIVE = ["good", "great", "fine", "superb", "lovely", "brilliant"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "boring", "terrible"]
@@ -84,11 +88,26 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_data: Path) -> Path:
-    from lpm_edge.train import TrainConfig, train
+    from lpm_edge.train import train
 
     out = tmp_path_factory.mktemp("ckpt") / "checkpoint"
-    return train(TrainConfig(out=out, model=tiny_model, data=str(tiny_data), epochs=4, batch_size=16,
-                             learning_rate=3e-3, max_length=32, patience=None))
+    return train(tiny_train_config(out, tiny_model, tiny_data))
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_model: Path, tiny_data: Path) -> Callable[..., "TrainConfig"]:
+    """tiny_config(out, **changes): the config of `tiny_checkpoint`, writing to `out`."""
+    return lambda out, **changes: tiny_train_config(out, **{"model": tiny_model, "data": tiny_data, **changes})
+
+
+def tiny_train_config(out: Path, model: Path, data: Path, **changes: Any) -> "TrainConfig":
+    """The tiny fine-tune of `tiny_checkpoint`. One thread: on 2 shared cores, torch's 2 spinning
+    threads make this 15x slower (1 s vs 18 s measured)."""
+    from lpm_edge.train import TrainConfig
+
+    settings: dict = dict(out=out, model=model, data=str(data), epochs=4, batch_size=16, learning_rate=3e-3,
+                          max_length=32, patience=None, threads=1)
+    return TrainConfig(**{**settings, **changes})
 
 
 @pytest.fixture(scope="session")

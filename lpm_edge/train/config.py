@@ -40,6 +40,7 @@ class TrainConfig:
     freeze_embeddings: bool = False
     group_by_length: bool = True  # batches of similar length carry little padding
     limit_train: int | None = None  # use only the first N training texts (quick runs, tests)
+    threads: int | None = None  # torch intra-op threads while training; None = torch's default
     resume: bool = False
     force: bool = False
     version: int = 1
@@ -52,6 +53,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("threads", "limit_train"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError(f"epochs must be positive (got {self.epochs}) unless max_steps is set")
         if not 0 < self.learning_rate < 1:

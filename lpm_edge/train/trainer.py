@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import bundle as _bundle
-from ..data import Dataset, Split, load_dataset
+from ..data import Split, load_dataset
 from ..errors import ConfigError, DataError
 from ..metrics import classification_metrics
 from .config import TrainConfig
+from .device import plan_device
+from .model_dir import resolve_model_dir
+from .resume import plan_resume, start_work_dir, work_dir
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
 
 log = logging.getLogger("lpm_edge.train")
 TRAINING_JSON = "training.json"
 
-
-def resolve_model_dir(model: Path | str | None) -> Path:
-    if model is None:
-        from ..assets import builtin_model_dir
-
-        return builtin_model_dir()
-    path = Path(model)
-    if not (path / "config.json").is_file():
-        raise ConfigError(
-            f"model {path} is not a local Hugging Face model directory (no config.json); "
-            "lpm-edge never downloads models: pass a directory saved with save_pretrained()"
-        )
-    return path
+__all__ = ["TRAINING_JSON", "read_training_info", "resolve_model_dir", "train"]
 
 
 class _Texts:
@@ -51,26 +45,6 @@ class _Texts:
         return self.rows[i]
 
 
-def _device_args(config: TrainConfig) -> dict[str, Any]:
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if config.device == "cuda" and not cuda:
-        raise ConfigError("device='cuda' but PyTorch sees no GPU here; use --device auto or cpu")
-    use_cuda = cuda and config.device != "cpu"
-    args: dict[str, Any] = {"use_cpu": not use_cuda}
-    precision = config.precision
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if use_cuda else "fp32"
-    if precision != "fp32" and not use_cuda:
-        raise ConfigError(f"precision={precision} needs a GPU; on CPU use fp32 (or auto)")
-    args["bf16"] = precision == "bf16"
-    args["fp16"] = precision == "fp16"
-    if not use_cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        args["ddp_backend"] = "gloo"
-    return args
-
-
 def _log_callback() -> Any:
     """A Trainer callback writing plain log lines (one per evaluation / log event)."""
     from transformers import TrainerCallback
@@ -86,14 +60,42 @@ def _log_callback() -> Any:
     return LogCallback()
 
 
-def train(config: TrainConfig) -> Path:
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[int]:
+    """Run with `n` intra-op threads (None: leave as is), then restore the process's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def train(config: TrainConfig, *, callbacks: Sequence["TrainerCallback"] = ()) -> Path:
     """Fine-tune `config.model` on `config.data`; return the checkpoint directory.
 
     The checkpoint loads with transformers as it is and carries `training.json` (config, labels,
     per-epoch validation metrics, test metrics, time, device), which export and bench read.
+    Epoch checkpoints go to `.OUT.work` beside `config.out` until the run succeeds; with
+    `config.resume` an interrupted run continues from the last of them. Under torchrun every
+    process calls this; the main one writes the checkpoint while the others wait.
+    `callbacks` are extra transformers TrainerCallbacks (timing, custom stopping, ...).
     """
+    resume_from = plan_resume(config)  # before anything slow: a wrong --out or --resume fails at once
+    plan = plan_device(config.device, config.precision)
+    model_dir = resolve_model_dir(config.model)
+    with _torch_threads(config.threads) as threads:
+        return _train(config, model_dir, plan.trainer_args(), resume_from, threads, callbacks)
+
+
+def _train(
+    config: TrainConfig, model_dir: Path, device_args: dict[str, Any], resume_from: Path | None, threads: int,
+    callbacks: Sequence[Any],
+) -> Path:
     import numpy as np
-    import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -107,41 +109,23 @@ def train(config: TrainConfig) -> Path:
     from transformers.utils import logging as hf_logging
 
     out = Path(config.out)
-    if out.exists() and not (config.force or config.resume):
-        raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
-    model_dir = resolve_model_dir(config.model)
     dataset = load_dataset(
         config.data, text_column=config.text_column, label_column=config.label_column,
         validation=config.validation,
     )
     train_split = dataset.train.head(config.limit_train) if config.limit_train else dataset.train
     if len(set(train_split.labels)) < 2:
-        raise DataError(f"the training split of {config.data} has fewer than two labels")
+        raise DataError(
+            f"the first {len(train_split)} training texts of {config.data} carry only one label; "
+            "raise --limit-train or shuffle the file"
+        )
     set_seed(config.seed)
     hf_logging.set_verbosity_error()
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir,
-        num_labels=len(dataset.labels),
-        id2label=dict(enumerate(dataset.labels)),
-        label2id={name: i for i, name in enumerate(dataset.labels)},
-        local_files_only=True,
-        trust_remote_code=False,
-        ignore_mismatched_sizes=True,  # a checkpoint with another head size gets a new head
-    )
-    if config.freeze_embeddings:
-        for p in model.base_model.embeddings.parameters():
-            p.requires_grad_(False)
-
-    train_set = _Texts(tokenizer, train_split, config.max_length)
-    val_set = _Texts(tokenizer, dataset.validation, config.max_length)
-    work = out.with_name(f".{out.name}.work")  # Trainer's epoch checkpoints, for --resume
-    if not config.resume and work.exists():
-        shutil.rmtree(work)
     greater = config.metric != "loss"
-    args = TrainingArguments(
-        output_dir=str(work),
+    by_steps = config.max_steps > 0
+    args = TrainingArguments(  # under torchrun, this joins the process group
+        output_dir=str(work_dir(out)),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
@@ -151,14 +135,15 @@ def train(config: TrainConfig) -> Path:
         weight_decay=config.weight_decay,
         warmup_ratio=config.warmup_ratio,
         lr_scheduler_type="linear",
-        eval_strategy="epoch" if config.max_steps <= 0 else "steps",
-        save_strategy="epoch" if config.max_steps <= 0 else "steps",
-        eval_steps=config.max_steps if config.max_steps > 0 else None,
-        save_steps=config.max_steps if config.max_steps > 0 else None,
+        eval_strategy="steps" if by_steps else "epoch",
+        save_strategy="steps" if by_steps else "epoch",
+        eval_steps=config.max_steps if by_steps else None,
+        save_steps=config.max_steps if by_steps else None,
         save_total_limit=2,
         load_best_model_at_end=True,
         metric_for_best_model=config.metric,
         greater_is_better=greater,
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience count survives --resume
         group_by_length=config.group_by_length,
         seed=config.seed,
         data_seed=config.seed,
@@ -168,13 +153,38 @@ def train(config: TrainConfig) -> Path:
         disable_tqdm=not sys.stderr.isatty(),
         dataloader_num_workers=0,
         save_safetensors=True,
-        **_device_args(config),
+        **device_args,
     )
+    with args.main_process_first(local=False, desc="preparing the work directory"):
+        if args.process_index == 0:
+            start_work_dir(config, resuming=resume_from is not None)
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir,
+            num_labels=len(dataset.labels),
+            id2label=dict(enumerate(dataset.labels)),
+            label2id={name: i for i, name in enumerate(dataset.labels)},
+            local_files_only=True,
+            trust_remote_code=False,
+            ignore_mismatched_sizes=True,  # a checkpoint with another head size gets a new head
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"transformers cannot load the model in {model_dir}: {exc}; pass a directory written by "
+            "save_pretrained() (model and tokenizer)"
+        ) from None
+    if config.freeze_embeddings:
+        for p in model.base_model.embeddings.parameters():
+            p.requires_grad_(False)
+
+    train_set = _Texts(tokenizer, train_split, config.max_length)
+    val_set = _Texts(tokenizer, dataset.validation, config.max_length)
 
     def compute_metrics(pred: Any) -> dict[str, float]:
         return classification_metrics(pred.label_ids, np.argmax(pred.predictions, axis=-1), len(dataset.labels))
 
-    callbacks = [EarlyStoppingCallback(config.patience)] if config.patience else []
     trainer = Trainer(
         model=model,
         args=args,
@@ -182,63 +192,80 @@ def train(config: TrainConfig) -> Path:
         eval_dataset=val_set,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=callbacks,
+        callbacks=([EarlyStoppingCallback(config.patience)] if config.patience else []) + list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # it prints metric dicts on stdout; we log instead
     trainer.add_callback(_log_callback())
-    resume = bool(config.resume and work.exists() and any(work.glob("checkpoint-*")))
-    log.info(
-        "training %s on %s (%s) for %s on %s", model_dir, config.data, dataset.sizes(),
-        f"{config.max_steps} steps" if config.max_steps > 0 else f"{config.epochs:g} epochs", args.device,
+    main = trainer.is_world_process_zero()
+    log.log(
+        logging.INFO if main else logging.DEBUG,
+        "training %s on %s (%s) for %s on %s (%s, %d threads, %d processes)%s", model_dir, config.data,
+        dataset.sizes(), f"{config.max_steps} steps" if by_steps else f"{config.epochs:g} epochs", args.device,
+        "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32", threads, args.world_size,
+        f", resuming from {resume_from}" if resume_from else "",
     )
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - start
-    test_set = _Texts(tokenizer, dataset.test, config.max_length)
-    test = trainer.evaluate(test_set, metric_key_prefix="test")
-    if not trainer.is_world_process_zero():
-        trainer.accelerator.wait_for_everyone()
-        return out
+    trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* metrics in the test run's
+    test = trainer.evaluate(_Texts(tokenizer, dataset.test, config.max_length), metric_key_prefix="test")
+    if main:  # one writer; the others wait below until the checkpoint is complete
+        info = _training_info(config, trainer, result, test, dataset, len(train_split), model_dir, seconds,
+                              threads, resume_from)
+        with _bundle.atomic_directory(out, force=True) as tmp:
+            trainer.save_model(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
+        log.info("saved %s: test accuracy %.4f, macro-F1 %.4f", out, info["test"].get("accuracy", float("nan")),
+                 info["test"].get("macro_f1", float("nan")))
+    trainer.accelerator.wait_for_everyone()
+    if main:
+        shutil.rmtree(work_dir(out), ignore_errors=True)
+    return out
+
+
+def _training_info(
+    config: TrainConfig, trainer: Any, result: Any, test: dict[str, float], dataset: Any, train_used: int,
+    model_dir: Path, seconds: float, threads: int, resume_from: Path | None,
+) -> dict[str, Any]:
+    """The content of training.json."""
+    import torch
+
+    args, state = trainer.args, trainer.state
     epochs = [
         {"epoch": e["epoch"], "step": e["step"], **{k[5:]: v for k, v in e.items() if k.startswith("eval_")}}
-        for e in trainer.state.log_history
+        for e in state.log_history
         if "eval_loss" in e
     ]
-    info = {
+    resumed_step = int(resume_from.name.rsplit("-", 1)[1]) if resume_from else 0
+    return {
         "version": 1,
         "config": config.to_dict(),
         "base_model": str(model_dir),
-        "architecture": model.config.model_type,
-        "labels": list(dataset.labels),
+        "architecture": trainer.model.config.model_type,
+        "labels": list(dataset.labels),  # id i is labels[i], as in the model's config.id2label
         "data": {
             "source": str(config.data),
             "text_column": config.text_column,
             "label_column": config.label_column,
             "validation": str(config.validation) if config.validation else None,
-            "sizes": {**dataset.sizes(), "train_used": len(train_split)},
+            "sizes": {**dataset.sizes(), "train_used": train_used},
         },
         "device": str(args.device),
         "world_size": args.world_size,
+        "threads": threads,
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "steps": result.global_step,
-        "epochs_run": trainer.state.epoch,
-        "train_seconds": round(seconds, 1),
-        "steps_per_second": round(result.global_step / seconds, 3) if seconds else None,
+        "epochs_run": state.epoch,
+        "resumed_from_step": resumed_step,
+        "train_seconds": round(seconds, 1),  # this run's, not counting a run it resumed
+        "steps_per_second": round((result.global_step - resumed_step) / seconds, 3) if seconds else None,
         "epochs": epochs,
-        "best": {"metric": config.metric, "value": trainer.state.best_metric,
-                 "checkpoint": Path(trainer.state.best_model_checkpoint or "").name},
+        "best": {"metric": config.metric, "value": state.best_metric,
+                 "checkpoint": Path(state.best_model_checkpoint or "").name},
         "test": {k[5:]: v for k, v in test.items() if k.startswith("test_")},
         "torch": torch.__version__,
     }
-    with _bundle.atomic_directory(out, force=True) as tmp:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
-    trainer.accelerator.wait_for_everyone()
-    shutil.rmtree(work, ignore_errors=True)
-    log.info("saved %s: test accuracy %.4f, macro-F1 %.4f", out, info["test"].get("accuracy", float("nan")),
-             info["test"].get("macro_f1", float("nan")))
-    return out
 
 
 def read_training_info(checkpoint: Path) -> dict[str, Any]:

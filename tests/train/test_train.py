@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoModelForSequenceClassification
 
 from lpm_edge.errors import ConfigError
-from lpm_edge.train import TrainConfig, read_training_info
+from lpm_edge.train import TrainConfig, read_training_info, train
 
 
 def test_tiny_model_learns_separable_task(tiny_checkpoint):
@@ -30,3 +30,33 @@ def test_checkpoint_loads_in_transformers_with_label_mapping(tiny_checkpoint):
 def test_bad_config_is_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_python_api_is_callable_after_the_subpackage_is_imported(tmp_path, tiny_config):
+    import torch
+
+    import lpm_edge
+    import lpm_edge.train  # binds the subpackage as lpm_edge.train, where the verb was
+
+    threads = torch.get_num_threads()
+    out = lpm_edge.train(tiny_config(tmp_path / "api", epochs=1, threads=1))
+    assert out == tmp_path / "api" and (out / "training.json").is_file()
+    assert lpm_edge.TrainConfig is TrainConfig
+    assert torch.get_num_threads() == threads  # --threads applies to the run only
+    assert read_training_info(out)["threads"] == 1
+
+
+def test_string_labels_map_to_ids_in_a_stable_order_and_travel_with_the_checkpoint(tmp_path, tiny_config):
+    rows = [{"review": f"{w} film", "stars": s} for w, s in
+            (("great", "high"), ("awful", "low"), ("fine", "mid"), ("superb", "high"), ("dull", "low"),
+             ("lovely", "mid"))] * 10
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = train(tiny_config(tmp_path / "ckpt", data=str(data), text_column="review", label_column="stars",
+                            epochs=1))
+    model = AutoModelForSequenceClassification.from_pretrained(out, local_files_only=True)
+    assert model.config.id2label == {0: "high", 1: "low", 2: "mid"}
+    assert model.config.num_labels == 3
+    info = read_training_info(out)
+    assert info["labels"] == ["high", "low", "mid"]
+    assert info["data"]["text_column"] == "review" and info["data"]["label_column"] == "stars"
