@@ -16,3 +16,13 @@ def test_import_and_predict_do_not_import_torch(tiny_bundle):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in ("neg", "pos")
+
+
+def test_verbs_stay_callable_after_their_packages_are_imported():
+    import lpm_edge
+    import lpm_edge.bench
+    import lpm_edge.export
+    import lpm_edge.train
+
+    for verb in (lpm_edge.train, lpm_edge.export, lpm_edge.bench):
+        assert callable(verb), verb
