@@ -51,18 +51,32 @@ def labelled_batches(
         return
     epoch = 0
     produced = 0
+    lengths = [len(t) for t in texts]  # characters: a cheap, good proxy for token counts
     while True:
-        order = shuffled(len(texts), seed + epoch)
-        for start in range(0, len(order), batch_size):
+        for rows in length_grouped(shuffled(len(texts), seed + epoch), lengths, batch_size, seed + epoch):
             if limit is not None and produced >= limit:
                 return
-            rows = order[start : start + batch_size]
             y = torch.tensor([labels[i] for i in rows], dtype=torch.long, device=device)  # (B,)
             yield encode(tokenizer, [texts[i] for i in rows], max_length, device), y
             produced += 1
         if limit is None:
             return
         epoch += 1
+
+
+def length_grouped(order: list[int], lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of similar length, in random order: sort within shuffled chunks of 50 batches.
+
+    Like transformers' LengthGroupedSampler: batches stay random, but each carries little padding
+    (real texts here vary from a few tokens to over a hundred).
+    """
+    chunk = 50 * batch_size
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    random.Random(seed).shuffle(batches)
+    return batches
 
 
 class Progress:
