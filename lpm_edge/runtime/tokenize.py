@@ -9,6 +9,9 @@ from tokenizers import Tokenizer
 
 from ..errors import BundleError
 
+# Ordinary letters plus a character few vocabularies hold, so that the unknown-token path runs too.
+PROBE = "probe \u2603"
+
 
 def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
     try:
@@ -18,6 +21,17 @@ def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
     # Shipped tokenizer.json files often pad everything to a fixed length; we pad per batch.
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)
+    # A text longer than max_length must come out truncated (a post-processor can defeat
+    # truncation when max_length is below its special tokens); check once, at load.
+    try:
+        n = len(tokenizer.encode(" ".join([PROBE] * min(max_length, 4096))).ids)
+    except Exception as exc:  # tokenizers raises a bare Exception
+        raise BundleError(f"{where}: the tokenizer fails on a probe text ({str(exc)[:200]})") from None
+    if n > max_length:
+        raise BundleError(
+            f"{where}: texts are not truncated to the manifest's max_length {max_length} (got {n} tokens); "
+            "re-export the bundle"
+        )
     return tokenizer
 
 
@@ -25,6 +39,24 @@ def check_texts(texts: Sequence[object]) -> None:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+
+
+def encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list:
+    """tokenizer.encode_batch, with a clear error for a str that is not valid Unicode."""
+    try:
+        return tokenizer.encode_batch(texts)
+    except TypeError:
+        # tokenizers refuses a str holding lone surrogates (e.g. bytes decoded with
+        # surrogateescape) with a message that names neither the text nor the reason.
+        for i, t in enumerate(texts):
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"texts[{i}] is not valid Unicode ({exc.reason} at index {exc.start}); "
+                    "decode input bytes as UTF-8 without errors='surrogateescape'"
+                ) from None
+        raise
 
 
 def pad_batch(encodings: Sequence, input_names: Sequence[str], pad_id: int) -> dict[str, np.ndarray]:
