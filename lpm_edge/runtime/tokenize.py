@@ -13,6 +13,11 @@ from ..errors import BundleError
 PROBE = "probe \u2603"
 
 
+def _is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside tokenizers reaches Python as pyo3's PanicException, a BaseException."""
+    return type(exc).__name__ == "PanicException"
+
+
 def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
     try:
         tokenizer = Tokenizer.from_str(data.decode("utf-8"))
@@ -25,7 +30,9 @@ def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
     # truncation when max_length is below its special tokens); check once, at load.
     try:
         n = len(tokenizer.encode(" ".join([PROBE] * min(max_length, 4096))).ids)
-    except Exception as exc:  # tokenizers raises a bare Exception
+    except BaseException as exc:  # a bare Exception, or a panic (seen: a template naming a missing token)
+        if not (isinstance(exc, Exception) or _is_panic(exc)):
+            raise
         raise BundleError(f"{where}: the tokenizer fails on a probe text ({str(exc)[:200]})") from None
     if n > max_length:
         raise BundleError(
@@ -45,15 +52,19 @@ def encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list:
     """tokenizer.encode_batch, with a clear error for a str that is not valid Unicode."""
     try:
         return tokenizer.encode_batch(texts)
-    except TypeError:
+    except BaseException as exc:
+        if _is_panic(exc):
+            raise BundleError(f"the bundle's tokenizer crashed ({str(exc)[:200]}); re-export the bundle") from None
+        if not isinstance(exc, TypeError):
+            raise
         # tokenizers refuses a str holding lone surrogates (e.g. bytes decoded with
         # surrogateescape) with a message that names neither the text nor the reason.
         for i, t in enumerate(texts):
             try:
                 t.encode("utf-8")
-            except UnicodeEncodeError as exc:
+            except UnicodeEncodeError as bad:
                 raise ValueError(
-                    f"texts[{i}] is not valid Unicode ({exc.reason} at index {exc.start}); "
+                    f"texts[{i}] is not valid Unicode ({bad.reason} at index {bad.start}); "
                     "decode input bytes as UTF-8 without errors='surrogateescape'"
                 ) from None
         raise
