@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping
 
-from .errors import BundleError
+from .errors import BundleError, ConfigError
 
 SCHEMA_VERSION = 1
 FORMAT = "lpm-edge-bundle"
@@ -327,30 +327,106 @@ def pack_zip(directory: Path, archive: Path) -> Path:
     return archive
 
 
+def scratch_prefix(destination: Path) -> str:
+    """Name prefix of the temporary entries written beside `destination`: `.NAME.PID.`.
+
+    The creator's pid lets a later run tell what a killed run left behind from the work of a
+    run still going (two runs may write beside the same destination at once).
+    """
+    return f".{Path(destination).name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap, safe liveness check elsewhere: never clean up
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def remove_stale(destination: Path) -> None:
+    """Clean up beside `destination` after runs that were killed (SIGKILL, power loss, OOM).
+
+    Their temporary directories are removed; a previous version that a run killed between its
+    two renames had moved aside is put back, when nothing has taken its place.
+    """
+    destination = Path(destination)
+    if not destination.parent.is_dir():
+        return
+    pattern = re.compile(re.escape(f".{destination.name}.") + r"(\d+)\.(?:[a-z0-9_]+\.(?:partial|work)|old)")
+    for entry in destination.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if entry.name.endswith(".old") and not destination.exists():
+            os.replace(entry, destination)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and directory under `root` to disk, so a rename never publishes a
+    directory whose files a power loss could leave empty."""
+    for path in sorted(root.rglob("*"), reverse=True) + [root]:
+        _fsync(path)
+
+
+def check_writable(destination: Path) -> None:
+    """Fail early, before any long work, when nothing can be written beside `destination`."""
+    parent = Path(destination).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to {parent} ({exc.strerror or exc}); choose another output path (--out) "
+            "or make that directory writable"
+        ) from None
+
+
 @contextlib.contextmanager
 def atomic_directory(destination: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory beside `destination`; move it into place on success.
 
     A run that fails or is killed midway leaves any previous `destination` untouched and no
-    half-written directory under that name.
+    half-written directory under that name; the next run removes what a killed one left.
     """
     destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(destination)
     if destination.exists() and not force:
         raise FileExistsError(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    prefix = scratch_prefix(destination)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=destination.parent))
     try:
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a bundle is meant to be shared
+        _fsync_tree(tmp)
         if destination.exists():
-            old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+            # Two renames: a kill between them leaves the previous version at `old`, which
+            # remove_stale() puts back on the next run.
+            old = destination.with_name(f"{prefix}old")
             os.replace(destination, old)
             os.replace(tmp, destination)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, destination)
+        _fsync(destination.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

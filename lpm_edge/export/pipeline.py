@@ -71,6 +71,7 @@ def export(
     out, ckpt = Path(out), Path(checkpoint)
     if out.exists() and not force:
         raise ExportError(f"{out} already exists; pass --force to replace it or choose another --out")
+    _bundle.check_writable(out)  # fail now, not after minutes of work
     if not (ckpt / "config.json").is_file():
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
     info = read_training_info(ckpt)
@@ -101,7 +102,7 @@ def export(
 
     names = input_names(student, tokenizer)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".work", dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=_bundle.scratch_prefix(out), suffix=".work", dir=out.parent) as tmp:
         work = Path(tmp)
         graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work)
         with _bundle.atomic_directory(out, force=force) as bdir:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import bundle as _bundle
 from ..data import Dataset, Split, load_dataset
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, require
 from ..metrics import classification_metrics
 from .config import TrainConfig
 
@@ -92,6 +92,8 @@ def train(config: TrainConfig) -> Path:
     The checkpoint loads with transformers as it is and carries `training.json` (config, labels,
     per-epoch validation metrics, test metrics, time, device), which export and bench read.
     """
+    require("torch", "export")
+    require("transformers", "export")
     import numpy as np
     import torch
     from transformers import (
@@ -109,6 +111,7 @@ def train(config: TrainConfig) -> Path:
     out = Path(config.out)
     if out.exists() and not (config.force or config.resume):
         raise ConfigError(f"{out} already exists; pass --force to replace it or choose another --out")
+    _bundle.check_writable(out)  # fail now, not after the training
     model_dir = resolve_model_dir(config.model)
     dataset = load_dataset(
         config.data, text_column=config.text_column, label_column=config.label_column,
