@@ -64,6 +64,7 @@ def export(
 
     from ..reference import TorchClassifier
     from ..train import read_training_info
+    from ..train.trainer import require_safetensors
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     preflight(recipe)
@@ -74,13 +75,14 @@ def export(
     _bundle.check_writable(out)  # fail now, not after minutes of work
     if not (ckpt / "config.json").is_file():
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
+    require_safetensors(ckpt)
     info = read_training_info(ckpt)
     dataset = _dataset(data, info)
 
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
     # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
     model = AutoModelForSequenceClassification.from_pretrained(
-        ckpt, local_files_only=True, attn_implementation="eager"
+        ckpt, local_files_only=True, use_safetensors=True, attn_implementation="eager"
     ).eval()
     if model.config.model_type not in ENCODER_TYPES:
         raise ExportError(f"{ckpt}: model type {model.config.model_type!r} is not a BERT-family encoder")

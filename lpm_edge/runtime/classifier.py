@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence, overload
@@ -66,12 +67,18 @@ class Classifier:
         # Spinning threads buy a little latency but burn idle cores; off when sharing them.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         asked, auto = _providers.requested(providers, ort.get_available_providers())
-        try:
-            self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=asked)
-        except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
-            raise BundleError(
-                f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]})"
-            ) from None
+        # A graph loaded from bytes resolves external-data paths against the working directory:
+        # a bundle could pull any file under it into its weights, unhashed. Point ORT at an empty
+        # directory instead, so that a graph with external data fails to load.
+        with tempfile.TemporaryDirectory(prefix="lpm-edge-no-external-data-") as empty:
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", empty)
+            try:
+                self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=asked)
+            except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
+                raise BundleError(
+                    f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
+                    "a bundle's graph must hold all its weights (no external data)"
+                ) from None
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         _providers.check_session(asked, self.providers, auto)
         names = [i.name for i in self._session.get_inputs()]

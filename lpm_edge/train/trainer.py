@@ -32,7 +32,18 @@ def resolve_model_dir(model: Path | str | None) -> Path:
             f"model {path} is not a local Hugging Face model directory (no config.json); "
             "lpm-edge never downloads models: pass a directory saved with save_pretrained()"
         )
+    require_safetensors(path)
     return path
+
+
+def require_safetensors(path: Path) -> None:
+    """Refuse a model directory without safetensors weights: loading a pickle can run code."""
+    if not any(path.glob("*.safetensors")):
+        raise ConfigError(
+            f"{path} has no *.safetensors weights; lpm-edge never loads pickled weights (pytorch_model.bin "
+            "can run code when loaded). Convert once, from a source you trust: "
+            "AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
+        )
 
 
 class _Texts:
@@ -130,6 +141,7 @@ def train(config: TrainConfig) -> Path:
         id2label=dict(enumerate(dataset.labels)),
         label2id={name: i for i, name in enumerate(dataset.labels)},
         local_files_only=True,
+        use_safetensors=True,
         trust_remote_code=False,
         ignore_mismatched_sizes=True,  # a checkpoint with another head size gets a new head
     )

@@ -136,3 +136,28 @@ def test_bundle_path_that_is_a_fifo_is_refused_without_blocking(tmp_path):
 
     error = _finishes(fifo, open_it)
     assert isinstance(error, BundleError) and "neither a bundle directory nor a .zip" in str(error)
+
+
+@pytest.mark.parametrize("where", ["working-directory", "bundle"])
+def test_graph_with_external_data_is_refused(bundle_copy, tmp_path, rehash, monkeypatch, where):
+    # ONNX Runtime resolves external data of a graph loaded from bytes against the working
+    # directory: without a guard, a bundle could read files there into its (unhashed) weights.
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto
+
+    model = onnx.load_from_string((bundle_copy / "model.onnx").read_bytes())
+    weight = max((i for i in model.graph.initializer if i.raw_data), key=lambda i: len(i.raw_data))
+    cwd = tmp_path / "app"
+    cwd.mkdir()
+    for folder in (cwd, bundle_copy):
+        (folder / "weights.bin").write_bytes(weight.raw_data)
+    location = {"location": "weights.bin", "offset": "0", "length": str(len(weight.raw_data))}
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in location.items():
+        weight.external_data.add(key=key, value=value)
+    (bundle_copy / "model.onnx").write_bytes(model.SerializeToString())
+    rehash(bundle_copy, "model.onnx")
+    monkeypatch.chdir(cwd if where == "working-directory" else bundle_copy)
+    with pytest.raises(BundleError, match=r"model.onnx: ONNX Runtime cannot load it .*xternal"):
+        lpm_edge.load(bundle_copy, providers="cpu")
