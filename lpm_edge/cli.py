@@ -238,7 +238,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     params = _num(s["parameters"], ",")
     print(f"source      {s['source']}" + (f" ({params} parameters)" if params != "?" else ""))
     if m:
-        print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} (full model {_num(m.get('reference_accuracy'), '.4f')}, "
+        print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
+              f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('data')}")
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "

@@ -95,7 +95,9 @@ class Classifier:
         where = f"{self.path}/{self.manifest.model_file}"
         odd = [f"{i.name}: {i.type}" for i in self._session.get_inputs() if i.type != "tensor(int64)"]
         if odd:
-            raise BundleError(f"{where}: inputs must be int64 token tensors, got {', '.join(odd)}; re-export the bundle")
+            raise BundleError(
+                f"{where}: inputs must be int64 token tensors, got {', '.join(odd)}; re-export the bundle"
+            )
         outputs = [o.name for o in self._session.get_outputs()]
         if self._output not in outputs:
             raise BundleError(
@@ -108,7 +110,9 @@ class Classifier:
             (_, feed), = self.encode([PROBE])
             shape = self.run(feed).shape
         except Exception as exc:  # tokenizers and ORT raise their own exception types
-            raise BundleError(f"{where}: fails on a probe input ({str(exc).strip()[:300]}); re-export the bundle") from None
+            raise BundleError(
+                f"{where}: fails on a probe input ({str(exc).strip()[:300]}); re-export the bundle"
+            ) from None
         if shape != (1, len(self.labels)):
             raise BundleError(
                 f"{where}: gives output of shape {list(shape)} for one text; expected [1, {len(self.labels)}] "
