@@ -11,14 +11,16 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping
 
-from .errors import BundleError
+from .errors import BundleError, ConfigError
 
 SCHEMA_VERSION = 1
 FORMAT = "lpm-edge-bundle"
@@ -30,6 +32,8 @@ TOKENIZER_FILE = "tokenizer.json"
 MAX_ZIP_BYTES = 4 * 1024**3
 MAX_ZIP_FILES = 64
 MAX_MANIFEST_BYTES = 1024**2
+TASKS = ("text-classification",)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -98,9 +102,14 @@ class Manifest:
                 f"{where}: bundle schema version {version} is not supported by this lpm-edge "
                 f"(it reads version {SCHEMA_VERSION}); upgrade lpm-edge or re-export the bundle"
             )
+        task = need(data, "task", str, "")
+        if task not in TASKS:
+            raise BundleError(f"{where}: task {task!r} is not supported; this lpm-edge runs {', '.join(TASKS)}")
         labels = need(data, "labels", list, "")
         if not labels or not all(isinstance(x, str) for x in labels):
             raise BundleError(f"{where}: 'labels' must be a non-empty list of strings")
+        if len(set(labels)) != len(labels):
+            raise BundleError(f"{where}: 'labels' has duplicates ({labels}); each label must be unique")
         max_length = need(data, "max_length", int, "")
         if not 1 <= max_length <= 1_000_000:
             raise BundleError(f"{where}: 'max_length' {max_length} is out of range")
@@ -111,13 +120,22 @@ class Manifest:
             raise BundleError(f"{where}: 'model.inputs' and 'model.outputs' must list names")
         files = need(data, "files", dict, "")
         for name, entry in files.items():
+            check_name(name, where)
             digest = need(entry, "sha256", str, f"files.{name}.")
-            if len(digest) != 64:
-                raise BundleError(f"{where}: 'files.{name}.sha256' is not a sha256 hex digest")
+            if not _SHA256.fullmatch(digest):
+                raise BundleError(
+                    f"{where}: 'files.{name}.sha256' is not a sha256 hex digest (64 lowercase hex characters)"
+                )
         model_file = need(model, "file", str, "model.")
         tokenizer = need(data, "tokenizer", dict, "")
         tokenizer_file = need(tokenizer, "file", str, "tokenizer.")
         pad_id = need(tokenizer, "pad_id", int, "tokenizer.") if "pad_id" in tokenizer else 0
+        if not 0 <= pad_id < 2**31:
+            raise BundleError(f"{where}: 'tokenizer.pad_id' {pad_id} is out of range")
+        sections = {}
+        for key in ("recipe", "source", "metrics", "build"):
+            # Optional, free-form records; but always objects, so readers can look keys up.
+            sections[key] = need(data, key, dict, "") if data.get(key) is not None else {}
         for name in (model_file, tokenizer_file):
             if name not in files:
                 raise BundleError(f"{where}: '{name}' is used but has no entry under 'files'")
@@ -128,16 +146,32 @@ class Manifest:
             outputs=tuple(outputs),
             files=files,
             opset=need(model, "opset", int, "model."),
-            task=need(data, "task", str, ""),
+            task=task,
             model_file=model_file,
             tokenizer_file=tokenizer_file,
             pad_id=pad_id,
-            recipe=data.get("recipe") or {},
-            source=data.get("source") or {},
-            metrics=data.get("metrics") or {},
-            build=data.get("build") or {},
             schema_version=version,
+            **sections,
         )
+
+
+def check_name(name: Any, where: str = MANIFEST) -> str:
+    """Refuse a listed file name that is not a plain relative POSIX path inside the bundle."""
+    plain = (
+        isinstance(name, str)
+        and "\x00" not in name
+        and "\\" not in name
+        and not name.startswith("/")
+        and str(PurePosixPath(name)) == name  # no "", ".", "./x", "a//b", "dir/"
+        and name != "."
+        and ".." not in PurePosixPath(name).parts
+    )
+    if not plain:
+        raise BundleError(
+            f"{where}: file name {name!r} is not a plain relative path inside the bundle; "
+            "refusing it (re-export the bundle)"
+        )
+    return name
 
 
 def sha256_file(path: Path) -> str:
@@ -154,7 +188,7 @@ def file_entry(path: Path) -> dict[str, Any]:
 
 def safe_member(root: Path, name: str) -> Path:
     """Resolve `name` inside `root`; refuse absolute paths, `..` and symlinks leading out."""
-    if not name or os.path.isabs(name) or "\\" in name or ".." in Path(name).parts:
+    if not name or "\x00" in name or os.path.isabs(name) or "\\" in name or ".." in Path(name).parts:
         raise BundleError(f"manifest names the file {name!r}, which is outside the bundle; refusing it")
     path = root / name
     resolved = path.resolve()
@@ -170,12 +204,17 @@ def read_manifest(directory: Path) -> Manifest:
             f"{directory} is not an lpm-edge bundle: no {MANIFEST}; "
             "make one with `lpm-edge export CHECKPOINT --out BUNDLE`"
         )
+    safe_member(directory, MANIFEST)  # a symlink leading out of the bundle is refused
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path}: {path.stat().st_size} bytes is too large for a manifest")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc}); the bundle is corrupted, re-export it") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers too long to convert;
+        # RecursionError comes from deeply nested arrays or objects.
+        raise BundleError(
+            f"{path}: not valid JSON ({str(exc)[:200]}); the bundle is corrupted, re-export it"
+        ) from None
     return Manifest.from_dict(data, where=str(path))
 
 
@@ -220,7 +259,7 @@ def opened(bundle: str | os.PathLike[str]) -> Iterator[tuple[Path, Manifest]]:
         verify(path, manifest)
         yield path, manifest
         return
-    if not zipfile.is_zipfile(path):
+    if not path.is_file() or not zipfile.is_zipfile(path):  # is_zipfile would block on a FIFO
         raise BundleError(f"{path} is neither a bundle directory nor a .zip bundle")
     with tempfile.TemporaryDirectory(prefix="lpm-edge-bundle-") as tmp:
         extract_zip(path, Path(tmp))
@@ -232,26 +271,42 @@ def opened(bundle: str | os.PathLike[str]) -> Iterator[tuple[Path, Manifest]]:
 def extract_zip(archive: Path, target: Path) -> None:
     """Extract a .zip bundle with bounded size and file count and no path traversal."""
     try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            if len(members) > MAX_ZIP_FILES:
-                raise BundleError(f"{archive}: {len(members)} files; a bundle has at most {MAX_ZIP_FILES}")
-            total = sum(m.file_size for m in members)
-            if total > MAX_ZIP_BYTES:
-                raise BundleError(f"{archive}: unpacks to {total} bytes, above the {MAX_ZIP_BYTES} limit")
-            for member in members:
-                dest = safe_member(target, member.filename)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                written = 0
-                with zf.open(member) as src, open(dest, "wb") as out:
-                    # Count real bytes: a forged header must not let a bomb through.
-                    for block in iter(lambda: src.read(1 << 20), b""):
-                        written += len(block)
-                        if written > member.file_size:
-                            raise BundleError(f"{archive}: {member.filename} is larger than its header says")
-                        out.write(block)
-    except (zipfile.BadZipFile, EOFError) as exc:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise BundleError(f"{archive}: damaged zip file ({exc}); re-pack the bundle") from None
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) > MAX_ZIP_FILES:
+            raise BundleError(f"{archive}: {len(members)} files; a bundle has at most {MAX_ZIP_FILES}")
+        names = [m.filename for m in members]
+        if len(set(names)) != len(names):
+            # Tools disagree on which duplicate wins; what one inspects must be what loads.
+            raise BundleError(f"{archive}: a member name appears twice; re-pack the bundle")
+        total = sum(m.file_size for m in members)
+        if total > MAX_ZIP_BYTES:
+            raise BundleError(f"{archive}: unpacks to {total} bytes, above the {MAX_ZIP_BYTES} limit")
+        for member in members:
+            dest = safe_member(target, member.filename)
+            try:
+                _extract_member(zf, member, dest)
+            except (zipfile.BadZipFile, EOFError, zlib.error, RuntimeError, NotImplementedError, OSError) as exc:
+                # RuntimeError: encrypted member; NotImplementedError: unknown compression method;
+                # OSError: a member clashing with a directory, or no room for it.
+                raise BundleError(
+                    f"{archive}: cannot extract {member.filename} ({exc}); re-pack the bundle"
+                ) from None
+
+
+def _extract_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zf.open(member) as src, open(dest, "wb") as out:
+        # Count real bytes: a forged header must not let a bomb through.
+        for block in iter(lambda: src.read(1 << 20), b""):
+            written += len(block)
+            if written > member.file_size:
+                raise BundleError(f"{member.filename} is larger than its header says; re-pack the bundle")
+            out.write(block)
 
 
 def pack_zip(directory: Path, archive: Path) -> Path:
@@ -272,30 +327,106 @@ def pack_zip(directory: Path, archive: Path) -> Path:
     return archive
 
 
+def scratch_prefix(destination: Path) -> str:
+    """Name prefix of the temporary entries written beside `destination`: `.NAME.PID.`.
+
+    The creator's pid lets a later run tell what a killed run left behind from the work of a
+    run still going (two runs may write beside the same destination at once).
+    """
+    return f".{Path(destination).name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap, safe liveness check elsewhere: never clean up
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def remove_stale(destination: Path) -> None:
+    """Clean up beside `destination` after runs that were killed (SIGKILL, power loss, OOM).
+
+    Their temporary directories are removed; a previous version that a run killed between its
+    two renames had moved aside is put back, when nothing has taken its place.
+    """
+    destination = Path(destination)
+    if not destination.parent.is_dir():
+        return
+    pattern = re.compile(re.escape(f".{destination.name}.") + r"(\d+)\.(?:[a-z0-9_]+\.(?:partial|work)|old)")
+    for entry in destination.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        if entry.name.endswith(".old") and not destination.exists():
+            os.replace(entry, destination)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and directory under `root` to disk, so a rename never publishes a
+    directory whose files a power loss could leave empty."""
+    for path in sorted(root.rglob("*"), reverse=True) + [root]:
+        _fsync(path)
+
+
+def check_writable(destination: Path) -> None:
+    """Fail early, before any long work, when nothing can be written beside `destination`."""
+    parent = Path(destination).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to {parent} ({exc.strerror or exc}); choose another output path (--out) "
+            "or make that directory writable"
+        ) from None
+
+
 @contextlib.contextmanager
 def atomic_directory(destination: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory beside `destination`; move it into place on success.
 
     A run that fails or is killed midway leaves any previous `destination` untouched and no
-    half-written directory under that name.
+    half-written directory under that name; the next run removes what a killed one left.
     """
     destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(destination)
     if destination.exists() and not force:
         raise FileExistsError(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    prefix = scratch_prefix(destination)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=destination.parent))
     try:
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a bundle is meant to be shared
+        _fsync_tree(tmp)
         if destination.exists():
-            old = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+            # Two renames: a kill between them leaves the previous version at `old`, which
+            # remove_stale() puts back on the next run.
+            old = destination.with_name(f"{prefix}old")
             os.replace(destination, old)
             os.replace(tmp, destination)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, destination)
+        _fsync(destination.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,8 @@ Results go to stdout (--json for machines); logs and progress go to stderr.
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
 import logging
 import os
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import LpmEdgeError
+from .errors import DataError, LpmEdgeError
 
 log = logging.getLogger("lpm_edge")
 
@@ -167,12 +169,34 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def _read_texts(args: Sequence[str]) -> list[str]:
+    """Texts from the command line, else one per line on stdin; UTF-8 whatever the locale."""
+    for i, text in enumerate(args):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(f"text argument {i + 1} is not valid UTF-8; pass UTF-8 text") from None
+    if args:
+        return list(args)
+    if sys.stdin is None:  # stdin closed
+        return []
+    data = sys.stdin.buffer.read()
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"stdin is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            "convert it first, e.g. with iconv -t UTF-8"
+        ) from None
+    return [line.rstrip("\n") for line in io.StringIO(decoded, newline=None)]
+
+
 def cmd_predict(a: argparse.Namespace) -> int:
     from .runtime import load
 
-    texts = a.texts or [line.rstrip("\n") for line in sys.stdin]
     providers = a.providers.split(",") if "," in a.providers else a.providers
-    clf = load(a.bundle, providers=providers)
+    clf = load(a.bundle, providers=providers)  # before reading stdin: a bad bundle fails at once
+    texts = _read_texts(a.texts)
     preds = clf.predict(texts)
     if a.json:
         _print_json([{"text": t, "label": p.label, "score": p.score, "scores": dict(p.scores)} for t, p in zip(texts, preds)])
@@ -182,21 +206,37 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def _dig(obj: Any, *keys: str) -> Any:
+    """obj[k1][k2]..., or None where a level is missing or not an object: manifests are untrusted."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _num(value: Any, spec: str, scale: float = 1.0) -> str:
+    """`value * scale` formatted with `spec` when `value` is a number, else '?'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value * scale if scale != 1.0 else value, spec)
+    return "?"
+
+
 def inspect_summary(bundle: Path) -> dict[str, Any]:
     from .bundle import opened
 
     with opened(bundle) as (directory, manifest):
         sizes = {name: entry.get("bytes") for name, entry in manifest.files.items()}
-    stages = manifest.build.get("stages", {})
     return {
         "bundle": str(bundle), "schema_version": manifest.schema_version, "task": manifest.task,
         "labels": list(manifest.labels), "max_length": manifest.max_length, "inputs": list(manifest.inputs),
-        "recipe": manifest.recipe.get("name"), "quantize": manifest.recipe.get("quantize", {}).get("mode"),
-        "files_bytes": sizes, "total_bytes": sum(v or 0 for v in sizes.values()),
-        "source": manifest.source.get("checkpoint"), "parameters": manifest.source.get("parameters"),
-        "fusion": stages.get("fusion", {}).get("counts"), "metrics": dict(manifest.metrics),
-        "compression": manifest.source.get("compression") or {},
-        "created": manifest.build.get("created"), "lpm_edge": manifest.build.get("lpm_edge"),
+        "recipe": _dig(manifest.recipe, "name"), "quantize": _dig(manifest.recipe, "quantize", "mode"),
+        "files_bytes": sizes,
+        "total_bytes": sum(v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)),
+        "source": _dig(manifest.source, "checkpoint"), "parameters": _dig(manifest.source, "parameters"),
+        "fusion": _dig(manifest.build, "stages", "fusion", "counts"), "metrics": dict(manifest.metrics),
+        "compression": _dig(manifest.source, "compression") or {},
+        "created": _dig(manifest.build, "created"), "lpm_edge": _dig(manifest.build, "lpm_edge"),
     }
 
 
@@ -209,21 +249,26 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
     print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
-    print("size        " + ", ".join(f"{k} {v/1e6:.1f} MB" for k, v in s["files_bytes"].items())
+    print("size        " + ", ".join(f"{k} {_num(v, '.1f', 1e-6)} MB" for k, v in s["files_bytes"].items())
           + f" (total {s['total_bytes']/1e6:.1f} MB)")
-    print(f"source      {s['source']} ({s['parameters']:,} parameters)" if s["parameters"] else f"source      {s['source']}")
-    c = s["compression"]
-    if c:
-        parts = [f"{k} {c[k]['before']:,}→{c[k]['after']:,}" for k in ("layers", "heads", "ffn", "vocab") if k in c]
-        if "distill" in c:
-            parts.append(f"distilled {c['distill']['steps']} steps (KL {c['distill']['kl_before']:.4f}→"
-                         f"{c['distill']['kl_after']:.4f})")
+    params = _num(s["parameters"], ",")
+    print(f"source      {s['source']}" + (f" ({params} parameters)" if params != "?" else ""))
+    c = s["compression"] if isinstance(s["compression"], dict) else {}
+    parts = [f"{k} {_num(_dig(c, k, 'before'), ',')}→{_num(_dig(c, k, 'after'), ',')}"
+             for k in ("layers", "heads", "ffn", "vocab") if isinstance(c.get(k), dict)]
+    if isinstance(c.get("distill"), dict):
+        d = c["distill"]
+        parts.append(f"distilled {d.get('steps')} steps (KL {_num(d.get('kl_before'), '.4f')}→"
+                     f"{_num(d.get('kl_after'), '.4f')})")
+    if parts:
         print("compressed  " + ", ".join(parts))
     if m:
-        print(f"accuracy    {m['bundle_accuracy']:.4f} (full model {m['reference_accuracy']:.4f}, "
-              f"drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m['split']} texts of {m['data']}")
-        print(f"parity      max |Δlogit| {m['parity']['max_abs_logit_diff']:.4f}, "
-              f"argmax agreement {m['parity']['argmax_agreement']*100:.2f}%")
+        print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
+              f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
+              f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
+              f"of {m.get('data')}")
+        print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
+              f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
     return 0
 
 
@@ -284,10 +329,45 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+_OS_FIXES = {
+    errno.ENOSPC: "free some disk space or write to another disk",
+    errno.EDQUOT: "free some space within your quota or write elsewhere",
+    errno.EACCES: "choose a path you may write to, or fix its permissions",
+    errno.EPERM: "choose a path you may write to, or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose another path",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",
+}
+
+
+def _message(exc: BaseException) -> str:
+    """What failed and the fix, for the one line the CLI prints."""
+    if isinstance(exc, LpmEdgeError):
+        return str(exc)
+    if isinstance(exc, FileExistsError) and exc.errno is None:  # raised by atomic_directory
+        return f"{exc} already exists; pass --force to replace it or choose another --out"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}; {_OS_FIXES.get(exc.errno, 'check the path and try again')}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record is emitted (callers and tests swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _configure_logging(debug: bool, quiet: bool) -> None:
     """Our INFO lines on stderr; other libraries' only from WARNING (ONNX Runtime's quantizer
     logs hundreds of INFO lines on the root logger)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     if not debug:
         handler.addFilter(lambda r: r.name.startswith("lpm_edge") or r.levelno >= logging.WARNING)
@@ -306,10 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.debug, args.quiet)
     try:
         return COMMANDS[args.command](args)
-    except (LpmEdgeError, FileExistsError, PermissionError, OSError, TypeError) as exc:
+    except (LpmEdgeError, OSError, TypeError) as exc:
         if args.debug:
             raise
-        message = str(exc) if isinstance(exc, LpmEdgeError) else f"{type(exc).__name__}: {exc}"
+        message = " ".join(_message(exc).split())  # one line, whatever the exception held
         print(f"lpm-edge {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -33,7 +33,7 @@ class TorchClassifier:
         if model is None:
             kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
             model = AutoModelForSequenceClassification.from_pretrained(
-                Path(checkpoint), local_files_only=True, **kwargs  # type: ignore[arg-type]
+                Path(checkpoint), local_files_only=True, use_safetensors=True, **kwargs  # type: ignore[arg-type]
             )
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(Path(checkpoint), local_files_only=True)  # type: ignore[arg-type]

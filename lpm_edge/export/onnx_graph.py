@@ -70,9 +70,19 @@ def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int, model_type: str
     """ONNX Runtime's transformer optimizer; returns counts of fused operators by kind."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    optimized = optimize_model(
-        str(src), model_type=model_type, num_heads=num_heads, hidden_size=hidden_size, opt_level=0
-    )
+    # The optimizer's fusion modules warn about every pattern they skip (for tiny or pruned models,
+    # many); what fused is counted below and checked by the caller, so keep only their errors.
+    quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith(("fusion", "onnx_model"))]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.ERROR)
+    try:
+        optimized = optimize_model(
+            str(src), model_type=model_type, num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+        )
+    finally:
+        for lg, level in zip(quiet, levels):
+            lg.setLevel(level)
     optimized.save_model_to_file(str(dst))
     ops = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     counts = {kind: sum(ops.get(op, 0) for op in names) for kind, names in FUSED_KINDS.items()}

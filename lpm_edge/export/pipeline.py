@@ -80,6 +80,7 @@ def export(
 
     from ..reference import TorchClassifier
     from ..train import read_training_info
+    from ..train.model_dir import require_safetensors
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     preflight(recipe)
@@ -92,15 +93,17 @@ def export(
     out, ckpt = Path(out), Path(checkpoint)
     if out.exists() and not force:
         raise ExportError(f"{out} already exists; pass --force to replace it or choose another --out")
+    _bundle.check_writable(out)  # fail now, not after minutes of work
     if not (ckpt / "config.json").is_file():
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
+    require_safetensors(ckpt)
     info = read_training_info(ckpt)
     dataset = checkpoint_dataset(data, info)
 
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
     # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
     model = AutoModelForSequenceClassification.from_pretrained(
-        ckpt, local_files_only=True, attn_implementation="eager"
+        ckpt, local_files_only=True, use_safetensors=True, attn_implementation="eager"
     ).eval()
     if model.config.model_type not in ENCODER_TYPES:
         raise ExportError(f"{ckpt}: model type {model.config.model_type!r} is not a BERT-family encoder")
@@ -124,7 +127,7 @@ def export(
 
     names = input_names(student, tokenizer)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".work", dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=_bundle.scratch_prefix(out), suffix=".work", dir=out.parent) as tmp:
         work = Path(tmp)
         drop_of = _drop_of(source, names, texts, split.labels, full_logits) if recipe.quantize.auto_exclude else None
         graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work,

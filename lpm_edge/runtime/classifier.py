@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence, overload
@@ -11,9 +12,9 @@ from typing import Mapping, Sequence, overload
 import numpy as np
 
 from .. import bundle as _bundle
-from ..errors import BundleError, ConfigError
+from ..errors import BundleError, ConfigError, MissingDependencyError
 from . import providers as _providers
-from .tokenize import check_texts, load_tokenizer, pad_batch
+from .tokenize import PROBE, check_texts, encode_batch, load_tokenizer, pad_batch
 
 log = logging.getLogger("lpm_edge.runtime")
 
@@ -36,7 +37,13 @@ class Classifier:
         batch_size: int = 32,
         spin: bool = True,
     ) -> None:
-        import onnxruntime as ort  # the runtime's one heavy import, kept out of `import lpm_edge`
+        try:
+            import onnxruntime as ort  # the runtime's one heavy import, kept out of `import lpm_edge`
+        except ImportError:
+            raise MissingDependencyError(
+                "onnxruntime (the runtime's inference engine)",
+                'pip install "lpm-edge[cpu]"  (or "lpm-edge[gpu]" for CUDA)',
+            ) from None
 
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -60,12 +67,18 @@ class Classifier:
         # Spinning threads buy a little latency but burn idle cores; off when sharing them.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         asked, auto = _providers.requested(providers, ort.get_available_providers())
-        try:
-            self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=asked)
-        except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
-            raise BundleError(
-                f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]})"
-            ) from None
+        # A graph loaded from bytes resolves external-data paths against the working directory:
+        # a bundle could pull any file under it into its weights, unhashed. Point ORT at an empty
+        # directory instead, so that a graph with external data fails to load.
+        with tempfile.TemporaryDirectory(prefix="lpm-edge-no-external-data-") as empty:
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", empty)
+            try:
+                self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=asked)
+            except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
+                raise BundleError(
+                    f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
+                    "a bundle's graph must hold all its weights (no external data)"
+                ) from None
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         _providers.check_session(asked, self.providers, auto)
         names = [i.name for i in self._session.get_inputs()]
@@ -75,6 +88,36 @@ class Classifier:
             )
         self._inputs = names
         self._output = manifest.outputs[0]
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """Refuse, at load, a graph that cannot serve this manifest: wrong types, names or width."""
+        where = f"{self.path}/{self.manifest.model_file}"
+        odd = [f"{i.name}: {i.type}" for i in self._session.get_inputs() if i.type != "tensor(int64)"]
+        if odd:
+            raise BundleError(
+                f"{where}: inputs must be int64 token tensors, got {', '.join(odd)}; re-export the bundle"
+            )
+        outputs = [o.name for o in self._session.get_outputs()]
+        if self._output not in outputs:
+            raise BundleError(
+                f"{where}: the manifest's output {self._output!r} is not among the model's outputs {outputs}; "
+                "re-export the bundle"
+            )
+        # One tiny batch through tokenizer and graph: a bundle that cannot predict fails here, at
+        # load, as a BundleError, rather than inside some later request.
+        try:
+            (_, feed), = self.encode([PROBE])
+            shape = self.run(feed).shape
+        except Exception as exc:  # tokenizers and ORT raise their own exception types
+            raise BundleError(
+                f"{where}: fails on a probe input ({str(exc).strip()[:300]}); re-export the bundle"
+            ) from None
+        if shape != (1, len(self.labels)):
+            raise BundleError(
+                f"{where}: gives output of shape {list(shape)} for one text; expected [1, {len(self.labels)}] "
+                f"for the manifest's {len(self.labels)} labels; re-export the bundle"
+            )
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.path)!r}, labels={list(self.labels)}, providers={list(self.providers)})"
@@ -82,7 +125,7 @@ class Classifier:
     # -- model side ---------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Tokenize and batch: [(row indices, feed)], texts sorted by length so padding is minimal."""
-        encodings = self._tokenizer.encode_batch(list(texts))
+        encodings = encode_batch(self._tokenizer, list(texts))
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         batches = []
         for start in range(0, len(order), self.batch_size):

@@ -9,6 +9,14 @@ from tokenizers import Tokenizer
 
 from ..errors import BundleError
 
+# Ordinary letters plus a character few vocabularies hold, so that the unknown-token path runs too.
+PROBE = "probe \u2603"
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside tokenizers reaches Python as pyo3's PanicException, a BaseException."""
+    return type(exc).__name__ == "PanicException"
+
 
 def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
     try:
@@ -18,6 +26,19 @@ def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
     # Shipped tokenizer.json files often pad everything to a fixed length; we pad per batch.
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)
+    # A text longer than max_length must come out truncated (a post-processor can defeat
+    # truncation when max_length is below its special tokens); check once, at load.
+    try:
+        n = len(tokenizer.encode(" ".join([PROBE] * min(max_length, 4096))).ids)
+    except BaseException as exc:  # a bare Exception, or a panic (seen: a template naming a missing token)
+        if not (isinstance(exc, Exception) or _is_panic(exc)):
+            raise
+        raise BundleError(f"{where}: the tokenizer fails on a probe text ({str(exc)[:200]})") from None
+    if n > max_length:
+        raise BundleError(
+            f"{where}: texts are not truncated to the manifest's max_length {max_length} (got {n} tokens); "
+            "re-export the bundle"
+        )
     return tokenizer
 
 
@@ -25,6 +46,28 @@ def check_texts(texts: Sequence[object]) -> None:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+
+
+def encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list:
+    """tokenizer.encode_batch, with a clear error for a str that is not valid Unicode."""
+    try:
+        return tokenizer.encode_batch(texts)
+    except BaseException as exc:
+        if _is_panic(exc):
+            raise BundleError(f"the bundle's tokenizer crashed ({str(exc)[:200]}); re-export the bundle") from None
+        if not isinstance(exc, TypeError):
+            raise
+        # tokenizers refuses a str holding lone surrogates (e.g. bytes decoded with
+        # surrogateescape) with a message that names neither the text nor the reason.
+        for i, t in enumerate(texts):
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as bad:
+                raise ValueError(
+                    f"texts[{i}] is not valid Unicode ({bad.reason} at index {bad.start}); "
+                    "decode input bytes as UTF-8 without errors='surrogateescape'"
+                ) from None
+        raise
 
 
 def pad_batch(encodings: Sequence, input_names: Sequence[str], pad_id: int) -> dict[str, np.ndarray]:

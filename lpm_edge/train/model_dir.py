@@ -36,12 +36,23 @@ def resolve_model_dir(model: Path | str | None) -> Path:
     _check_architecture(config_file, config)
     if not any((path / name).is_file() for name in WEIGHTS):
         raise ConfigError(f"model {path} has no weights ({' or '.join(WEIGHTS[::2])}); {HOW}")
+    require_safetensors(path)
     if not any((path / name).is_file() for name in TOKENIZER):
         raise ConfigError(
             f"model {path} has no tokenizer files ({', '.join(TOKENIZER)}); save it beside the model with "
             "tokenizer.save_pretrained(...)"
         )
     return path
+
+
+def require_safetensors(path: Path) -> None:
+    """Refuse a model directory without safetensors weights: loading a pickle can run code."""
+    if not any(path.glob("*.safetensors")):
+        raise ConfigError(
+            f"{path} has no *.safetensors weights; lpm-edge never loads pickled weights (pytorch_model.bin "
+            "can run code when loaded). Convert once, from a source you trust: "
+            "AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
+        )
 
 
 def _check_architecture(config_file: Path, config: object) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .. import bundle as _bundle
 from ..data import Split, load_dataset
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, require
 from ..metrics import classification_metrics
 from .config import TrainConfig
 from .device import plan_device
@@ -84,7 +84,10 @@ def train(config: TrainConfig, *, callbacks: Sequence["TrainerCallback"] = ()) -
     process calls this; the main one writes the checkpoint while the others wait.
     `callbacks` are extra transformers TrainerCallbacks (timing, custom stopping, ...).
     """
+    require("torch", "export")
+    require("transformers", "export")
     resume_from = plan_resume(config)  # before anything slow: a wrong --out or --resume fails at once
+    _bundle.check_writable(Path(config.out))  # fail now, not after the training
     plan = plan_device(config.device, config.precision)
     model_dir = resolve_model_dir(config.model)
     with _torch_threads(config.threads) as threads:
@@ -167,6 +170,7 @@ def _train(
             id2label=dict(enumerate(dataset.labels)),
             label2id={name: i for i, name in enumerate(dataset.labels)},
             local_files_only=True,
+            use_safetensors=True,
             trust_remote_code=False,
             ignore_mismatched_sizes=True,  # a checkpoint with another head size gets a new head
         )
