@@ -50,6 +50,20 @@ def render(doc: dict[str, Any]) -> str:
     if doc.get("command"):
         lines += [f"Command: `{doc['command']}`", ""]
 
+    lines += ["## Summary: each model against the reference", ""]
+    rows = []
+    for c in cands:
+        vs = c["vs_reference"]
+        loss = DASH if c.get("accuracy_loss_points") is None else f"{c['accuracy_loss_points']:+.2f}"
+        rows.append([c["name"], f"{c['accuracy'] * 100:.2f}%", loss, _ratio(vs.get("end_to_end_b1_speedup")),
+                     _ratio(vs.get("model_only_b1_speedup")), _ratio(vs.get("throughput_ratio")),
+                     _ratio(vs.get("peak_rss_ratio")), _ratio(vs.get("cold_start_ratio")),
+                     _ratio(vs.get("model_size_ratio"))])
+    lines += _table(["model", "accuracy", "loss, points", "speed-up, batch 1 end to end", "speed-up, batch 1 model only",
+                     "throughput ×", "peak RSS ×", "cold start ×", "model size ×"], rows)
+    lines += ["Speed-ups and throughput: higher is better. Peak RSS, cold start and size: the candidate's "
+              "over the reference's, lower is better.", ""]
+
     lines += ["## Accuracy", ""]
     rows = []
     for c in cands:
