@@ -80,10 +80,13 @@ def targets_markdown(doc: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
-    for noisy in ("optimum", "onnxruntime", "transformers", "root"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Our INFO lines; other libraries' from WARNING (ONNX Runtime's quantizer logs hundreds of INFO
+    # lines on the root logger).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(lambda r: r.name.startswith("lpm_edge") or r.levelno >= logging.WARNING)
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(logging.INFO)
 
     from lpm_edge import sysinfo
     from lpm_edge.bench import BenchConfig, measure
