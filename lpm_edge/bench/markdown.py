@@ -36,6 +36,21 @@ def machine_line(machine: dict[str, Any]) -> str:
             f"{machine.get('platform', '?')}, Python {machine.get('python', '?')}; {libs}")
 
 
+def _load_lines(load: dict[str, Any] | None) -> list[str]:
+    if not load or load.get("other_processes_cpu_share") is None:
+        return []
+    avg = load.get("loadavg_start"), load.get("loadavg_end")
+    text = (f"Machine load: other processes used {load['other_processes_cpu_share'] * 100:.0f}% of the "
+            f"{load['cpus']} CPUs during this {load['seconds'] / 60:.1f}-minute run"
+            + (f" (1-minute load average {avg[0][0]:.1f} at the start, {avg[1][0]:.1f} at the end)." if all(avg) else "."))
+    if load.get("busy"):
+        busiest = max(load.get("by_stage", {}).items(), key=lambda kv: kv[1] or 0, default=None)
+        text += (" **The machine was busy: these figures are disturbed**, torch's most (its OpenMP threads wait "
+                 "for the slowest one at every step, so a core taken by another process stalls it)"
+                 + (f"; busiest stage: {busiest[0]} ({busiest[1] * 100:.0f}%)." if busiest and busiest[1] else "."))
+    return [text, ""]
+
+
 def render(doc: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     cands = doc["candidates"]
@@ -47,6 +62,7 @@ def render(doc: dict[str, Any]) -> str:
         f"Reference: {doc['reference']}. Created {doc['created']} with lpm-edge {doc['lpm_edge']}.", "",
         f"Machine: {machine_line(doc['machine'])}.", "",
     ]
+    lines += _load_lines(method.get("machine_load"))
     if doc.get("command"):
         lines += [f"Command: `{doc['command']}`", ""]
 
@@ -120,6 +136,10 @@ def render(doc: dict[str, Any]) -> str:
 
     lines += ["## How this was measured", ""]
     lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in method.items() if not isinstance(v, (dict, list))]
+    by_stage = (method.get("machine_load") or {}).get("by_stage") or {}
+    if by_stage:
+        lines.append("- other processes' CPU share by stage: " + ", ".join(
+            f"{k} {DASH if v is None else f'{v * 100:.0f}%'}" for k, v in by_stage.items()))
     lines += [f"- {k.replace('_', ' ')}: {', '.join(map(str, v)) or 'none'}" for k, v in method.items()
               if isinstance(v, list)]
     for name, c in zip(names, cands):

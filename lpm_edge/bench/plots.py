@@ -59,7 +59,8 @@ def accuracy_vs_latency(doc: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel(f"accuracy on {doc['data']['split']} split, %")
     ax.set_title(f"{doc['data']['name']}: accuracy vs latency", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
+    ax.margins(x=0.15, y=0.15)
     fig.tight_layout()
     fig.savefig(path)
     return path

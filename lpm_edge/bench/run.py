@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -20,6 +21,7 @@ from .. import sysinfo
 from ..errors import ConfigError, require
 from .accuracy import score, throughput
 from .candidates import Candidate, bundle_candidate, reference_candidate, unique_names
+from .load import CpuSnapshot, others_share, snapshot
 from .latency import MODES, fixed_length_inputs, measure_cell, text_batches
 from .process import fresh_processes
 from .progress import Progress
@@ -101,30 +103,43 @@ def measure(
     total = n * (1 + config.throughput_rounds + (config.process_runs if config.subprocess else 0)) + n * len(MODES) * (
         sum(config.warmup + config.rounds(b) for b in config.batch_sizes) + len(lengths) * (config.warmup + config.seq_repeats))
     progress = progress or Progress(total)
+    marks: list[tuple[str, CpuSnapshot]] = []
 
-    progress.stage(f"accuracy on {len(texts)} texts")
+    def stage(label: str) -> None:
+        marks.append((label, snapshot()))
+        progress.stage(label)
+
+    stage(f"accuracy on {len(texts)} texts")
     rows = score(candidates, texts, labels, len(label_names), n_boot=config.bootstrap, seed=config.seed, progress=progress)
-    progress.stage("throughput: predict(all texts)")
+    stage("throughput: predict(all texts)")
     tps = throughput(candidates, texts, config.throughput_rounds, progress)
 
     batch_cells: dict[str, dict[str, list[dict[str, float]]]] = {}
     for b in config.batch_sizes:
-        progress.stage(f"latency, batch {b}")
+        stage(f"latency, batch {b}")
         batches = text_batches(pool, b, config.rounds(b))
         batch_cells[str(b)] = measure_cell(candidates, batches, config.rounds(b), config.warmup, progress=progress)
     seq_cells: dict[str, dict[str, Any]] = {}
     for fixed in fixed_length_inputs(tokenizer, pool, lengths) if lengths else []:
-        progress.stage(f"latency, {fixed.tokens} tokens")
+        stage(f"latency, {fixed.tokens} tokens")
         feeds = [[[c.from_ids(fixed.ids)]] for c in candidates]
         cell = measure_cell(candidates, [[fixed.text]], config.seq_repeats, config.warmup, feeds, progress)
         seq_cells[str(fixed.tokens)] = {**cell, "text_tokens": fixed.text_tokens}
 
     procs: list[dict[str, Any] | None] = [None] * n
     if config.subprocess:
-        progress.stage("cold start and memory, fresh processes")
+        stage("cold start and memory, fresh processes")
         workload = [pool[i % len(pool)] for i in range(config.process_workload)]
         procs = fresh_processes(candidates, pool[0], workload, config.process_runs, progress=progress)
+    marks.append(("end", snapshot()))
     progress.close()
+    cpus = os.cpu_count() or 1
+    load = {**others_share(marks[0][1], marks[-1][1], cpus),
+            "by_stage": {label: others_share(a, b, cpus)["other_processes_cpu_share"]
+                         for (label, a), (_, b) in zip(marks, marks[1:])}}
+    if load["busy"]:
+        log.warning("bench: other processes used %.0f%% of the CPUs during this run; figures are disturbed, "
+                    "torch's most (re-run on a quiet machine)", load["other_processes_cpu_share"] * 100)
 
     out = []
     for k, c in enumerate(candidates):
@@ -148,7 +163,7 @@ def measure(
         "predict_batch": 32, "process_runs": config.process_runs if config.subprocess else 0,
         "process_workload_texts": config.process_workload if config.subprocess else 0,
         "bootstrap_resamples": config.bootstrap, "bootstrap_seed": config.seed, "confidence": 0.95,
-        "quick": config.quick,
+        "machine_load": load, "quick": config.quick,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
     }
     return Report(data={**data, "n": len(texts), "labels": list(label_names)}, candidates=out,

@@ -18,7 +18,7 @@ RATIO_KEYS = {"end_to_end_b1_speedup", "model_only_b1_speedup", "throughput_rati
 METHOD_KEYS = {"isolation", "reference_serving", "interleaving", "clock", "cores", "warmup_rounds", "batch_sizes",
                "rounds_by_batch", "seq_lengths", "seq_lengths_skipped", "seq_len_rounds", "latency_pool",
                "latency_pool_seed", "throughput_rounds", "predict_batch", "process_runs", "process_workload_texts",
-               "bootstrap_resamples", "bootstrap_seed", "confidence", "quick", "config"}
+               "bootstrap_resamples", "bootstrap_seed", "confidence", "machine_load", "quick", "config"}
 
 TEXTS = [f"the movie was {'good' if i % 2 else 'bad'} and the plot was really very good" for i in range(40)]
 LABELS = [i % 2 for i in range(40)]
@@ -57,6 +57,10 @@ def test_report_json_golden_keys(report):
         assert set(c["vs_reference"]) == RATIO_KEYS
         assert set(c["size"]) == {"model_bytes", "total_bytes"}
     assert doc["method"]["seq_lengths_skipped"] == [512]
+    load = doc["method"]["machine_load"]
+    assert set(load) == {"other_processes_cpu_share", "cpus", "seconds", "loadavg_start", "loadavg_end", "busy",
+                         "by_stage"}
+    assert list(load["by_stage"])[0] == "accuracy on 40 texts"
     assert doc["method"]["rounds_by_batch"] == [6, 2]
 
 
@@ -138,3 +142,14 @@ def test_failing_fresh_process_names_the_fix(tmp_path):
     job.write_text(json.dumps({"first": "a", "workload": [], "batch": 2}))
     with pytest.raises(BenchError, match="no_such_module.*--no-subprocess"):
         run_child(ChildSpec("import no_such_module", "", "return texts"), job)
+
+
+def test_machine_load_share_of_other_processes():
+    from lpm_edge.bench.load import CpuSnapshot, others_share
+
+    a = CpuSnapshot(wall=0.0, machine_busy=100.0, own=10.0, loadavg=(1.0, 1.0, 1.0))
+    b = CpuSnapshot(wall=10.0, machine_busy=115.0, own=20.0, loadavg=(2.0, 1.0, 1.0))
+    out = others_share(a, b, cpus=2)  # 15 s busy, 10 s ours: others used 5 of 20 CPU-seconds
+    assert out["other_processes_cpu_share"] == pytest.approx(0.25) and out["busy"]
+    quiet = others_share(a, CpuSnapshot(10.0, 110.0, 20.0, None), cpus=2)
+    assert quiet["other_processes_cpu_share"] == 0.0 and not quiet["busy"]
