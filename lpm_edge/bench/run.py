@@ -151,7 +151,7 @@ def measure(
         out.append({"name": c.name, "kind": c.kind, "path": c.path, "info": c.info, **rows[k], "size": c.size,
                     "latency": latency, "throughput": tps[k], "process": procs[k]})
     for c in out:
-        c["vs_reference"] = ratios(c, out[0], str(config.batch_sizes[0]))
+        c["vs_reference"] = ratios(c, out[0], "1" if 1 in config.batch_sizes else str(config.batch_sizes[0]))
     method = {
         "isolation": ISOLATION, "reference_serving": REFERENCE_SERVING,
         "interleaving": "round-robin: every round runs each candidate once on the same input, in candidate order",
