@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", type=_ints, default=(1, 8, 32))
     p.add_argument("--seq-lengths", type=_ints, default=(16, 64, 128, 256))
     p.add_argument("--repeats", type=int, default=None, help="timed rounds at batch 1 (default 200, quick 30)")
+    p.add_argument("--min-repeats", type=int, default=None, help="timed rounds at least, any batch (default 30)")
+    p.add_argument("--seq-repeats", type=int, default=None, help="timed rounds per sequence length (default 50)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed rounds before each cell (default 10)")
     p.add_argument("--throughput-rounds", type=int, default=None, help="whole-split rounds (default 3, quick 1)")
     p.add_argument("--process-runs", type=int, default=None, help="fresh processes per model (default 3, quick 1)")
     p.add_argument("--no-optimum", action="store_true", help="leave out the Optimum peer")
@@ -99,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     grid: dict[str, Any] = {"batch_sizes": a.batch_sizes, "seq_lengths": a.seq_lengths, "plots": not a.no_plots,
                             "subprocess": not a.no_subprocess, **({"repeats": a.repeats} if a.repeats else {}),
                             **({"throughput_rounds": a.throughput_rounds} if a.throughput_rounds else {}),
-                            **({"process_runs": a.process_runs} if a.process_runs else {})}
+                            **({"process_runs": a.process_runs} if a.process_runs else {}),
+                            **({"min_repeats": a.min_repeats} if a.min_repeats else {}),
+                            **({"seq_repeats": a.seq_repeats} if a.seq_repeats else {}),
+                            **({"warmup": a.warmup} if a.warmup is not None else {})}
     config = BenchConfig.for_quick(**grid) if a.quick else BenchConfig(**grid)
     start = time.perf_counter()
     dataset, part, info = load_split(a.checkpoint, a.data, a.split)
