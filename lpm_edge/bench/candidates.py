@@ -53,6 +53,9 @@ class Candidate:
     size: dict[str, int]  # model_bytes (weights), total_bytes (everything needed to serve)
     child: ChildSpec | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # Its own `tokenizers.Tokenizer`: fixed-length inputs are cut with it (a compressed bundle may
+    # ship a trimmed vocabulary, so another model's ids can be out of its range). None = the reference's.
+    tokenizer: Any = None
 
 
 def dir_size(path: Path, patterns: Sequence[str] | None = None) -> int:
@@ -96,6 +99,7 @@ def torch_candidate(
         encode=lambda texts: torch_feeds(ref, list(texts)), from_ids=from_ids, run=run, size=size, child=child,
         info={"torch_threads": torch.get_num_threads(), "attention": _attention(ref.model),
               "max_length": ref.max_length, "batch_size": ref.batch_size},
+        tokenizer=getattr(ref.tokenizer, "backend_tokenizer", None),
     )
 
 
@@ -136,9 +140,14 @@ def reference_candidate(checkpoint: Path, threads: int, max_length: int) -> tupl
 
 def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | None = None) -> Candidate:
     """An lpm-edge bundle on the CPU provider, ONNX Runtime spinning off (it shares the cores)."""
+    from tokenizers import Tokenizer
+
+    from .. import bundle as _bundle
     from ..runtime import load
 
     clf = load(bundle, providers="cpu", spin=False, threads=threads)
+    with _bundle.opened(bundle) as (directory, manifest):
+        tokenizer = Tokenizer.from_str(_bundle.read_verified(directory, manifest, manifest.tokenizer_file).decode())
     path = Path(bundle)
     inputs = list(clf.manifest.inputs)
     recipe = clf.manifest.recipe.get("name") or path.name
@@ -152,6 +161,7 @@ def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | N
                         predict="return clf.predict_proba(texts)"),
         info={"providers": list(clf.providers), "ort_threads": threads, "ort_spinning": False,
               "recipe": recipe, "max_length": clf.max_length, "batch_size": clf.batch_size},
+        tokenizer=tokenizer,
     )
 
 

@@ -115,20 +115,23 @@ def _e2e_call(c: "Candidate", batches: Sequence[Sequence[str]]) -> Callable[[int
 
 
 def measure_cell(
-    candidates: Sequence["Candidate"], batches: Sequence[Sequence[str]], rounds: int, warmup: int,
-    model_feeds: Sequence[list[list[Any]]] | None = None, progress: "Progress | None" = None,
+    candidates: Sequence["Candidate"], batches: Sequence[Sequence[str]] | Sequence[Sequence[Sequence[str]]],
+    rounds: int, warmup: int, model_feeds: Sequence[list[list[Any]]] | None = None,
+    progress: "Progress | None" = None, per_candidate: bool = False,
 ) -> dict[str, list[dict[str, float]]]:
     """Both modes of one cell (one batch size or one length): {mode: [summary per candidate]}.
 
-    `model_feeds[k][r]` are candidate k's native inputs for batch r; by default each candidate's
-    own `encode` of `batches[r]`, done here before any timing.
+    `batches[r]` is the texts of round r (with `per_candidate`, `batches[k][r]` is candidate k's).
+    `model_feeds[k][r]` are candidate k's native inputs for round r; by default each candidate's
+    own `encode` of its batch, done here before any timing.
     """
+    own = [batches[k] if per_candidate else batches for k in range(len(candidates))]  # (k, r) -> texts
     if model_feeds is None:
-        model_feeds = [[c.encode(b) for b in batches] for c in candidates]
+        model_feeds = [[c.encode(b) for b in bs] for c, bs in zip(candidates, own)]  # type: ignore[arg-type]
     tick = progress.advance if progress else None
     out = {}
     for mode in MODES:
-        calls = [_e2e_call(c, batches) if mode == "end_to_end" else _model_only_call(c, list(feeds))
-                 for c, feeds in zip(candidates, model_feeds)]
+        calls = [_e2e_call(c, bs) if mode == "end_to_end" else _model_only_call(c, list(feeds))  # type: ignore[arg-type]
+                 for c, bs, feeds in zip(candidates, own, model_feeds)]
         out[mode] = [summarize_ms(t) for t in interleaved(calls, rounds, warmup, tick)]
     return out

@@ -118,6 +118,7 @@ def optimum_candidate(model_dir: Path, threads: int, max_length: int, batch_size
               "ort_threads": threads, "ort_spinning": False,
               "quantization": "ORTQuantizer + AutoQuantizationConfig.avx2(is_static=False)",
               "max_length": max_length, "batch_size": batch_size},
+        tokenizer=tokenizer.backend_tokenizer,
     )
 
 

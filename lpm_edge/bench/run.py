@@ -22,7 +22,7 @@ from ..errors import ConfigError, require
 from .accuracy import score, throughput
 from .candidates import Candidate, bundle_candidate, reference_candidate, unique_names
 from .load import CpuSnapshot, others_share, snapshot
-from .latency import MODES, fixed_length_inputs, measure_cell, text_batches
+from .latency import MODES, FixedLength, fixed_length_inputs, measure_cell, text_batches
 from .process import fresh_processes
 from .progress import Progress
 from .report import Report
@@ -120,11 +120,13 @@ def measure(
         batches = text_batches(pool, b, config.rounds(b))
         batch_cells[str(b)] = measure_cell(candidates, batches, config.rounds(b), config.warmup, progress=progress)
     seq_cells: dict[str, dict[str, Any]] = {}
-    for fixed in fixed_length_inputs(tokenizer, pool, lengths) if lengths else []:
-        stage(f"latency, {fixed.tokens} tokens")
-        feeds = [[[c.from_ids(fixed.ids)]] for c in candidates]
-        cell = measure_cell(candidates, [[fixed.text]], config.seq_repeats, config.warmup, feeds, progress)
-        seq_cells[str(fixed.tokens)] = {**cell, "text_tokens": fixed.text_tokens}
+    fixed = _fixed_inputs(candidates, tokenizer, pool, lengths)  # fixed[k][i]: candidate k, lengths[i]
+    for i, length in enumerate(lengths):
+        stage(f"latency, {length} tokens")
+        feeds = [[[c.from_ids(fixed[k][i].ids)]] for k, c in enumerate(candidates)]
+        texts_k = [[[fixed[k][i].text]] for k in range(n)]
+        cell = measure_cell(candidates, texts_k, config.seq_repeats, config.warmup, feeds, progress, per_candidate=True)
+        seq_cells[str(length)] = {**cell, "text_tokens": [fixed[k][i].text_tokens for k in range(n)]}
 
     procs: list[dict[str, Any] | None] = [None] * n
     if config.subprocess:
@@ -145,7 +147,7 @@ def measure(
     for k, c in enumerate(candidates):
         latency = {
             "batch": {b: {m: cell[m][k] for m in MODES} for b, cell in batch_cells.items()},
-            "seq_len": {L: {**{m: cell[m][k] for m in MODES}, "text_tokens": cell["text_tokens"]}
+            "seq_len": {L: {**{m: cell[m][k] for m in MODES}, "text_tokens": cell["text_tokens"][k]}
                         for L, cell in seq_cells.items()},
         }
         out.append({"name": c.name, "kind": c.kind, "path": c.path, "info": c.info, **rows[k], "size": c.size,
@@ -169,6 +171,23 @@ def measure(
     return Report(data={**data, "n": len(texts), "labels": list(label_names)}, candidates=out,
                   machine=sysinfo.machine(), method=method, reference=out[0]["name"], command=command,
                   created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def _fixed_inputs(
+    candidates: Sequence[Candidate], default: "Tokenizer", pool: Sequence[str], lengths: Sequence[int]
+) -> list[list[FixedLength]]:
+    """Exactly-L-token inputs per candidate, cut from the same texts with the candidate's own tokenizer."""
+    if not lengths:
+        return [[] for _ in candidates]
+    cache: dict[str, list[FixedLength]] = {}
+    out = []
+    for c in candidates:
+        tok = c.tokenizer or default
+        key = tok.to_str()
+        if key not in cache:
+            cache[key] = fixed_length_inputs(tok, pool, lengths)
+        out.append(cache[key])
+    return out
 
 
 def ratios(c: dict[str, Any], ref: dict[str, Any], batch: str) -> dict[str, float | None]:

@@ -153,3 +153,25 @@ def test_machine_load_share_of_other_processes():
     assert out["other_processes_cpu_share"] == pytest.approx(0.25) and out["busy"]
     quiet = others_share(a, CpuSnapshot(10.0, 110.0, 20.0, None), cpus=2)
     assert quiet["other_processes_cpu_share"] == 0.0 and not quiet["busy"]
+
+
+def test_fixed_length_inputs_use_each_candidates_own_tokenizer(make_fake, call_log, word_tokenizer):
+    # A compressed bundle may ship a trimmed vocabulary: its ids must come from its own tokenizer.
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad"])}
+    small = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    small.pre_tokenizer = pre_tokenizers.Whitespace()
+    small.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    seen: dict[str, int] = {}
+    cands = [make_fake("ref", call_log), make_fake("trimmed", call_log)]
+    cands[1].tokenizer = small
+    for c in cands:
+        c.from_ids = lambda batch, name=c.name: seen.__setitem__(name, max(seen.get(name, 0),
+                                                                           int(batch["input_ids"].max()))) or batch
+    config = BenchConfig(batch_sizes=(1,), seq_lengths=(8,), repeats=2, min_repeats=1, seq_repeats=1, warmup=0,
+                         pool=10, throughput_rounds=1, subprocess=False, plots=False, bootstrap=50)
+    measure(cands, TEXTS, LABELS, ("neg", "pos"), config=config, tokenizer=word_tokenizer, max_positions=64,
+            data={"name": "fake", "source": "fake", "split": "test"})
+    assert seen["trimmed"] < len(vocab) < seen["ref"]
