@@ -32,6 +32,16 @@ def _positive_int(value: str) -> int:
     return n
 
 
+def _int_list(value: str) -> tuple[int, ...]:
+    try:
+        items = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of integers, e.g. 1,8,32") from None
+    if not items or min(items) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must list positive integers, e.g. 1,8,32")
+    return items
+
+
 def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes) or a CSV/TSV/JSONL file")
 
@@ -101,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p, None)
     p.add_argument("--split", choices=["train", "validation", "test"], default="test")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--quick", action="store_true", help="fewer repetitions")
+    p.add_argument("--quick", action="store_true", help="a short run: same grid, fewer repetitions")
+    p.add_argument("--batch-sizes", type=_int_list, default=(1, 8, 32), metavar="1,8,32")
+    p.add_argument("--seq-lengths", type=_int_list, default=(16, 64, 128, 256), metavar="16,64,128,256")
+    p.add_argument("--repeats", type=_positive_int, default=None, help="timed rounds at batch 1 (default 200, quick 30)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
+    p.add_argument("--no-subprocess", action="store_true", help="skip cold start and peak memory (fresh processes)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("search", help="the fastest bundle within an accuracy budget")
@@ -280,14 +295,20 @@ def cmd_pack(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from .bench import bench
+    from .bench import BenchConfig, bench
 
-    report = bench(a.bundles, a.reference, a.out, data=a.data, split=a.split, quick=a.quick)
+    grid = {"batch_sizes": a.batch_sizes, "seq_lengths": a.seq_lengths, "plots": not a.no_plots,
+            "subprocess": not a.no_subprocess, **({"repeats": a.repeats} if a.repeats else {})}
+    config = BenchConfig.for_quick(**grid) if a.quick else BenchConfig(**grid)
+    command = " ".join(["lpm-edge", "bench", *map(str, a.bundles), "--reference", str(a.reference), "--split", a.split,
+                        "--out", str(a.out), *(["--data", a.data] if a.data else []), *(["--quick"] if a.quick else [])])
+    report = bench(a.bundles, a.reference, a.out, data=a.data, split=a.split, config=config,
+                   command=command)
     if a.json:
         _print_json(report.to_dict())
     else:
         print(report.markdown())
-        print(f"written: {a.out / 'report.md'}, {a.out / 'report.json'}")
+        print("written: " + ", ".join(str(a.out / f) for f in ["report.md", "report.json", *report.plots]))
     return 0
 
 

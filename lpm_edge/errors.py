@@ -31,6 +31,10 @@ class AccuracyBudgetError(ExportError):
     """The bundle lost more accuracy than the caller allowed."""
 
 
+class BenchError(LpmEdgeError):
+    """A benchmark could not measure what it was asked to (a candidate failed to load or run)."""
+
+
 class ProviderError(LpmEdgeError):
     """An execution provider was asked for but cannot run here."""
 

@@ -122,3 +122,15 @@ def tiny_fp32_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: 
     from lpm_edge.export import export
 
     return export(tiny_checkpoint, tmp_path_factory.mktemp("bundles") / "fp32", "cpu-fp32")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """`lpm_edge.cli.main` configures the root logger, as a program should; undo it per test."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -1,4 +1,13 @@
-"""The benchmark report: a versioned JSON document and its Markdown rendering."""
+"""The benchmark report: a versioned JSON document, its Markdown rendering, and its plots.
+
+Schema 2 (`report.json`): top-level keys `schema`, `schema_version`, `created`, `lpm_edge`,
+`command`, `data`, `method`, `machine`, `reference`, `candidates`, `plots`. Each candidate has
+`name`, `kind`, `path`, `info`, `accuracy`, `macro_f1`, `accuracy_loss_points`,
+`accuracy_loss_ci95`, `agreement`, `size`, `latency` (`batch` and `seq_len`, keyed by the value
+as a string, each with `end_to_end` and `model_only` summaries in ms), `throughput`, `process`
+(cold start and peak RSS of a fresh process, or null) and `vs_reference` (ratios to the
+reference, > 1 = better for speed-ups, < 1 = smaller for sizes and memory).
+"""
 
 from __future__ import annotations
 
@@ -7,62 +16,65 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPORT_SCHEMA = 1
+from ..errors import BenchError
+
+SCHEMA = "lpm-edge.bench-report"
+REPORT_SCHEMA = 2
 
 
 @dataclass
 class Report:
-    """Every figure of one `bench` run, with the machine it came from."""
+    """Every figure of one benchmark run, with the machine it came from and how it was measured."""
 
     data: dict[str, Any]
     candidates: list[dict[str, Any]]
     machine: dict[str, Any]
     method: dict[str, Any]
     created: str
+    reference: str = ""
+    command: str | None = None
+    plots: list[str] = field(default_factory=list)
     schema_version: int = REPORT_SCHEMA
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": self.schema_version, "created": self.created, "data": self.data,
-                "method": self.method, "machine": self.machine, "candidates": self.candidates, **self.extra}
+        """The JSON document (schema `lpm-edge.bench-report`, version 2)."""
+        from .. import __version__
 
-    def write(self, out: Path) -> list[Path]:
+        return {"schema": SCHEMA, "schema_version": self.schema_version, "created": self.created,
+                "lpm_edge": __version__, "command": self.command, "data": self.data, "method": self.method,
+                "machine": self.machine, "reference": self.reference or self.candidates[0]["name"],
+                "candidates": self.candidates, "plots": self.plots}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "Report":
+        """Read back a report written by `to_dict`; refuses other schemas and versions."""
+        if doc.get("schema") != SCHEMA or doc.get("schema_version") != REPORT_SCHEMA:
+            raise BenchError(f"not a schema-{REPORT_SCHEMA} bench report (schema {doc.get('schema')!r}, "
+                             f"version {doc.get('schema_version')!r}); re-run lpm-edge bench with this version")
+        return cls(data=doc["data"], candidates=doc["candidates"], machine=doc["machine"], method=doc["method"],
+                   created=doc["created"], reference=doc["reference"], command=doc.get("command"),
+                   plots=list(doc.get("plots", [])))
+
+    def write(self, out: Path, plots: bool = True) -> list[Path]:
+        """Write report.json, report.md and (with `plots`) the PNGs into `out`; return their paths."""
+        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        if plots:
+            from .plots import write_plots
+
+            written = write_plots(self.to_dict(), out)
+            self.plots = [p.name for p in written]
         paths = [out / "report.json", out / "report.md"]
         _write_atomic(paths[0], json.dumps(self.to_dict(), indent=2) + "\n")
         _write_atomic(paths[1], self.markdown())
-        return paths
+        return paths + written
 
     def markdown(self) -> str:
-        ref = self.candidates[0]
-        cpu = self.machine["cpu"]
-        lines = [
-            "# lpm-edge benchmark",
-            "",
-            f"Data: {self.data['name']} ({self.data['split']} split, {self.data['n']} texts). "
-            f"Machine: {cpu['model']}, {cpu['cores']} cores, flags "
-            + ", ".join(k for k, v in cpu["flags"].items() if v) + ".",
-            f"Latency: batch 1, end to end (tokenization included), real texts, "
-            f"{self.method['latency_texts']} texts × {self.method['repeats']} rounds, candidates interleaved; "
-            f"{self.method['isolation']}.",
-            "",
-            "| model | accuracy | macro-F1 | loss (points, 95% CI) | agreement | median ms | p95 ms | speed-up | size MB |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for c in self.candidates:
-            lat = c["latency"]["batch1"]
-            loss = c.get("accuracy_loss_points")
-            ci = c.get("accuracy_loss_ci95")
-            loss_s = "—" if loss is None else f"{loss:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
-            agree = c.get("agreement")
-            lines.append(
-                f"| {c['name']} | {c['accuracy']*100:.2f}% | {c['macro_f1']:.4f} | {loss_s} | "
-                f"{'—' if agree is None else f'{agree*100:.1f}%'} | {lat['median_ms']:.2f} | {lat['p95_ms']:.2f} | "
-                f"{ref['latency']['batch1']['median_ms'] / lat['median_ms']:.2f}× | {c['size_bytes']/1e6:.1f} |"
-            )
-        lines += ["", "Accuracy loss is the reference's accuracy minus the candidate's, in points (positive = worse).",
-                  "Speed-up is the reference's median batch-1 latency over the candidate's.", ""]
-        return "\n".join(lines)
+        """Tables a person reads: accuracy, latency, resources, then how it was measured."""
+        from .markdown import render
+
+        return render(self.to_dict())
 
 
 def _write_atomic(path: Path, text: str) -> None:

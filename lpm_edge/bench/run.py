@@ -1,32 +1,223 @@
-"""`bench`: bundles against the full PyTorch model on the same texts, in one process.
+"""`bench`: bundles against the full PyTorch model on the same texts, and the report it writes.
 
-Both runtimes share the cores here, so ONNX Runtime's spinning threads are turned off and torch
-keeps threads = cores; the candidates are timed round-robin, text by text, so a noisy machine
-slows them alike.
+Accuracy, latency and throughput run in this process: ONNX Runtime's spinning threads are turned
+off and torch keeps threads = cores, so neither runtime's idle threads steal the cores the other
+is timed on, and the candidates are interleaved round-robin so a noisy machine slows them alike.
+Cold start and peak memory each run in a fresh subprocess, with the candidate's default settings.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-import time
+import os
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .. import sysinfo
-from ..data import load_dataset
 from ..errors import ConfigError, require
-from ..metrics import classification_metrics
+from .accuracy import score, throughput
+from .candidates import Candidate, bundle_candidate, reference_candidate, unique_names
+from .load import CpuSnapshot, others_share, snapshot
+from .latency import MODES, FixedLength, fixed_length_inputs, measure_cell, text_batches
+from .process import fresh_processes
+from .progress import Progress
 from .report import Report
-from .stats import bootstrap_diff_ci, summarize_ms
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger("lpm_edge.bench")
 
+ISOLATION = ("accuracy, latency and throughput in one process, candidates interleaved round-robin, "
+             "ONNX Runtime intra-op spinning off, torch threads = cores; cold start and peak memory "
+             "in a fresh subprocess per run, each candidate with its default settings")
+REFERENCE_SERVING = ("transformers fast tokenizer + AutoModelForSequenceClassification with its default "
+                     "attention implementation, eval mode, torch.inference_mode, torch threads = cores")
 
-def _size(path: Path, patterns: Sequence[str]) -> int:
-    return sum(p.stat().st_size for pat in patterns for p in path.glob(pat))
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure and how often. `quick()` keeps the grid and cuts the repetitions."""
+
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    seq_lengths: tuple[int, ...] = (16, 64, 128, 256)
+    repeats: int = 200  # timed rounds at batch 1; batch b gets repeats // b, at least min_repeats
+    min_repeats: int = 30
+    seq_repeats: int = 50  # timed rounds per sequence length
+    warmup: int = 10  # untimed rounds before each cell
+    pool: int = 512  # real texts the latency batches are drawn from
+    throughput_rounds: int = 3
+    process_runs: int = 3  # fresh processes per candidate (cold start, memory)
+    process_workload: int = 256  # texts a fresh process predicts before reporting its peak RSS
+    bootstrap: int = 2000
+    seed: int = 0
+    plots: bool = True
+    subprocess: bool = True
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("repeats", "min_repeats", "seq_repeats", "pool", "throughput_rounds", "process_runs",
+                     "process_workload", "bootstrap"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"bench {name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.warmup < 0:
+            raise ConfigError(f"bench warmup must be 0 or more, got {self.warmup!r}")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise ConfigError(f"batch sizes must be positive integers, got {self.batch_sizes!r}; e.g. --batch-sizes 1,8,32")
+        if any(n < 3 for n in self.seq_lengths):
+            raise ConfigError(f"sequence lengths must be at least 3 tokens, got {self.seq_lengths!r}")
+
+    @classmethod
+    def for_quick(cls, **overrides: Any) -> "BenchConfig":
+        """A short run (a minute or two on MiniLM): same grid, fewer repetitions."""
+        base = dict(repeats=30, min_repeats=8, seq_repeats=10, warmup=3, pool=128, throughput_rounds=1,
+                    process_runs=1, process_workload=64, bootstrap=1000, quick=True)
+        return cls(**{**base, **overrides})
+
+    def rounds(self, batch: int) -> int:
+        """Timed rounds for a batch size."""
+        return max(self.min_repeats, self.repeats // batch)
+
+
+def measure(
+    candidates: Sequence[Candidate], texts: Sequence[str], labels: Sequence[int], label_names: Sequence[str],
+    *, config: BenchConfig, tokenizer: "Tokenizer", max_positions: int, data: dict[str, Any],
+    command: str | None = None, progress: Progress | None = None,
+) -> Report:
+    """Measure every candidate (candidates[0] is the reference) and return the report (not written)."""
+    if len(candidates) < 2:
+        raise ConfigError("give at least one candidate besides the reference")
+    candidates = [replace(c) for c in candidates]  # copies: names may change, the caller's stay
+    unique_names(candidates)
+    n = len(candidates)
+    lengths = tuple(L for L in config.seq_lengths if L <= max_positions)
+    skipped = [L for L in config.seq_lengths if L > max_positions]
+    if skipped:
+        log.warning("bench: skipping sequence lengths %s: the model has %d positions", skipped, max_positions)
+    pool_idx = np.random.default_rng(config.seed).permutation(len(texts))[: config.pool]
+    pool = [texts[i] for i in pool_idx]
+    total = n * (1 + config.throughput_rounds + (config.process_runs if config.subprocess else 0)) + n * len(MODES) * (
+        sum(config.warmup + config.rounds(b) for b in config.batch_sizes) + len(lengths) * (config.warmup + config.seq_repeats))
+    progress = progress or Progress(total)
+    marks: list[tuple[str, CpuSnapshot]] = []
+
+    def stage(label: str) -> None:
+        marks.append((label, snapshot()))
+        progress.stage(label)
+
+    stage(f"accuracy on {len(texts)} texts")
+    rows = score(candidates, texts, labels, len(label_names), n_boot=config.bootstrap, seed=config.seed, progress=progress)
+    stage("throughput: predict(all texts)")
+    tps = throughput(candidates, texts, config.throughput_rounds, progress)
+
+    batch_cells: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for b in config.batch_sizes:
+        stage(f"latency, batch {b}")
+        batches = text_batches(pool, b, config.rounds(b))
+        batch_cells[str(b)] = measure_cell(candidates, batches, config.rounds(b), config.warmup, progress=progress)
+    seq_cells: dict[str, dict[str, Any]] = {}
+    fixed = _fixed_inputs(candidates, tokenizer, pool, lengths)  # fixed[k][i]: candidate k, lengths[i]
+    for i, length in enumerate(lengths):
+        stage(f"latency, {length} tokens")
+        feeds = [[[c.from_ids(fixed[k][i].ids)]] for k, c in enumerate(candidates)]
+        texts_k = [[[fixed[k][i].text]] for k in range(n)]
+        cell = measure_cell(candidates, texts_k, config.seq_repeats, config.warmup, feeds, progress, per_candidate=True)
+        seq_cells[str(length)] = {**cell, "text_tokens": [fixed[k][i].text_tokens for k in range(n)]}
+
+    procs: list[dict[str, Any] | None] = [None] * n
+    if config.subprocess:
+        stage("cold start and memory, fresh processes")
+        workload = [pool[i % len(pool)] for i in range(config.process_workload)]
+        procs = fresh_processes(candidates, pool[0], workload, config.process_runs, progress=progress)
+    marks.append(("end", snapshot()))
+    progress.close()
+    cpus = os.cpu_count() or 1
+    load = {**others_share(marks[0][1], marks[-1][1], cpus),
+            "by_stage": {label: others_share(a, b, cpus)["other_processes_cpu_share"]
+                         for (label, a), (_, b) in zip(marks, marks[1:])}}
+    if load["busy"]:
+        log.warning("bench: other processes used %.0f%% of the CPUs during this run; figures are disturbed, "
+                    "torch's most (re-run on a quiet machine)", load["other_processes_cpu_share"] * 100)
+
+    out = []
+    for k, c in enumerate(candidates):
+        latency = {
+            "batch": {b: {m: cell[m][k] for m in MODES} for b, cell in batch_cells.items()},
+            "seq_len": {L: {**{m: cell[m][k] for m in MODES}, "text_tokens": cell["text_tokens"][k]}
+                        for L, cell in seq_cells.items()},
+        }
+        out.append({"name": c.name, "kind": c.kind, "path": c.path, "info": c.info, **rows[k], "size": c.size,
+                    "latency": latency, "throughput": tps[k], "process": procs[k]})
+    for c in out:
+        c["vs_reference"] = ratios(c, out[0], "1" if 1 in config.batch_sizes else str(config.batch_sizes[0]))
+    method = {
+        "isolation": ISOLATION, "reference_serving": REFERENCE_SERVING,
+        "interleaving": "round-robin: every round runs each candidate once on the same input, in candidate order",
+        "clock": "time.perf_counter", "cores": sysinfo.cpu_info()["cores"],
+        "warmup_rounds": config.warmup, "batch_sizes": list(config.batch_sizes),
+        "rounds_by_batch": [config.rounds(b) for b in config.batch_sizes], "seq_lengths": list(lengths),
+        "seq_lengths_skipped": skipped, "seq_len_rounds": config.seq_repeats,
+        "latency_pool": len(pool), "latency_pool_seed": config.seed, "throughput_rounds": config.throughput_rounds,
+        "predict_batch": 32, "process_runs": config.process_runs if config.subprocess else 0,
+        "process_workload_texts": config.process_workload if config.subprocess else 0,
+        "bootstrap_resamples": config.bootstrap, "bootstrap_seed": config.seed, "confidence": 0.95,
+        "machine_load": load, "quick": config.quick,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+    }
+    return Report(data={**data, "n": len(texts), "labels": list(label_names)}, candidates=out,
+                  machine=sysinfo.machine(), method=method, reference=out[0]["name"], command=command,
+                  created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def _fixed_inputs(
+    candidates: Sequence[Candidate], default: "Tokenizer", pool: Sequence[str], lengths: Sequence[int]
+) -> list[list[FixedLength]]:
+    """Exactly-L-token inputs per candidate, cut from the same texts with the candidate's own tokenizer."""
+    if not lengths:
+        return [[] for _ in candidates]
+    cache: dict[str, list[FixedLength]] = {}
+    out = []
+    for c in candidates:
+        tok = c.tokenizer or default
+        key = tok.to_str()
+        if key not in cache:
+            cache[key] = fixed_length_inputs(tok, pool, lengths)
+        out.append(cache[key])
+    return out
+
+
+def ratios(c: dict[str, Any], ref: dict[str, Any], batch: str) -> dict[str, float | None]:
+    """The candidate against the reference: speed-ups (> 1 faster) and size/memory ratios (< 1 smaller)."""
+    def div(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or b == 0 else a / b
+
+    def lat(x: dict[str, Any], mode: str) -> float | None:
+        return x["latency"]["batch"].get(batch, {}).get(mode, {}).get("median_ms")
+
+    proc, rproc = c.get("process") or {}, ref.get("process") or {}
+    return {
+        "end_to_end_b1_speedup": div(lat(ref, "end_to_end"), lat(c, "end_to_end")),
+        "model_only_b1_speedup": div(lat(ref, "model_only"), lat(c, "model_only")),
+        "throughput_ratio": div(c["throughput"]["texts_per_s"], ref["throughput"]["texts_per_s"]),
+        "peak_rss_ratio": div(proc.get("peak_rss_bytes"), rproc.get("peak_rss_bytes")),
+        "cold_start_ratio": div(proc.get("cold_start_s"), rproc.get("cold_start_s")),
+        "model_size_ratio": div(c["size"]["model_bytes"], ref["size"]["model_bytes"]),
+        "accuracy_loss_points": c.get("accuracy_loss_points"),
+    }
+
+
+def load_split(reference: Path, data: str | None, split: str) -> tuple[Any, Any, dict[str, Any]]:
+    """The dataset the reference was trained on (training.json), or `data`; returns (dataset, split, info)."""
+    from ..export.pipeline import checkpoint_dataset
+    from ..train import read_training_info
+
+    dataset = checkpoint_dataset(data, read_training_info(reference))
+    source = data or read_training_info(reference).get("data", {}).get("source")
+    return dataset, dataset.split(split), {"name": dataset.name, "source": str(source), "split": split}
 
 
 def bench(
@@ -36,97 +227,32 @@ def bench(
     *,
     data: str | None = None,
     split: str = "test",
-    latency_texts: int = 200,
-    repeats: int = 3,
-    warmup: int = 20,
+    config: BenchConfig | None = None,
     quick: bool = False,
+    command: str | None = None,
 ) -> Report:
-    """Measure accuracy, batch-1 latency and size of each bundle and of the reference checkpoint."""
+    """Benchmark bundles against their reference checkpoint; write report.md, report.json and PNGs to `out`."""
     require("torch", "export")
-    import torch
-
-    from ..reference import TorchClassifier
-    from ..runtime import load
-    from ..train import read_training_info
-
+    config = config or (BenchConfig.for_quick() if quick else BenchConfig())
+    if quick and not config.quick:
+        config = replace(config, quick=True)
+    if config.plots:
+        require("matplotlib", "bench")
     if not bundles:
         raise ConfigError("give at least one bundle to benchmark")
     reference = Path(reference)
-    info = read_training_info(reference)
-    recorded = info.get("data", {})
-    source = data or recorded.get("source")
-    if not source:
-        raise ConfigError(f"{reference} has no training.json naming its dataset; pass --data NAME|PATH")
-    same = source == recorded.get("source")
-    dataset = load_dataset(
-        source,
-        text_column=recorded.get("text_column", "text") if same else "text",
-        label_column=recorded.get("label_column", "label") if same else "label",
-        validation=recorded.get("validation") if same else None,
-    )
-    part = dataset.split(split)
-    if quick:
-        latency_texts, repeats, warmup = min(latency_texts, 50), 1, 5
-    texts, y = list(part.texts), np.asarray(part.labels)
+    dataset, part, info = load_split(reference, data, split)
     cores = sysinfo.cpu_info()["cores"] or 1
-    torch.set_num_threads(cores)
 
-    ref = TorchClassifier(reference, threads=cores)
-    runners: list[tuple[str, Callable[[Sequence[str]], np.ndarray], int, str]] = [
-        ("pytorch-fp32 (reference)", ref.logits, _size(reference, ["*.safetensors", "*.bin"]), str(reference))
-    ]
-    for b in bundles:
-        clf = load(b, providers="cpu", spin=False, threads=cores)
-        size = Path(b).stat().st_size if Path(b).is_file() else (Path(b) / clf.manifest.model_file).stat().st_size
-        name = clf.manifest.recipe.get("name", Path(b).name)
-        runners.append((f"lpm-edge {name}", clf.logits, size, str(b)))
-
-    candidates: list[dict[str, Any]] = []
-    preds = []
-    for name, run, size, path in runners:
-        t0 = time.perf_counter()
-        p = run(texts).argmax(1)
-        seconds = time.perf_counter() - t0
-        preds.append(p)
-        candidates.append({"name": name, "path": path, "size_bytes": size,
-                           **classification_metrics(y, p, len(dataset.labels)),
-                           "throughput_texts_per_s": len(texts) / seconds})
-    ref_correct = preds[0] == y
-    for c, p in zip(candidates[1:], preds[1:]):
-        c["accuracy_loss_points"] = (candidates[0]["accuracy"] - c["accuracy"]) * 100
-        c["accuracy_loss_ci95"] = list(bootstrap_diff_ci(ref_correct, p == y))
-        c["agreement"] = float((p == preds[0]).mean())
-
-    sample = texts[:: max(1, len(texts) // latency_texts)][:latency_texts]
-    timings = _interleaved([r[1] for r in runners], sample, repeats, warmup)
-    for c, t in zip(candidates, timings):
-        c["latency"] = {"batch1": summarize_ms(t)}
-    report = Report(
-        data={"name": dataset.name, "split": split, "n": len(texts), "labels": list(dataset.labels)},
-        candidates=candidates,
-        machine=sysinfo.machine(),
-        method={"latency_texts": len(sample), "repeats": repeats, "warmup": warmup, "batch_size": 1,
-                "isolation": "one process; ONNX Runtime spinning off, torch threads = cores",
-                "torch_threads": cores, "reference": "transformers fast tokenizer + model (default attention), "
-                "eval, torch.inference_mode"},
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    cands = [bundle_candidate(b, threads=cores) for b in bundles]
+    max_length = max(c.info["max_length"] for c in cands)  # truncate the reference as the bundles do
+    ref_cand, ref = reference_candidate(reference, threads=cores, max_length=max_length)
+    cands.insert(0, ref_cand)
+    report = measure(
+        cands, list(part.texts), list(part.labels), dataset.labels, config=config,
+        tokenizer=ref.tokenizer.backend_tokenizer,  # type: ignore[attr-defined]
+        max_positions=int(getattr(ref.model.config, "max_position_embeddings", 512)),  # type: ignore[attr-defined]
+        data=info, command=command,
     )
-    report.write(Path(out))
+    report.write(Path(out), plots=config.plots)
     return report
-
-
-def _interleaved(
-    runs: Sequence[Callable[[Sequence[str]], np.ndarray]], texts: Sequence[str], repeats: int, warmup: int
-) -> list[list[float]]:
-    """Time each runner on each text at batch 1, round-robin, so noise hits all alike."""
-    for text in texts[:warmup]:
-        for run in runs:
-            run([text])
-    timings: list[list[float]] = [[] for _ in runs]
-    for _ in range(repeats):
-        for text in texts:
-            for k, run in enumerate(runs):
-                t0 = time.perf_counter()
-                run([text])
-                timings[k].append(time.perf_counter() - t0)
-    return timings
