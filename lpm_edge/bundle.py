@@ -234,6 +234,30 @@ def read_verified(directory: Path, manifest: Manifest, name: str) -> bytes:
     return data
 
 
+def copy_verified(directory: Path, manifest: Manifest, name: str, target: Path) -> Path:
+    """Copy one listed file into `target` (a private directory), hashing while copying.
+
+    The copy is what gets used, so the bytes checked are the bytes used, without holding the
+    whole file in memory (a model's bytes in Python would cost their size again at load).
+    """
+    src = safe_member(directory, name)
+    if not src.is_file():
+        raise BundleError(f"bundle {directory} lacks {name}, listed in its manifest")
+    dst = target / Path(name).name
+    digest = hashlib.sha256()
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    expected = manifest.files[name]["sha256"]
+    if digest.hexdigest() != expected:
+        raise BundleError(
+            f"{src}: sha256 {digest.hexdigest()[:12]}… does not match the manifest's {expected[:12]}…; "
+            "the file is corrupted or was modified, re-export the bundle"
+        )
+    return dst
+
+
 def verify(directory: Path, manifest: Manifest) -> None:
     """Check every listed file exists inside the bundle and matches its sha256."""
     for name, entry in manifest.files.items():

@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, overload
+from typing import Any, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -50,37 +50,22 @@ class Classifier:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         self.path = Path(bundle)
-        with _bundle.opened(bundle) as (directory, manifest):
-            model_bytes = _bundle.read_verified(directory, manifest, manifest.model_file)
+        private = tempfile.TemporaryDirectory(prefix="lpm-edge-model-")
+        with private, _bundle.opened(bundle) as (directory, manifest):
+            # The graph is copied (and hashed while copying) into a private directory holding
+            # nothing else, and ONNX Runtime loads that copy: the bytes checked are the bytes used,
+            # they are never all held in Python (their size again at load), and a graph that refers
+            # to external data finds none.
+            model_path = _bundle.copy_verified(directory, manifest, manifest.model_file, Path(private.name))
             tok_bytes = _bundle.read_verified(directory, manifest, manifest.tokenizer_file)
+            self._session = self._open_session(ort, model_path, manifest, providers, threads, spin)
         self.manifest = manifest
         self.labels: tuple[str, ...] = manifest.labels
         self.max_length = manifest.max_length
         self.batch_size = batch_size
         self._tokenizer = load_tokenizer(tok_bytes, manifest.max_length, f"{self.path}/{manifest.tokenizer_file}")
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or 0  # 0 = one per physical core
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # Spinning threads buy a little latency but burn idle cores; off when sharing them.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        asked, auto = _providers.requested(providers, ort.get_available_providers())
-        # A graph loaded from bytes resolves external-data paths against the working directory:
-        # a bundle could pull any file under it into its weights, unhashed. Point ORT at an empty
-        # directory instead, so that a graph with external data fails to load.
-        with tempfile.TemporaryDirectory(prefix="lpm-edge-no-external-data-") as empty:
-            options.add_session_config_entry("session.model_external_initializers_file_folder_path", empty)
-            try:
-                self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=asked)
-            except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
-                raise BundleError(
-                    f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
-                    "a bundle's graph must hold all its weights (no external data)"
-                ) from None
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
-        _providers.check_session(asked, self.providers, auto)
         names = [i.name for i in self._session.get_inputs()]
         if sorted(names) != sorted(manifest.inputs):
             raise BundleError(
@@ -89,6 +74,28 @@ class Classifier:
         self._inputs = names
         self._output = manifest.outputs[0]
         self._check_model()
+
+    def _open_session(
+        self, ort: Any, model_path: Path, manifest: _bundle.Manifest, providers: str | Sequence[str],
+        threads: int | None, spin: bool,
+    ) -> Any:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or 0  # 0 = one per physical core
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Spinning threads buy a little latency but burn idle cores; off when sharing them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        asked, auto = _providers.requested(providers, ort.get_available_providers())
+        try:
+            session = ort.InferenceSession(str(model_path), sess_options=options, providers=asked)
+        except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
+            raise BundleError(
+                f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
+                "a bundle's graph must hold all its weights (no external data)"
+            ) from None
+        _providers.check_session(asked, tuple(session.get_providers()), auto)
+        return session
 
     def _check_model(self) -> None:
         """Refuse, at load, a graph that cannot serve this manifest: wrong types, names or width."""
