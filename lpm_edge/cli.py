@@ -42,6 +42,16 @@ def _int_list(value: str) -> tuple[int, ...]:
     return items
 
 
+def _float_list(value: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers") from None
+    if not out or any(not 0 <= v < 1 for v in out):
+        raise argparse.ArgumentTypeError(f"{value!r}: each fraction must be in [0, 1)")
+    return out
+
+
 def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes) or a CSV/TSV/JSONL file")
 
@@ -127,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--distill-steps", type=int, default=300, help="distillation steps for pruned candidates")
+    p.add_argument("--layers", type=_int_list, default=None, help="layers to keep, e.g. 4,3 (default: all, 2/3, 1/2)")
+    p.add_argument("--heads", type=_float_list, default=None, help="fractions of heads to remove, e.g. 0,0.334,0.5")
+    p.add_argument("--ffn", type=_float_list, default=None, help="fractions of FFN width to remove, e.g. 0,0.5,0.75")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("demo", help="the whole path on built-in defaults: train, export, predict, bench")
@@ -316,7 +329,8 @@ def cmd_search(a: argparse.Namespace) -> int:
     from .search import search
 
     result = search(a.checkpoint, a.out, data=a.data, max_accuracy_drop=a.max_accuracy_drop, target=a.target,
-                    max_minutes=a.max_minutes, distill_steps=a.distill_steps)
+                    max_minutes=a.max_minutes, distill_steps=a.distill_steps,
+                    grid={k: v for k, v in (("layers", a.layers), ("heads", a.heads), ("ffn", a.ffn)) if v})
     if a.json:
         _print_json(result.to_dict())
     else:

@@ -28,13 +28,15 @@ def search(
     space: Sequence[Candidate] | None = None,
     distill_steps: int = 300,
     latency_texts: int = 100,
+    grid: dict[str, list] | None = None,
 ) -> SearchResult:
     """Explore compression candidates, keep the fastest bundle within the budget in OUT/bundle.
 
     Accuracy is measured on the validation split while searching; the chosen bundle's accuracy
     is then confirmed on the test split so the choice is not overfit to validation. When no
     candidate meets the budget the most accurate one is kept in OUT/best-effort-bundle and
-    SearchBudgetError is raised. Measured candidates are cached in OUT/cache.json.
+    SearchBudgetError is raised. Measured candidates are cached in OUT/cache.json. `grid`
+    narrows the default space: {"layers": [4, 3], "heads": [0.0, 0.334], "ffn": [0.5]}.
     """
     from ..export.pipeline import checkpoint_dataset
     from ..runtime import load
@@ -54,7 +56,7 @@ def search(
     dataset = checkpoint_dataset(data, info)
     full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
     space = list(space) if space is not None else default_space(
-        full_layers, vnni=cpu_info()["vnni"], distill_steps=distill_steps)
+        full_layers, vnni=cpu_info()["vnni"], distill_steps=distill_steps, **(grid or {}))
     val = dataset.validation.texts
     texts = list(val[:: max(1, len(val) // latency_texts)][:latency_texts])
     evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data)

@@ -64,7 +64,7 @@ class Candidate:
             description=f"found by lpm-edge search: {self.label()}",
             target=target,
             prune=PruneConfig(heads=self.heads, ffn=self.ffn, layers=self.layers),
-            distill=DistillConfig(steps=self.distill_steps),
+            distill=DistillConfig(steps=self.distill_steps, learning_rate=1e-4),  # as cpu-pruned-int8
             quantize=QuantizeConfig(mode=self.quantize, per_channel=self.per_channel),
             check=CheckConfig(max_accuracy_drop=None),
         )
