@@ -20,7 +20,7 @@ def _ms(s: dict[str, float] | None, full: bool = True) -> str:
         return DASH
     if not full:
         return f"{s['median_ms']:.2f}"
-    return f"{s['median_ms']:.2f} / {s['p90_ms']:.2f} / {s['p99_ms']:.2f}"
+    return f"{s['median_ms']:.2f} / {s['p90_ms']:.2f} / {s['p95_ms']:.2f} / {s['p99_ms']:.2f}"
 
 
 def _ratio(x: float | None) -> str:
@@ -95,7 +95,7 @@ def render(doc: dict[str, Any]) -> str:
 
     batches = [str(b) for b in method["batch_sizes"]]
     lines += ["## Latency on real texts", "",
-              "Milliseconds per call, median / p90 / p99; a call classifies a batch of texts from the split.", ""]
+              "Milliseconds per call, median / p90 / p95 / p99; a call classifies a batch of texts from the split.", ""]
     for mode, title in (("end_to_end", "End to end (tokenization included)"), ("model_only", "Model only (inputs tokenized beforehand)")):
         rows = []
         for c in cands:
