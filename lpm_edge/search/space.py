@@ -63,6 +63,7 @@ class Candidate:
             name=f"search-{self.key()}",
             description=f"found by lpm-edge search: {self.label()}",
             target=target,
+            vocab_prune=self.pruned,  # as cpu-pruned-int8: the corpus vocabulary only
             prune=PruneConfig(heads=self.heads, ffn=self.ffn, layers=self.layers),
             distill=DistillConfig(steps=self.distill_steps, learning_rate=1e-4),  # as cpu-pruned-int8
             quantize=QuantizeConfig(mode=self.quantize, per_channel=self.per_channel),
