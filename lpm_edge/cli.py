@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
                    help="fail, writing nothing, if the bundle loses more accuracy than this")
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
+    p.add_argument("--student-cache", type=Path, default=None, metavar="DIR",
+                   help="keep pruned, distilled students here and reuse them across exports")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 
@@ -183,7 +185,8 @@ def cmd_export(a: argparse.Namespace) -> int:
     from .bundle import pack_zip, read_manifest
     from .export import export
 
-    out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop, force=a.force)
+    out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop, force=a.force,
+                 student_cache=a.student_cache)
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
