@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 from .errors import BundleError, ConfigError
 
@@ -218,19 +218,27 @@ def read_manifest(directory: Path) -> Manifest:
     return Manifest.from_dict(data, where=str(path))
 
 
-def read_verified(directory: Path, manifest: Manifest, name: str) -> bytes:
-    """Read one listed file into memory and check its sha256; the bytes checked are the bytes used."""
+def _listed_file(directory: Path, name: str) -> Path:
+    """The path of a file the manifest lists; it must be a regular file inside the bundle."""
     path = safe_member(directory, name)
     if not path.is_file():
         raise BundleError(f"bundle {directory} lacks {name}, listed in its manifest")
-    data = path.read_bytes()
-    expected = manifest.files[name]["sha256"]
-    actual = hashlib.sha256(data).hexdigest()
+    return path
+
+
+def _check_digest(path: Path, actual: str, expected: str) -> None:
     if actual != expected:
         raise BundleError(
             f"{path}: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…; "
             "the file is corrupted or was modified, re-export the bundle"
         )
+
+
+def read_verified(directory: Path, manifest: Manifest, name: str) -> bytes:
+    """Read one listed file into memory and check its sha256; the bytes checked are the bytes used."""
+    path = _listed_file(directory, name)
+    data = path.read_bytes()
+    _check_digest(path, hashlib.sha256(data).hexdigest(), manifest.files[name]["sha256"])
     return data
 
 
@@ -240,47 +248,43 @@ def copy_verified(directory: Path, manifest: Manifest, name: str, target: Path) 
     The copy is what gets used, so the bytes checked are the bytes used, without holding the
     whole file in memory (a model's bytes in Python would cost their size again at load).
     """
-    src = safe_member(directory, name)
-    if not src.is_file():
-        raise BundleError(f"bundle {directory} lacks {name}, listed in its manifest")
+    src = _listed_file(directory, name)
     dst = target / Path(name).name
     digest = hashlib.sha256()
     with open(src, "rb") as f, open(dst, "wb") as out:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
             out.write(block)
-    expected = manifest.files[name]["sha256"]
-    if digest.hexdigest() != expected:
-        raise BundleError(
-            f"{src}: sha256 {digest.hexdigest()[:12]}… does not match the manifest's {expected[:12]}…; "
-            "the file is corrupted or was modified, re-export the bundle"
-        )
+    _check_digest(src, digest.hexdigest(), manifest.files[name]["sha256"])
     return dst
 
 
-def verify(directory: Path, manifest: Manifest) -> None:
-    """Check every listed file exists inside the bundle and matches its sha256."""
+def verify(directory: Path, manifest: Manifest, skip: Collection[str] = ()) -> None:
+    """Check every listed file (but those in `skip`) exists inside the bundle and matches its sha256.
+
+    Callers that check some files themselves as they read them pass those as `skip`.
+    """
     for name, entry in manifest.files.items():
-        path = safe_member(directory, name)
-        if not path.is_file():
-            raise BundleError(f"bundle {directory} lacks {name}, listed in its manifest")
-        actual = sha256_file(path)
-        if actual != entry["sha256"]:
-            raise BundleError(
-                f"{path}: sha256 {actual[:12]}… does not match the manifest's "
-                f"{entry['sha256'][:12]}…; the file is corrupted or was modified, re-export the bundle"
-            )
+        if name not in skip:
+            path = _listed_file(directory, name)
+            _check_digest(path, sha256_file(path), entry["sha256"])
 
 
 @contextlib.contextmanager
-def opened(bundle: str | os.PathLike[str]) -> Iterator[tuple[Path, Manifest]]:
-    """Yield (directory, verified manifest) for a bundle directory or .zip file."""
+def opened(bundle: str | os.PathLike[str], check_files: bool = True) -> Iterator[tuple[Path, Manifest]]:
+    """Yield (directory, validated manifest) for a bundle directory or .zip file.
+
+    With check_files, every listed file is checked against its sha256 first. A caller that checks
+    files as it reads them (`read_verified`, `copy_verified`) passes False and calls `verify`
+    with `skip` for the rest, so that no file is hashed twice.
+    """
     path = Path(bundle)
     if not path.exists():
         raise BundleError(f"bundle {path} does not exist")
     if path.is_dir():
         manifest = read_manifest(path)
-        verify(path, manifest)
+        if check_files:
+            verify(path, manifest)
         yield path, manifest
         return
     if not path.is_file() or not zipfile.is_zipfile(path):  # is_zipfile would block on a FIFO
@@ -288,7 +292,8 @@ def opened(bundle: str | os.PathLike[str]) -> Iterator[tuple[Path, Manifest]]:
     with tempfile.TemporaryDirectory(prefix="lpm-edge-bundle-") as tmp:
         extract_zip(path, Path(tmp))
         manifest = read_manifest(Path(tmp))
-        verify(Path(tmp), manifest)
+        if check_files:
+            verify(Path(tmp), manifest)
         yield Path(tmp), manifest
 
 
@@ -454,6 +459,13 @@ def atomic_directory(destination: Path, force: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file beside it and a rename: never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:

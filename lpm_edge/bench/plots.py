@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import require
+from .stats import non_dominated
 
 ACCURACY_PLOT = "accuracy_vs_latency.png"
 LENGTH_PLOT = "latency_by_length.png"
@@ -20,13 +21,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     A point is dominated when another is at least as fast and at least as accurate, and strictly
     better on one of the two.
     """
-    front = []
-    for i, (lat, acc) in enumerate(points):
-        dominated = any(
-            (l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i
-        )
-        if not dominated:
-            front.append(i)
+    front = non_dominated([(-lat, acc) for lat, acc in points])
     return sorted(front, key=lambda i: points[i][0])
 
 
@@ -39,7 +34,7 @@ def _plain_ticks(axis: Any) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if f"{v:e}"[0] in "235" else ""))
 
 
-def _figure(size: tuple[float, float]) -> Any:
+def figure(size: tuple[float, float]) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -52,7 +47,7 @@ def accuracy_vs_latency(doc: dict[str, Any], path: Path) -> Path:
     """Accuracy against batch-1 end-to-end median latency, with the Pareto front drawn."""
     cands = doc["candidates"]
     pts = [(c["latency"]["batch"]["1"]["end_to_end"]["median_ms"], c["accuracy"] * 100) for c in cands]
-    fig = _figure((7, 4.5))
+    fig = figure((7, 4.5))
     ax = fig.add_subplot()
     for c, (x, y) in zip(cands, pts):  # a legend, not annotations: close points would overprint names
         ax.scatter([x], [y], s=40, zorder=3, label=c["name"])
@@ -78,7 +73,7 @@ def accuracy_vs_latency(doc: dict[str, Any], path: Path) -> Path:
 def latency_by_length(doc: dict[str, Any], path: Path) -> Path:
     """Batch-1 median latency against sequence length, one line per candidate, both modes."""
     lengths = [str(n) for n in doc["method"]["seq_lengths"]]
-    fig = _figure((10, 5.0))
+    fig = figure((10, 5.0))
     axes = fig.subplots(1, 2)  # own y scales: end to end can be many times the model-only time
     for ax, mode, title in zip(axes, ("model_only", "end_to_end"), ("model only", "end to end (truncated to max length)")):
         for c in doc["candidates"]:

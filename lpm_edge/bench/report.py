@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bundle import write_text_atomic
 from ..errors import BenchError
 
 SCHEMA = "lpm-edge.bench-report"
@@ -66,8 +67,8 @@ class Report:
             written = write_plots(self.to_dict(), out)
             self.plots = [p.name for p in written]
         paths = [out / "report.json", out / "report.md"]
-        _write_atomic(paths[0], json.dumps(self.to_dict(), indent=2) + "\n")
-        _write_atomic(paths[1], self.markdown())
+        write_text_atomic(paths[0], json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text_atomic(paths[1], self.markdown())
         return paths + written
 
     def markdown(self) -> str:
@@ -75,9 +76,3 @@ class Report:
         from .markdown import render
 
         return render(self.to_dict())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -215,8 +215,9 @@ def load_split(reference: Path, data: str | None, split: str) -> tuple[Any, Any,
     from ..export.pipeline import checkpoint_dataset
     from ..train import read_training_info
 
-    dataset = checkpoint_dataset(data, read_training_info(reference))
-    source = data or read_training_info(reference).get("data", {}).get("source")
+    info = read_training_info(reference)
+    dataset = checkpoint_dataset(data, info)
+    source = data or info.get("data", {}).get("source")
     return dataset, dataset.split(split), {"name": dataset.name, "source": str(source), "split": split}
 
 

@@ -45,3 +45,15 @@ def bootstrap_diff_ci(
 def median(values: Sequence[float]) -> float:
     """Median of a non-empty sequence (nan when empty)."""
     return float(np.median(values)) if len(values) else float("nan")
+
+
+def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the points no other point dominates, every coordinate higher-is-better.
+
+    A point is dominated when another is at least as good on every coordinate and strictly better
+    on one. Negate a coordinate where lower is better (latency, size).
+    """
+    def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+    return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]

@@ -174,9 +174,10 @@ def _compress(
         return compress(model, tokenizer, dataset, recipe)
     from transformers import AutoModelForSequenceClassification
 
+    settings = recipe.to_dict()
     key = hashlib.sha256(json.dumps(
         [str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name,
-         recipe.to_dict()["prune"], recipe.to_dict()["distill"]], sort_keys=True).encode()).hexdigest()[:16]
+         settings["prune"], settings["distill"]], sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache) / key
     if (path / "compression.json").is_file():
         log.info("reusing the pruned, distilled student %s", path)

@@ -51,13 +51,14 @@ class Classifier:
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         self.path = Path(bundle)
         private = tempfile.TemporaryDirectory(prefix="lpm-edge-model-")
-        with private, _bundle.opened(bundle) as (directory, manifest):
+        with private, _bundle.opened(bundle, check_files=False) as (directory, manifest):
             # The graph is copied (and hashed while copying) into a private directory holding
             # nothing else, and ONNX Runtime loads that copy: the bytes checked are the bytes used,
             # they are never all held in Python (their size again at load), and a graph that refers
-            # to external data finds none.
+            # to external data finds none. Each file is hashed once, as it is read.
             model_path = _bundle.copy_verified(directory, manifest, manifest.model_file, Path(private.name))
             tok_bytes = _bundle.read_verified(directory, manifest, manifest.tokenizer_file)
+            _bundle.verify(directory, manifest, skip={manifest.model_file, manifest.tokenizer_file})
             self._session = self._open_session(ort, model_path, manifest, providers, threads, spin)
         self.manifest = manifest
         self.labels: tuple[str, ...] = manifest.labels

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from ..bundle import write_text_atomic
 from .pareto import Point, choose, pareto_front
 from .run import Cache, SearchBudgetError, SearchResult, check_budget_args, keep_bundle, run_search
 from .space import Candidate, default_space
@@ -112,7 +113,7 @@ def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load) -> dict:  # type: 
 
 def _write_report(result: SearchResult, out: Path) -> None:
     doc = result.to_dict()
-    (out / "search.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    write_text_atomic(out / "search.json", json.dumps(doc, indent=2, default=str) + "\n")
     ref = result.reference_accuracy
     lines = ["# lpm-edge search", "",
              f"Budget: at most {result.max_accuracy_drop:g} points below the full model's validation accuracy "
@@ -131,19 +132,18 @@ def _write_report(result: SearchResult, out: Path) -> None:
                       f"[{c['drop_ci95'][0]:+.2f}, {c['drop_ci95'][1]:+.2f}]) on {c['n']} test texts."]
     if result.skipped:
         lines += ["", "Not measured: " + "; ".join(result.skipped)]
-    (out / "search.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "search.md", "\n".join(lines) + "\n")
     _plot(result, out / "front.png")
 
 
 def _plot(result: SearchResult, path: Path) -> None:
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from ..bench.plots import figure
+
+        fig = figure((6, 4))
     except ImportError:
         log.info("matplotlib not installed (pip install \"lpm-edge[bench]\"): no front.png")
         return
-    fig = Figure(figsize=(6, 4), dpi=110)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.scatter([p.latency_ms for p in result.points], [p.accuracy * 100 for p in result.points], c="0.6",
                label="candidates")

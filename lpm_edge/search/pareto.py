@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..bench.stats import non_dominated
+
 
 @dataclass
 class Point:
@@ -17,17 +19,10 @@ class Point:
     size_bytes: int
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def dominates(self, other: "Point") -> bool:
-        no_worse = (self.accuracy >= other.accuracy and self.latency_ms <= other.latency_ms
-                    and self.size_bytes <= other.size_bytes)
-        better = (self.accuracy > other.accuracy or self.latency_ms < other.latency_ms
-                  or self.size_bytes < other.size_bytes)
-        return no_worse and better
-
 
 def pareto_front(points: Sequence[Point]) -> list[Point]:
     """Points no other point dominates (higher accuracy, lower latency, smaller size), fastest first."""
-    front = [p for p in points if not any(q.dominates(p) for q in points)]
+    front = [points[i] for i in non_dominated([(p.accuracy, -p.latency_ms, -p.size_bytes) for p in points])]
     return sorted(front, key=lambda p: (p.latency_ms, -p.accuracy))
 
 

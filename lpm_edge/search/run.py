@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..bundle import write_text_atomic
 from ..errors import ConfigError, LpmEdgeError
 from .pareto import Point, choose, pareto_front
 from .space import Candidate
@@ -72,11 +72,9 @@ class Cache:
 
     def put(self, point: Point) -> None:
         self.points[point.key] = point
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
         payload = {"version": CACHE_VERSION, "context": self.context,
                    "points": {k: asdict(p) for k, p in self.points.items()}}
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(payload, indent=1))
 
 
 def run_search(

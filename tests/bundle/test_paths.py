@@ -161,3 +161,16 @@ def test_graph_with_external_data_is_refused(bundle_copy, tmp_path, rehash, monk
     monkeypatch.chdir(cwd if where == "working-directory" else bundle_copy)
     with pytest.raises(BundleError, match=r"model.onnx: ONNX Runtime cannot load it .*xternal"):
         lpm_edge.load(bundle_copy, providers="cpu")
+
+
+def test_other_listed_file_is_checked_too(bundle_copy, edit_manifest):
+    # load() hashes model.onnx and tokenizer.json as it reads them; any other listed file is
+    # still checked, once, before use.
+    (bundle_copy / "labels.txt").write_text("neg\npos\n")
+
+    def list_it(m):
+        m["files"]["labels.txt"] = {"sha256": "0" * 64, "bytes": 8}
+
+    edit_manifest(bundle_copy, list_it)
+    with pytest.raises(BundleError, match=r"labels.txt: sha256 .* does not match"):
+        lpm_edge.load(bundle_copy, providers="cpu")

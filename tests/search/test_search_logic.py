@@ -1,7 +1,5 @@
 """The search loop on synthetic candidates with known scores (no models involved)."""
 
-import pytest
-
 from lpm_edge.search.pareto import Point, choose, pareto_front
 from lpm_edge.search.run import Cache, run_search
 from lpm_edge.search.space import Candidate, default_space
