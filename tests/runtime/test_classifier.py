@@ -53,6 +53,27 @@ def test_results_come_back_in_input_order_whatever_the_batching(request, bundle,
     np.testing.assert_allclose(batched, one_by_one, atol=atol)
 
 
+def test_token_budget_bounds_every_batch_and_keeps_results(tiny_fp32_bundle):
+    texts = [("great " * (i % 40)) + "film" for i in range(60)] + ["word " * 500]  # the last one truncates
+    capped = lpm_edge.load(tiny_fp32_bundle, providers="cpu", max_batch_tokens=64)
+    uncapped = lpm_edge.load(tiny_fp32_bundle, providers="cpu", max_batch_tokens=None)
+    batches = capped.encode(texts)
+    assert sorted(int(r) for rows, _ in batches for r in rows) == list(range(len(texts)))
+    for rows, feed in batches:
+        b, t = feed["input_ids"].shape
+        assert len(rows) == b <= capped.batch_size
+        assert b * t <= 64 or b == 1  # a text longer than the budget travels alone
+    assert max(feed["input_ids"].shape[1] for _, feed in batches) == capped.max_length
+    assert len(batches) > len(uncapped.encode(texts))
+    np.testing.assert_allclose(capped.predict_proba(texts), uncapped.predict_proba(texts), atol=1e-5)
+
+
+def test_token_budget_auto_is_set_for_the_cpu(clf):
+    from lpm_edge.runtime.classifier import CPU_BATCH_TOKENS
+
+    assert clf.max_batch_tokens == CPU_BATCH_TOKENS
+
+
 def test_threads_share_one_classifier(clf):
     texts = [f"the {w} movie" for w in ["good", "bad", "dull", "superb"] * 10]
     expected = clf.predict_proba(texts)
@@ -83,6 +104,9 @@ def test_bad_options(tiny_bundle):
         lpm_edge.load(tiny_bundle, batch_size=0)
     with pytest.raises(ConfigError, match="threads"):
         lpm_edge.load(tiny_bundle, threads=-1)
+    for bad in (0, "many", True, 2.5):
+        with pytest.raises(ConfigError, match="max_batch_tokens"):
+            lpm_edge.load(tiny_bundle, max_batch_tokens=bad)
 
 
 def test_cuda_missing_from_runtime_is_an_error():
