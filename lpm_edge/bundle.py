@@ -22,7 +22,11 @@ from typing import Any, Collection, Iterator, Mapping
 
 from .errors import BundleError, ConfigError
 
-SCHEMA_VERSION = 1
+# Version 2 adds `model.fp32_fallback`; a bundle without one is written as version 1, which
+# older lpm-edge releases read.
+SCHEMA_VERSION = 2
+SCHEMA_VERSIONS = (1, 2)
+FALLBACK_FILE = "model-fp32.onnx"
 FORMAT = "lpm-edge-bundle"
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -54,21 +58,30 @@ class Manifest:
     source: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     build: Mapping[str, Any] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
+    # An fp32 graph for batches whose padded length lies in `fallback_tokens` (inclusive), the
+    # int8 `model_file` for the rest; None = one graph for every batch.
+    fallback_file: str | None = None
+    fallback_tokens: tuple[int, int] | None = None
+    schema_version: int = 1  # written as at least the version the fields used need
+
+    def graph_for(self, tokens: int) -> str:
+        """The graph file that runs a batch padded to `tokens`."""
+        if self.fallback_file and self.fallback_tokens and self.fallback_tokens[0] <= tokens <= self.fallback_tokens[1]:
+            return self.fallback_file
+        return self.model_file
 
     def to_dict(self) -> dict[str, Any]:
+        model: dict[str, Any] = {"file": self.model_file, "inputs": list(self.inputs), "outputs": list(self.outputs),
+                                 "opset": self.opset}
+        if self.fallback_file:
+            model["fp32_fallback"] = {"file": self.fallback_file, "tokens": list(self.fallback_tokens or ())}
         return {
             "format": FORMAT,
-            "schema_version": self.schema_version,
+            "schema_version": max(self.schema_version, 2 if self.fallback_file else 1),
             "task": self.task,
             "labels": list(self.labels),
             "max_length": self.max_length,
-            "model": {
-                "file": self.model_file,
-                "inputs": list(self.inputs),
-                "outputs": list(self.outputs),
-                "opset": self.opset,
-            },
+            "model": model,
             "tokenizer": {"file": self.tokenizer_file, "pad_id": self.pad_id},
             "files": {k: dict(v) for k, v in self.files.items()},
             "recipe": dict(self.recipe),
@@ -97,10 +110,10 @@ class Manifest:
         if data.get("format") != FORMAT:
             raise BundleError(f"{where}: not an lpm-edge bundle manifest (format={data.get('format')!r})")
         version = need(data, "schema_version", int, "")
-        if version != SCHEMA_VERSION:
+        if version not in SCHEMA_VERSIONS:
             raise BundleError(
                 f"{where}: bundle schema version {version} is not supported by this lpm-edge "
-                f"(it reads version {SCHEMA_VERSION}); upgrade lpm-edge or re-export the bundle"
+                f"(it reads versions {', '.join(map(str, SCHEMA_VERSIONS))}); upgrade lpm-edge or re-export the bundle"
             )
         task = need(data, "task", str, "")
         if task not in TASKS:
@@ -136,7 +149,17 @@ class Manifest:
         for key in ("recipe", "source", "metrics", "build"):
             # Optional, free-form records; but always objects, so readers can look keys up.
             sections[key] = need(data, key, dict, "") if data.get(key) is not None else {}
-        for name in (model_file, tokenizer_file):
+        fallback_file, fallback_tokens = None, None
+        if version >= 2 and model.get("fp32_fallback") is not None:
+            fallback = need(model, "fp32_fallback", dict, "model.")
+            fallback_file = need(fallback, "file", str, "model.fp32_fallback.")
+            tokens = need(fallback, "tokens", list, "model.fp32_fallback.")
+            if (len(tokens) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)
+                    or not 0 <= tokens[0] <= tokens[1]):
+                raise BundleError(f"{where}: 'model.fp32_fallback.tokens' must be [low, high] token counts, "
+                                  f"0 <= low <= high; got {tokens!r}")
+            fallback_tokens = (tokens[0], tokens[1])
+        for name in (model_file, tokenizer_file, *([fallback_file] if fallback_file else [])):
             if name not in files:
                 raise BundleError(f"{where}: '{name}' is used but has no entry under 'files'")
         return cls(
@@ -150,9 +173,16 @@ class Manifest:
             model_file=model_file,
             tokenizer_file=tokenizer_file,
             pad_id=pad_id,
+            fallback_file=fallback_file,
+            fallback_tokens=fallback_tokens,
             schema_version=version,
             **sections,
         )
+
+
+def graphs(manifest: Manifest) -> list[str]:
+    """The bundle's ONNX graph files: the model, then its fp32 fallback when it has one."""
+    return [manifest.model_file, *([manifest.fallback_file] if manifest.fallback_file else [])]
 
 
 def check_name(name: Any, where: str = MANIFEST) -> str:

@@ -262,6 +262,8 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
         "bundle": str(bundle), "schema_version": manifest.schema_version, "task": manifest.task,
         "labels": list(manifest.labels), "max_length": manifest.max_length, "inputs": list(manifest.inputs),
         "recipe": _dig(manifest.recipe, "name"), "quantize": _dig(manifest.recipe, "quantize", "mode"),
+        "fp32_fallback": ({"file": manifest.fallback_file, "tokens": list(manifest.fallback_tokens or ())}
+                          if manifest.fallback_file else None),
         "files_bytes": sizes,
         "total_bytes": sum(v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)),
         "source": _dig(manifest.source, "checkpoint"), "parameters": _dig(manifest.source, "parameters"),
@@ -280,6 +282,9 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
     print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
+    if s["fp32_fallback"]:
+        lo, hi = s["fp32_fallback"]["tokens"]
+        print(f"fallback    batches of {lo}..{hi} tokens run {s['fp32_fallback']['file']} (fp32)")
     print("size        " + ", ".join(f"{k} {_num(v, '.1f', 1e-6)} MB" for k, v in s["files_bytes"].items())
           + f" (total {s['total_bytes']/1e6:.1f} MB)")
     params = _num(s["parameters"], ",")

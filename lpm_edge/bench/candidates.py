@@ -155,7 +155,8 @@ def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | N
         name=name or f"lpm-edge {recipe}", kind="lpm-edge", path=str(path),
         predict=clf.predict_proba, encode=lambda texts: [feed for _, feed in clf.encode(list(texts))],
         from_ids=lambda batch: {k: batch[k] for k in inputs}, run=clf.run,
-        size={"model_bytes": (path / clf.manifest.model_file).stat().st_size if path.is_dir() else path.stat().st_size,
+        size={"model_bytes": sum((path / f).stat().st_size for f in _bundle.graphs(clf.manifest))
+              if path.is_dir() else path.stat().st_size,
               "total_bytes": dir_size(path)},
         child=ChildSpec(imports="import lpm_edge", load=f"clf = lpm_edge.load({str(path)!r}, providers='cpu')",
                         predict="return clf.predict_proba(texts)"),

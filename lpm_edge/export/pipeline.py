@@ -130,10 +130,12 @@ def export(
     with tempfile.TemporaryDirectory(prefix=_bundle.scratch_prefix(out), suffix=".work", dir=out.parent) as tmp:
         work = Path(tmp)
         drop_of = _drop_of(source, names, texts, split.labels, full_logits) if recipe.quantize.auto_exclude else None
-        graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work,
-                                     calibration=dataset.train.texts, drop_of=drop_of, budget=budget)
+        graph, fp32_graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work,
+                                                 calibration=dataset.train.texts, drop_of=drop_of, budget=budget)
         with _bundle.atomic_directory(out, force=force) as bdir:
             shutil.copyfile(graph, bdir / _bundle.MODEL_FILE)
+            if recipe.quantize.fp32_tokens:
+                shutil.copyfile(fp32_graph, bdir / _bundle.FALLBACK_FILE)
             _save_tokenizer(tokenizer, bdir / _bundle.TOKENIZER_FILE)
             manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression)
@@ -208,8 +210,9 @@ def _prune_vocab(
 def _build_graph(
     student: Any, source: Any, names: Sequence[str], sample: list[str], recipe: Recipe, work: Path,
     calibration: Sequence[str] = (), drop_of: Callable[[Path], float] | None = None, budget: float | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Export, check parity, fuse, quantize; return the final graph and what each stage did.
+) -> tuple[Path, Path, dict[str, Any]]:
+    """Export, check parity, fuse, quantize; return the final graph, the fp32 graph it came from,
+    and what each stage did.
 
     calibration: training texts; static int8 calibrates on a bounded sample of them.
     drop_of, budget: with quantize.auto_exclude, how a graph's accuracy drop is measured and
@@ -244,6 +247,7 @@ def _build_graph(
         )
     stages["fp32_parity_max_abs_diff"] = diffs
     mode, q = recipe.quantize.mode, recipe.quantize
+    fp32_graph = graph
     if q.auto_exclude and drop_of is not None and budget is not None:
         graph, stages["int8_auto_exclude"] = _auto_exclude(graph, work, recipe, source, calibration, feeds,
                                                            expected, drop_of, budget)
@@ -258,7 +262,7 @@ def _build_graph(
     if mode == "static":
         stages["calibration_texts"] = min(len(calibration), q.calibration_samples)
     stages["quantize"] = mode
-    return graph, stages
+    return graph, fp32_graph, stages
 
 
 def _auto_exclude(
@@ -350,8 +354,11 @@ def _manifest(
     info: dict[str, Any], student: Any, tokenizer: Any, stages: dict[str, Any], compression: dict[str, Any],
     metrics: dict[str, Any] | None = None,
 ) -> _bundle.Manifest:
-    files = {n: _bundle.file_entry(bdir / n) for n in (_bundle.MODEL_FILE, _bundle.TOKENIZER_FILE)}
+    fallback = _bundle.FALLBACK_FILE if recipe.quantize.fp32_tokens else None
+    files = {n: _bundle.file_entry(bdir / n) for n in (_bundle.MODEL_FILE, _bundle.TOKENIZER_FILE, fallback) if n}
     return _bundle.Manifest(
+        fallback_file=fallback,
+        fallback_tokens=recipe.quantize.fp32_tokens,
         labels=tuple(labels),
         max_length=max_length,
         inputs=tuple(names),

@@ -51,6 +51,9 @@ class QuantizeConfig:
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
     auto_exclude: bool = False  # int8 only: return the most sensitive layers to fp32 until the budget holds
+    # int8 only: [low, high] padded lengths (inclusive) whose batches run an fp32 copy of the graph
+    # shipped beside the int8 one; None = int8 for every length
+    fp32_tokens: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,12 @@ def _build(kind: type, data: Mapping[str, Any], where: str, prefix: str) -> Any:
 
 def _coerce(value: Any, f: dataclasses.Field, where: str, prefix: str) -> Any:
     default = f.default
+    if f.name == "fp32_tokens":
+        if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+                and 0 <= value[0] <= value[1]):
+            raise ConfigError(f"{where}: '{prefix}{f.name}' must be [low, high] token counts with "
+                              f"0 <= low <= high, e.g. [0, 32]; got {value!r}")
+        return tuple(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: '{prefix}{f.name}' must be a list of strings")
@@ -155,6 +164,9 @@ def _validate(obj: Any, where: str) -> None:
     elif isinstance(obj, QuantizeConfig):
         if obj.mode not in ("none", "dynamic", "static", "fp16"):
             raise bad(f"quantize.mode={obj.mode!r} must be one of none, dynamic, static, fp16")
+        if obj.fp32_tokens is not None and obj.mode not in ("dynamic", "static"):
+            raise bad(f"quantize.fp32_tokens falls back from int8 to fp32; it needs mode 'dynamic' or 'static', "
+                      f"not {obj.mode!r}")
         if obj.calibration_samples < 1:
             raise bad(f"quantize.calibration_samples={obj.calibration_samples} must be at least 1")
     elif isinstance(obj, CheckConfig):

@@ -69,10 +69,14 @@ class Classifier:
             # nothing else, and ONNX Runtime loads that copy: the bytes checked are the bytes used,
             # they are never all held in Python (their size again at load), and a graph that refers
             # to external data finds none. Each file is hashed once, as it is read.
-            model_path = _bundle.copy_verified(directory, manifest, manifest.model_file, Path(private.name))
+            graphs = _bundle.graphs(manifest)
+            self._sessions = {}
+            for name in graphs:  # an fp32 fallback graph, when the bundle has one, loads the same way
+                path = _bundle.copy_verified(directory, manifest, name, Path(private.name))
+                self._sessions[name] = self._open_session(ort, path, manifest, providers, threads, spin)
             tok_bytes = _bundle.read_verified(directory, manifest, manifest.tokenizer_file)
-            _bundle.verify(directory, manifest, skip={manifest.model_file, manifest.tokenizer_file})
-            self._session = self._open_session(ort, model_path, manifest, providers, threads, spin)
+            _bundle.verify(directory, manifest, skip={*graphs, manifest.tokenizer_file})
+        self._session = self._sessions[manifest.model_file]
         self.manifest = manifest
         self.labels: tuple[str, ...] = manifest.labels
         self.max_length = manifest.max_length
@@ -88,6 +92,10 @@ class Classifier:
             raise BundleError(
                 f"{self.path}: model inputs {names} differ from the manifest's {list(manifest.inputs)}"
             )
+        for name, session in self._sessions.items():
+            if [i.name for i in session.get_inputs()] != names or tuple(session.get_providers()) != self.providers:
+                raise BundleError(f"{self.path}/{name}: its inputs or providers differ from {manifest.model_file}'s; "
+                                  "re-export the bundle")
         self._inputs = names
         self._output = manifest.outputs[0]
         self._check_model()
@@ -115,14 +123,18 @@ class Classifier:
         return session
 
     def _check_model(self) -> None:
+        for name, session in self._sessions.items():
+            self._check_graph(name, session)
+
+    def _check_graph(self, name: str, session: Any) -> None:
         """Refuse, at load, a graph that cannot serve this manifest: wrong types, names or width."""
-        where = f"{self.path}/{self.manifest.model_file}"
-        odd = [f"{i.name}: {i.type}" for i in self._session.get_inputs() if i.type != "tensor(int64)"]
+        where = f"{self.path}/{name}"
+        odd = [f"{i.name}: {i.type}" for i in session.get_inputs() if i.type != "tensor(int64)"]
         if odd:
             raise BundleError(
                 f"{where}: inputs must be int64 token tensors, got {', '.join(odd)}; re-export the bundle"
             )
-        outputs = [o.name for o in self._session.get_outputs()]
+        outputs = [o.name for o in session.get_outputs()]
         if self._output not in outputs:
             raise BundleError(
                 f"{where}: the manifest's output {self._output!r} is not among the model's outputs {outputs}; "
@@ -132,7 +144,7 @@ class Classifier:
         # load, as a BundleError, rather than inside some later request.
         try:
             (_, feed), = self.encode([PROBE])
-            shape = self.run(feed).shape
+            shape = session.run([self._output], feed)[0].shape
         except Exception as exc:  # tokenizers and ORT raise their own exception types
             raise BundleError(
                 f"{where}: fails on a probe input ({str(exc).strip()[:300]}); re-export the bundle"
@@ -157,11 +169,12 @@ class Classifier:
         lengths = [len(e.ids) for e in encodings]
         order = np.argsort(lengths, kind="stable")
         groups: list[list[int]] = []
+        graph_for = self.manifest.graph_for  # a batch never spans two graphs' length ranges
         for i in order:  # ascending length: the text being added is the batch's widest
             group = groups[-1] if groups else None
             if group is None or len(group) >= self.batch_size or (
                 self.max_batch_tokens is not None and (len(group) + 1) * lengths[i] > self.max_batch_tokens
-            ):
+            ) or graph_for(lengths[i]) != graph_for(lengths[group[-1]]):
                 groups.append([int(i)])
             else:
                 group.append(int(i))
@@ -171,8 +184,9 @@ class Classifier:
         ]
 
     def run(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Model only: one padded batch in, logits (B, labels) out."""
-        return self._session.run([self._output], dict(feed))[0]
+        """Model only: one padded batch in, logits (B, labels) out (on the graph for its length)."""
+        width = next(iter(feed.values())).shape[1]
+        return self._sessions[self.manifest.graph_for(width)].run([self._output], dict(feed))[0]
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits (n, labels) in input order."""

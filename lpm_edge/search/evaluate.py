@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..bundle import read_manifest
+from ..bundle import graphs, read_manifest
 from .pareto import Point
 from .space import Candidate
 
@@ -44,7 +44,7 @@ class BundleEvaluator:
         ms = self._latency_ms(clf)
         return Point(
             key=cand.key(), label=cand.label(), accuracy=float(manifest.metrics["bundle_accuracy"]),
-            latency_ms=ms, size_bytes=int(manifest.files[manifest.model_file]["bytes"]),
+            latency_ms=ms, size_bytes=sum(int(manifest.files[f]["bytes"]) for f in graphs(manifest)),
             extra={"bundle": str(path), "candidate": cand.__dict__, "parity": manifest.metrics.get("parity")},
         )
 

@@ -67,12 +67,26 @@ def _model_entry(value: Any) -> Any:
     return change
 
 
+def _fallback(value: Any, version: int = 2) -> Any:
+    def change(m: dict[str, Any]) -> None:
+        m["schema_version"] = version
+        m["model"]["fp32_fallback"] = value
+
+    return change
+
+
 # (change to a valid manifest, text the BundleError must contain)
 SCHEMA_CASES = [
     (_set("format", "something-else"), "not an lpm-edge bundle manifest"),
     (_set("format", _DELETE), "not an lpm-edge bundle manifest"),
-    (_set("schema_version", 2), "schema version 2 is not supported"),
+    (_set("schema_version", 3), "schema version 3 is not supported"),
     (_set("schema_version", 0), "schema version 0 is not supported"),
+    (_fallback({"file": "model-fp32.onnx", "tokens": [0, 32]}), "'model-fp32.onnx' is used but has no entry"),
+    (_fallback({"file": "model.onnx", "tokens": [32, 8]}), "'model.fp32_fallback.tokens' must be \\[low, high\\]"),
+    (_fallback({"file": "model.onnx", "tokens": [8]}), "'model.fp32_fallback.tokens' must be \\[low, high\\]"),
+    (_fallback({"file": "model.onnx", "tokens": [True, 9]}), "'model.fp32_fallback.tokens' must be \\[low, high\\]"),
+    (_fallback({"tokens": [0, 9]}), "missing field 'model.fp32_fallback.file'"),
+    (_fallback("model.onnx"), "'model.fp32_fallback' has type str"),
     (_set("schema_version", "1"), "'schema_version' has type str"),
     (_set("schema_version", True), "'schema_version' has type bool"),
     (_set("schema_version", _DELETE), "missing field 'schema_version'"),

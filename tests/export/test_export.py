@@ -52,3 +52,36 @@ def test_existing_output_needs_force(tiny_checkpoint, tiny_bundle):
 def test_unknown_recipe_names_closest(tiny_checkpoint, tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'cpu-int8'"):
         export(tiny_checkpoint, tmp_path / "b", "cpu-int9")
+
+
+def test_fp32_fallback_routes_batches_by_length(tiny_checkpoint, tiny_fp32_bundle, tiny_bundle, tmp_path):
+    import dataclasses
+
+    from lpm_edge.bundle import pack_zip
+    from lpm_edge.export.recipe import load_recipe
+
+    recipe = load_recipe("cpu-int8")
+    recipe = dataclasses.replace(recipe, name="int8-short-fp32",
+                                 quantize=dataclasses.replace(recipe.quantize, fp32_tokens=(0, 8)))
+    path = export(tiny_checkpoint, tmp_path / "mixed", recipe)
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["schema_version"] == 2
+    assert m["model"]["fp32_fallback"] == {"file": "model-fp32.onnx", "tokens": [0, 8]}
+    assert set(m["files"]) == {"model.onnx", "model-fp32.onnx", "tokenizer.json"}
+    short = ["great", "awful film", "fine", ""]  # at most 8 tokens with [CLS] and [SEP]
+    long = ["superb lovely story " * 5, "a really great film with a very dull and poor plot"]
+    fp32, int8 = lpm_edge.load(tiny_fp32_bundle, providers="cpu"), lpm_edge.load(tiny_bundle, providers="cpu")
+    for mixed in (lpm_edge.load(path, providers="cpu"), lpm_edge.load(pack_zip(path, tmp_path / "m.zip"))):
+        got = mixed.logits(short + long)  # one call: the batcher must split at the 8-token boundary
+        np.testing.assert_allclose(got[:4], fp32.logits(short), atol=1e-5)
+        np.testing.assert_allclose(got[4:], int8.logits(long), atol=1e-5)
+        assert not np.allclose(got[4:], fp32.logits(long), atol=1e-5)  # the long ones really ran int8
+
+
+def test_fp32_fallback_needs_int8(tiny_checkpoint, tmp_path):
+    from lpm_edge.export.recipe import Recipe
+
+    with pytest.raises(ConfigError, match="fp32_tokens falls back from int8"):
+        Recipe.from_dict({"name": "x", "quantize": {"mode": "none", "fp32_tokens": [0, 8]}})
+    with pytest.raises(ConfigError, match=r"must be \[low, high\]"):
+        Recipe.from_dict({"name": "x", "quantize": {"mode": "dynamic", "fp32_tokens": [9, 8]}})
