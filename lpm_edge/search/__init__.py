@@ -10,7 +10,7 @@ from typing import Sequence
 from ..bundle import write_text_atomic
 from .pareto import Point, choose, pareto_front
 from .run import Cache, SearchBudgetError, SearchResult, check_budget_args, keep_bundle, run_search
-from .space import Candidate, default_space
+from .space import Candidate, default_space, rescue_variants
 
 log = logging.getLogger("lpm_edge.search")
 
@@ -27,7 +27,7 @@ def search(
     target: str = "cpu",
     max_minutes: float | None = None,
     space: Sequence[Candidate] | None = None,
-    distill_steps: int = 300,
+    distill_steps: int | Sequence[int] = 300,
     latency_texts: int = 100,
     grid: dict[str, list] | None = None,
 ) -> SearchResult:
@@ -46,33 +46,37 @@ def search(
     from .evaluate import BundleEvaluator
 
     check_budget_args(max_accuracy_drop, target)
-    if target == "cuda":
-        from ..errors import ConfigError
+    if target == "cuda":  # latency is measured on the GPU: refuse now, not after the first export
+        import onnxruntime as ort
 
-        raise ConfigError("search --target cuda measures latency on the GPU; run it on a machine with "
-                          "onnxruntime-gpu and an NVIDIA GPU (this build searches CPU targets)")
+        from ..runtime.providers import requested
+
+        requested("cuda", ort.get_available_providers())
     ckpt, out = Path(checkpoint), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = read_training_info(ckpt)
     dataset = checkpoint_dataset(data, info)
     full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
     space = list(space) if space is not None else default_space(
-        full_layers, vnni=cpu_info()["vnni"], distill_steps=distill_steps, **(grid or {}))
+        full_layers, vnni=cpu_info()["vnni"], distill_steps=distill_steps, target=target, **(grid or {}))
     val = dataset.validation.texts
     texts = list(val[:: max(1, len(val) // latency_texts)][:latency_texts])
+    max_length = Candidate().recipe(target).max_length
+    split = _median_tokens(ckpt, list(val), max_length)
     evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data)
     context = {"checkpoint": str(ckpt.resolve()), "mtime": (ckpt / "config.json").stat().st_mtime_ns,
                "data": dataset.name, "target": target, "latency_texts": len(texts)}
     cache = Cache(out / "cache.json", context)
     reference_accuracy = _reference_accuracy(ckpt, dataset, cache)
-    result = run_search(space, evaluator, reference_accuracy, max_accuracy_drop, cache, full_layers, max_minutes)
+    result = run_search(space, evaluator, reference_accuracy, max_accuracy_drop, cache, full_layers, max_minutes,
+                        rescue=lambda c: rescue_variants(c, max_accuracy_drop, max_length, split))
     if result.chosen is not None:
         result.bundle = keep_bundle(Path(result.chosen.extra["bundle"]), out / "bundle")
     elif result.points:
         best = max(result.points, key=lambda p: (p.accuracy, -p.latency_ms))
         result.bundle = keep_bundle(Path(best.extra["bundle"]), out / "best-effort-bundle")
     if result.bundle is not None:
-        result.confirmed = _confirm_on_test(ckpt, result.bundle, dataset, load)
+        result.confirmed = _confirm_on_test(ckpt, result.bundle, dataset, load, target)
     _write_report(result, out)
     if result.chosen is None:
         raise SearchBudgetError(
@@ -96,7 +100,16 @@ def _reference_accuracy(ckpt: Path, dataset, cache: Cache) -> float:  # type: ig
     return acc
 
 
-def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load) -> dict:  # type: ignore[no-untyped-def]
+def _median_tokens(ckpt: Path, texts: list[str], max_length: int) -> int:
+    """Median padded-free token count of `texts`: where rescue variants split short from long."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
+    lengths = sorted(len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"])
+    return lengths[len(lengths) // 2] if lengths else max_length // 2
+
+
+def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load, target: str) -> dict:  # type: ignore[no-untyped-def]
     from ..bench.stats import bootstrap_diff_ci
     from ..metrics import accuracy
     from ..reference import TorchClassifier
@@ -105,7 +118,7 @@ def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load) -> dict:  # type: 
 
     texts, y = list(dataset.test.texts), np.asarray(dataset.test.labels)
     ref = TorchClassifier(ckpt).predict_ids(texts)
-    got = load(bundle, providers="cpu", spin=False).logits(texts).argmax(1)
+    got = load(bundle, providers=target, spin=False).logits(texts).argmax(1)
     lo, hi = bootstrap_diff_ci(ref == y, got == y)
     return {"n": len(texts), "reference_accuracy": accuracy(y, ref), "bundle_accuracy": accuracy(y, got),
             "accuracy_drop_points": (accuracy(y, ref) - accuracy(y, got)) * 100, "drop_ci95": [lo, hi]}

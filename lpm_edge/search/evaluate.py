@@ -32,20 +32,27 @@ class BundleEvaluator:
     def bundle_path(self, cand: Candidate) -> Path:
         return self.work / "bundles" / cand.key()
 
-    def __call__(self, cand: Candidate) -> Point:
+    def __call__(self, cand: Candidate) -> Point | None:
         from ..export import export
         from ..runtime import load
 
+        from ..errors import AccuracyBudgetError
+
         path = self.bundle_path(cand)
-        export(self.checkpoint, path, cand.recipe(self.target), data=self.data, force=True,
-               student_cache=self.students)
+        try:
+            export(self.checkpoint, path, cand.recipe(self.target), data=self.data, force=True,
+                   student_cache=self.students)
+        except AccuracyBudgetError as exc:  # only a rescue variant carries a budget into its export
+            log.info("    %s", exc)
+            return None
         manifest = read_manifest(path)
-        clf = load(path, providers="cpu", spin=False)
+        clf = load(path, providers=self.target, spin=False)
         ms = self._latency_ms(clf)
         return Point(
             key=cand.key(), label=cand.label(), accuracy=float(manifest.metrics["bundle_accuracy"]),
             latency_ms=ms, size_bytes=sum(int(manifest.files[f]["bytes"]) for f in graphs(manifest)),
-            extra={"bundle": str(path), "candidate": cand.__dict__, "parity": manifest.metrics.get("parity")},
+            extra={"bundle": str(path), "candidate": cand.__dict__, "parity": manifest.metrics.get("parity"),
+                   "source_accuracy": manifest.metrics.get("source_accuracy")},
         )
 
     def _latency_ms(self, clf: Any) -> float:

@@ -79,44 +79,84 @@ class Cache:
 
 def run_search(
     space: Sequence[Candidate],
-    evaluate: Callable[[Candidate], Point],
+    evaluate: Callable[[Candidate], Point | None],
     reference_accuracy: float,
     max_accuracy_drop: float,
     cache: Cache,
     full_layers: int,
     max_minutes: float | None = None,
+    rescue: Callable[[Candidate], list[Candidate]] | None = None,
 ) -> SearchResult:
-    """The search loop, independent of how a candidate is built and measured."""
+    """The search loop, independent of how a candidate is built and measured.
+
+    `evaluate` returns None for a candidate that could not be built as asked (recorded as skipped).
+    `rescue(cand)` gives the variants to try when int8 broke the budget that the candidate's
+    fp32 student met (its point's extra["source_accuracy"]); they run right after it.
+    """
     start = time.perf_counter()
+    queue = list(space)
     points: list[Point] = []
     broken: list[Candidate] = []
+    met: list[Candidate] = []
     skipped: list[str] = []
-    for i, cand in enumerate(space, start=1):
+    i = 0
+    while i < len(queue):
+        cand = queue[i]
+        i += 1
         if max_minutes is not None and time.perf_counter() - start > max_minutes * 60:
-            skipped += [f"{c.label()} (time budget)" for c in space[i - 1 :]]
-            log.info("time budget of %g min spent; %d candidates left unmeasured", max_minutes, len(space) - i + 1)
+            skipped += [f"{c.label()} (time budget)" for c in queue[i - 1 :]]
+            log.info("time budget of %g min spent; %d candidates left unmeasured", max_minutes, len(queue) - i + 1)
             break
         if any(cand.at_least_as_aggressive_as(b, full_layers) for b in broken):
             skipped.append(f"{cand.label()} (a milder candidate already broke the budget)")
             continue
+        if any(cand.same_model_as(m) and m.distill_steps < cand.distill_steps for m in met):
+            skipped.append(f"{cand.label()} (a shorter distillation of it already met the budget)")
+            continue
         point = cache.get(cand.key())
         if point is None:
-            log.info("[%d/%d] measuring %s", i, len(space), cand.label())
+            log.info("[%d/%d] measuring %s", i, len(queue), cand.label())
             point = evaluate(cand)
+            if point is None:
+                skipped.append(f"{cand.label()} (could not be built within the budget)")
+                continue
             cache.put(point)
         else:
-            log.info("[%d/%d] cached %s", i, len(space), cand.label())
+            log.info("[%d/%d] cached %s", i, len(queue), cand.label())
         points.append(point)
         drop = (reference_accuracy - point.accuracy) * 100
         log.info("    accuracy %.4f (drop %+.2f points), %.2f ms, %.1f MB", point.accuracy, drop,
                  point.latency_ms, point.size_bytes / 1e6)
-        if drop > max_accuracy_drop and cand.pruned:
+        if drop <= max_accuracy_drop:
+            met.append(cand)
+            continue
+        if cand.pruned and not cand.rescue:
             broken.append(cand)
+        student = _student_accuracy(point)
+        if rescue is not None and student is not None and (reference_accuracy - student) * 100 <= max_accuracy_drop:
+            variants = [v for v in rescue(cand) if v not in queue]
+            if variants:
+                log.info("    int8 broke the budget its fp32 student meets (%.4f); trying %d rescue variants",
+                         student, len(variants))
+            queue[i:i] = variants
     return SearchResult(
         reference_accuracy=reference_accuracy, max_accuracy_drop=max_accuracy_drop, points=points,
         front=pareto_front(points), chosen=choose(points, reference_accuracy, max_accuracy_drop),
         skipped=skipped, seconds=time.perf_counter() - start,
     )
+
+
+def _student_accuracy(point: Point) -> float | None:
+    """The fp32 student's validation accuracy, from the point or (older caches) its bundle."""
+    if point.extra.get("source_accuracy") is not None:
+        return float(point.extra["source_accuracy"])
+    bundle = point.extra.get("bundle")
+    if bundle and (Path(bundle) / "manifest.json").is_file():
+        from ..bundle import read_manifest
+
+        value = read_manifest(Path(bundle)).metrics.get("source_accuracy")
+        return float(value) if value is not None else None
+    return None
 
 
 def keep_bundle(src: Path, dst: Path) -> Path:

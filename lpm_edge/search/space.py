@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..export.recipe import CheckConfig, DistillConfig, PruneConfig, QuantizeConfig, Recipe
+from ..export.recipe import CheckConfig, DistillConfig, OptimizeConfig, PruneConfig, QuantizeConfig, Recipe
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,26 @@ class Candidate:
     heads: float = 0.0  # fraction of heads removed per layer
     ffn: float = 0.0  # fraction of FFN neurons removed
     distill_steps: int = 0
-    quantize: str = "dynamic"  # dynamic | static
+    quantize: str = "dynamic"  # dynamic | static (cpu); fp16 | static (cuda)
     per_channel: bool = True
+    # Rescue variants, tried only when int8 broke the budget that the fp32 student met:
+    exclude_budget: float | None = None  # return sensitive layers to fp32 until this budget holds
+    fp32_tokens: tuple[int, int] | None = None  # padded lengths that run an fp32 copy of the graph
 
     @property
     def pruned(self) -> bool:
         return bool(self.layers or self.heads or self.ffn)
 
+    @property
+    def rescue(self) -> bool:
+        return self.exclude_budget is not None or self.fp32_tokens is not None
+
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self)
+        for name in ("exclude_budget", "fp32_tokens"):  # absent when unset: older caches keep their keys
+            if fields[name] is None:
+                del fields[name]
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def label(self) -> str:
@@ -41,8 +52,16 @@ class Candidate:
             parts.append(f"ffn-{self.ffn:.0%}")
         if self.distill_steps:
             parts.append(f"kd{self.distill_steps}")
-        parts.append(f"{self.quantize}{'-pc' if self.per_channel else ''}")
+        parts.append(f"{self.quantize}{'-pc' if self.per_channel and self.quantize != 'fp16' else ''}")
+        if self.exclude_budget is not None:
+            parts.append("auto-excl")
+        if self.fp32_tokens is not None:
+            parts.append(f"fp32@{self.fp32_tokens[0]}-{self.fp32_tokens[1]}tok")
         return " ".join(parts)
+
+    def student_only(self) -> "Candidate":
+        """The same student and quantization, without rescue variants."""
+        return dataclasses.replace(self, exclude_budget=None, fp32_tokens=None)
 
     def student_key(self) -> tuple[Any, ...]:
         """Candidates sharing this key share one pruned, distilled student."""
@@ -56,7 +75,12 @@ class Candidate:
             and self.ffn >= other.ffn
             and self.distill_steps <= other.distill_steps
             and (self.quantize, self.per_channel) == (other.quantize, other.per_channel)
+            and not self.rescue
         )
+
+    def same_model_as(self, other: "Candidate") -> bool:
+        """Same architecture and precision, whatever the distillation budget."""
+        return dataclasses.replace(self, distill_steps=0) == dataclasses.replace(other, distill_steps=0)
 
     def recipe(self, target: str = "cpu") -> Recipe:
         return Recipe(
@@ -66,8 +90,11 @@ class Candidate:
             vocab_prune=self.pruned,  # as cpu-pruned-int8: the corpus vocabulary only
             prune=PruneConfig(heads=self.heads, ffn=self.ffn, layers=self.layers),
             distill=DistillConfig(steps=self.distill_steps, learning_rate=1e-4),  # as cpu-pruned-int8
-            quantize=QuantizeConfig(mode=self.quantize, per_channel=self.per_channel),
-            check=CheckConfig(max_accuracy_drop=None),
+            # cuda static int8 is QDQ for TensorRT, which fuses the graph itself (as the cuda-int8 recipe)
+            optimize=OptimizeConfig(fusion=not (target == "cuda" and self.quantize == "static")),
+            quantize=QuantizeConfig(mode=self.quantize, per_channel=self.per_channel,
+                                    auto_exclude=self.exclude_budget is not None, fp32_tokens=self.fp32_tokens),
+            check=CheckConfig(max_accuracy_drop=self.exclude_budget),
         )
 
 
@@ -75,21 +102,45 @@ def default_space(
     full_layers: int,
     *,
     vnni: bool,
-    distill_steps: int = 300,
+    distill_steps: int | Iterable[int] = 300,
     layers: Iterable[int | None] | None = None,
     heads: Iterable[float] = (0.0, 1 / 3, 0.5),
     ffn: Iterable[float] = (0.0, 0.5, 0.75),
+    target: str = "cpu",
 ) -> list[Candidate]:
-    """Candidates mild first. Static int8 is tried only on CPUs with VNNI: without it, dynamic
-    int8 was measured faster (static QDQ S8S8 slowest)."""
+    """Candidates mild first, shorter distillation before longer.
+
+    CPU: dynamic int8 per channel and per tensor, and static int8 only on CPUs with VNNI (without
+    it, dynamic int8 was measured faster, static QDQ S8S8 slowest). CUDA: fp16, and static int8 QDQ.
+    A longer distillation budget is only worth measuring where a shorter one broke the accuracy
+    budget; `run_search` skips it otherwise.
+    """
     layer_options = list(layers) if layers is not None else [None, max(1, full_layers * 2 // 3), max(1, full_layers // 2)]
-    quant = [("dynamic", True), ("dynamic", False)] + ([("static", True)] if vnni else [])
+    steps = sorted({distill_steps} if isinstance(distill_steps, int) else set(distill_steps))
+    if target == "cuda":
+        quant = [("fp16", False), ("static", True)]
+    else:
+        quant = [("dynamic", True), ("dynamic", False)] + ([("static", True)] if vnni else [])
     out = []
     for n_layers, h, f in itertools.product(layer_options, heads, ffn):
         pruned = bool(n_layers and n_layers < full_layers) or h or f
-        for mode, pc in quant:
-            out.append(Candidate(
-                layers=n_layers if n_layers and n_layers < full_layers else None, heads=h, ffn=f,
-                distill_steps=distill_steps if pruned else 0, quantize=mode, per_channel=pc,
-            ))
-    return sorted(set(out), key=lambda c: ((c.layers or full_layers) * -1, c.heads + c.ffn, c.quantize, not c.per_channel))
+        for k in steps if pruned else [0]:
+            for mode, pc in quant:
+                out.append(Candidate(
+                    layers=n_layers if n_layers and n_layers < full_layers else None, heads=h, ffn=f,
+                    distill_steps=k, quantize=mode, per_channel=pc,
+                ))
+    return sorted(set(out), key=lambda c: ((c.layers or full_layers) * -1, c.heads + c.ffn, c.distill_steps,
+                                           c.quantize, not c.per_channel))
+
+
+def rescue_variants(cand: Candidate, budget: float, max_length: int, split_tokens: int) -> list[Candidate]:
+    """int8 variants of a candidate whose quantization broke the budget: the most sensitive layers
+    back to fp32 (searched until the budget holds), or an fp32 graph for short or for long batches."""
+    if cand.quantize not in ("dynamic", "static") or cand.rescue:
+        return []
+    return [
+        dataclasses.replace(cand, exclude_budget=budget),
+        dataclasses.replace(cand, fp32_tokens=(split_tokens + 1, max_length)),
+        dataclasses.replace(cand, fp32_tokens=(0, split_tokens)),
+    ]

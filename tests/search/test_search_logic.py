@@ -78,3 +78,81 @@ def test_default_space_is_mild_first_and_skips_static_without_vnni():
 def test_candidate_recipe_is_valid():
     r = Candidate(layers=4, heads=1 / 3, ffn=0.5, distill_steps=100).recipe()
     assert r.prune.layers == 4 and r.distill.steps == 100 and r.quantize.mode == "dynamic"
+
+
+def rescue_eval(calls, student_acc):
+    """Unpruned int8 loses 2 points; its fp32 student (`student_acc`) may still meet the budget.
+    The rescue variants cost time: auto-exclusion is slower than short-text fp32 fallback."""
+    def evaluate(c):
+        calls.append(c.label())
+        if c.exclude_budget is not None:
+            acc, ms = 0.845, 9
+        elif c.fp32_tokens == (0, 16):
+            acc, ms = 0.842, 7
+        elif c.fp32_tokens is not None:
+            acc, ms = 0.835, 6
+        else:
+            acc, ms = 0.83, 5
+        return Point(key=c.key(), label=c.label(), accuracy=acc, latency_ms=ms, size_bytes=100,
+                     extra={"source_accuracy": student_acc})
+
+    return evaluate
+
+
+def test_rescue_variants_run_when_int8_broke_a_budget_the_student_met(tmp_path):
+    from lpm_edge.search.space import rescue_variants
+
+    calls = []
+    result = run_search([Candidate()], rescue_eval(calls, 0.85), REF, 1.0, Cache(tmp_path / "c.json", {}), 4,
+                        rescue=lambda c: rescue_variants(c, 1.0, 128, 16))
+    assert len(calls) == 4  # the int8 candidate, then auto-exclusion and fp32 for long and for short texts
+    assert result.chosen.key == Candidate(fp32_tokens=(0, 16)).key()  # the fastest rescue within budget
+    assert Candidate(exclude_budget=1.0).recipe().quantize.auto_exclude
+    assert Candidate(fp32_tokens=(0, 16)).recipe().quantize.fp32_tokens == (0, 16)
+
+
+def test_no_rescue_when_the_student_itself_broke_the_budget(tmp_path):
+    from lpm_edge.search.space import rescue_variants
+
+    calls = []
+    result = run_search([Candidate()], rescue_eval(calls, 0.83), REF, 1.0, Cache(tmp_path / "c.json", {}), 4,
+                        rescue=lambda c: rescue_variants(c, 1.0, 128, 16))
+    assert len(calls) == 1 and result.chosen is None
+
+
+def test_longer_distillation_only_where_a_shorter_one_broke_the_budget(tmp_path):
+    space = default_space(6, vnni=False, distill_steps=(200, 100), layers=[3, 2], heads=[0.5], ffn=[0.5])
+    space = [c for c in space if c.per_channel]
+    assert [(c.layers, c.distill_steps) for c in space] == [(3, 100), (3, 200), (2, 100), (2, 200)]
+    acc = {(3, 100): 0.845, (3, 200): 0.85, (2, 100): 0.80, (2, 200): 0.842}
+    calls = []
+
+    def evaluate(c):
+        calls.append((c.layers, c.distill_steps))
+        return Point(key=c.key(), label=c.label(), accuracy=acc[(c.layers, c.distill_steps)],
+                     latency_ms=c.layers + c.distill_steps / 1000, size_bytes=1)
+
+    result = run_search(space, evaluate, REF, 1.0, Cache(tmp_path / "c.json", {}), 6)
+    assert calls == [(3, 100), (2, 100), (2, 200)]  # L3 met the budget at 100 steps; L2 needed 200
+    assert result.chosen.key == space[3].key()
+
+
+def test_cuda_space_and_recipes():
+    from lpm_edge.export.pipeline import preflight
+
+    space = default_space(6, vnni=True, target="cuda", layers=[None], heads=[0.0], ffn=[0.0])
+    assert {c.quantize for c in space} == {"fp16", "static"}
+    for c in space:
+        preflight(c.recipe("cuda"))  # fusion off for static QDQ, as the cuda-int8 recipe
+    assert not Candidate(quantize="static").recipe("cuda").optimize.fusion
+
+
+def test_rescue_fields_leave_older_cache_keys_alone():
+    import dataclasses
+    import hashlib
+    import json
+
+    c = Candidate(layers=4, heads=0.334, ffn=0.5, distill_steps=1600)
+    before = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("exclude_budget", "fp32_tokens")}
+    assert c.key() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
+    assert Candidate(fp32_tokens=(0, 8)).key() != Candidate().key()

@@ -35,3 +35,24 @@ def test_search_with_no_candidate_in_budget_keeps_best_and_fails(tiny_checkpoint
     with pytest.raises(SearchBudgetError, match="best-effort-bundle"):
         search(tiny_checkpoint, out, max_accuracy_drop=0.0, space=SPACE, latency_texts=5)
     assert (out / "best-effort-bundle" / "manifest.json").is_file()
+
+
+def test_rescue_variants_export_and_measure(tiny_checkpoint, tmp_path):
+    space = [Candidate(exclude_budget=100.0), Candidate(fp32_tokens=(0, 8))]
+    result = search(tiny_checkpoint, tmp_path / "s", max_accuracy_drop=100.0, space=space, latency_texts=5)
+    assert len(result.points) == 2
+    fallback = json.loads((tmp_path / "s" / "bundles" / space[1].key() / "manifest.json").read_text())
+    assert fallback["model"]["fp32_fallback"]["tokens"] == [0, 8]
+    excl = json.loads((tmp_path / "s" / "bundles" / space[0].key() / "manifest.json").read_text())
+    assert "int8_auto_exclude" in excl["build"]["stages"]
+
+
+def test_cuda_target_refused_without_cuda(tiny_checkpoint, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has onnxruntime-gpu")
+    from lpm_edge.errors import ProviderError
+
+    with pytest.raises(ProviderError, match=r"lpm-edge\[gpu\]"):
+        search(tiny_checkpoint, tmp_path / "s", target="cuda", space=SPACE)
+    assert not (tmp_path / "s").exists()  # refused before any work
