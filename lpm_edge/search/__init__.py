@@ -68,6 +68,7 @@ def search(
                "data": dataset.name, "target": target, "latency_texts": len(texts)}
     cache = Cache(out / "cache.json", context)
     reference_accuracy = _reference_accuracy(ckpt, dataset, cache)
+    evaluator.resume_anchor(list(cache.points.values()))
     result = run_search(space, evaluator, reference_accuracy, max_accuracy_drop, cache, full_layers, max_minutes,
                         rescue=lambda c: rescue_variants(c, max_accuracy_drop, max_length, split))
     if result.chosen is not None:

@@ -29,6 +29,18 @@ class BundleEvaluator:
         self.anchor: Any = None  # (classifier, median ms) of the first candidate measured
         self.students = work / "students"
 
+    def resume_anchor(self, points: Sequence[Point]) -> None:
+        """On a resumed search, anchor new timings to the first cached candidate whose bundle is
+        still on disk, at its cached latency, so old and new figures share one scale."""
+        from ..runtime import load
+
+        for point in points:
+            bundle = Path(point.extra.get("bundle", ""))
+            if point.key != "reference" and (bundle / "manifest.json").is_file():
+                self.anchor = (load(bundle, providers=self.target, spin=False), point.latency_ms)
+                log.info("timings anchored to the cached %s (%.2f ms)", point.label, point.latency_ms)
+                return
+
     def bundle_path(self, cand: Candidate) -> Path:
         return self.work / "bundles" / cand.key()
 

@@ -56,3 +56,16 @@ def test_cuda_target_refused_without_cuda(tiny_checkpoint, tmp_path):
     with pytest.raises(ProviderError, match=r"lpm-edge\[gpu\]"):
         search(tiny_checkpoint, tmp_path / "s", target="cuda", space=SPACE)
     assert not (tmp_path / "s").exists()  # refused before any work
+
+
+def test_resumed_search_anchors_to_a_cached_bundle(tiny_checkpoint, tmp_path):
+    from lpm_edge.search.evaluate import BundleEvaluator
+    from lpm_edge.search.pareto import Point
+
+    out = tmp_path / "s"
+    result = search(tiny_checkpoint, out, max_accuracy_drop=100.0, space=SPACE[:1], latency_texts=5)
+    [point] = result.points
+    gone = Point(key="gone", label="gone", accuracy=0.5, latency_ms=1.0, size_bytes=1, extra={"bundle": str(tmp_path)})
+    ev = BundleEvaluator(tiny_checkpoint, out, ["a text"])
+    ev.resume_anchor([Point(key="reference", label="full", accuracy=1, latency_ms=0, size_bytes=0), gone, point])
+    assert ev.anchor is not None and ev.anchor[1] == point.latency_ms  # skips the one whose bundle is gone
