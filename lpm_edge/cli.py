@@ -92,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="compress a checkpoint into an ONNX bundle")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--recipe", default="cpu-int8", help="built-in recipe name or a .toml file")
+    p.add_argument("--recipe", default="cpu-int8",
+                   help="built-in recipe name, a .toml file, or auto (run `search` with its defaults; "
+                        "its work and report go to OUT.search)")
+    p.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="with --recipe auto: what to search for")
     p.add_argument("--out", type=Path, required=True)
     _add_data(p, None)
     p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
@@ -187,8 +190,11 @@ def cmd_export(a: argparse.Namespace) -> int:
     from .bundle import pack_zip, read_manifest
     from .export import export
 
-    out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop, force=a.force,
-                 student_cache=a.student_cache)
+    if a.recipe == "auto":
+        out = _export_auto(a)
+    else:
+        out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
+                     force=a.force, student_cache=a.student_cache)
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
@@ -200,6 +206,23 @@ def cmd_export(a: argparse.Namespace) -> int:
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
+
+
+def _export_auto(a: argparse.Namespace) -> Path:
+    """`export --recipe auto`: search with the default space, keep the chosen bundle in OUT."""
+    from .bundle import check_writable
+    from .errors import ExportError
+    from .search import keep_bundle, search
+
+    out: Path = a.out
+    if out.exists() and not a.force:
+        raise ExportError(f"{out} already exists; pass --force to replace it or choose another --out")
+    check_writable(out)
+    work = out.with_name(out.name + ".search")
+    budget = 1.0 if a.max_accuracy_drop is None else a.max_accuracy_drop
+    result = search(a.checkpoint, work, data=a.data, max_accuracy_drop=budget, target=a.target)
+    log.info("search chose %s; its report is %s", result.chosen.label if result.chosen else None, work / "search.md")
+    return keep_bundle(work / "bundle", out)
 
 
 def _read_texts(args: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ from .space import Candidate, default_space, rescue_variants
 
 log = logging.getLogger("lpm_edge.search")
 
-__all__ = ["Candidate", "Point", "SearchBudgetError", "SearchResult", "choose", "default_space",
+__all__ = ["Candidate", "Point", "SearchBudgetError", "SearchResult", "choose", "default_space", "keep_bundle",
            "pareto_front", "search"]
 
 

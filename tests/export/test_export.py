@@ -68,6 +68,9 @@ def test_fp32_fallback_routes_batches_by_length(tiny_checkpoint, tiny_fp32_bundl
     assert m["schema_version"] == 2
     assert m["model"]["fp32_fallback"] == {"file": "model-fp32.onnx", "tokens": [0, 8]}
     assert set(m["files"]) == {"model.onnx", "model-fp32.onnx", "tokenizer.json"}
+    from lpm_edge.cli import inspect_summary
+
+    assert inspect_summary(path)["fp32_fallback"] == {"file": "model-fp32.onnx", "tokens": [0, 8]}
     short = ["great", "awful film", "fine", ""]  # at most 8 tokens with [CLS] and [SEP]
     long = ["superb lovely story " * 5, "a really great film with a very dull and poor plot"]
     fp32, int8 = lpm_edge.load(tiny_fp32_bundle, providers="cpu"), lpm_edge.load(tiny_bundle, providers="cpu")

@@ -69,3 +69,17 @@ def test_resumed_search_anchors_to_a_cached_bundle(tiny_checkpoint, tmp_path):
     ev = BundleEvaluator(tiny_checkpoint, out, ["a text"])
     ev.resume_anchor([Point(key="reference", label="full", accuracy=1, latency_ms=0, size_bytes=0), gone, point])
     assert ev.anchor is not None and ev.anchor[1] == point.latency_ms  # skips the one whose bundle is gone
+
+
+def test_export_recipe_auto_keeps_the_chosen_bundle(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    import functools
+
+    import lpm_edge.search as search_module
+
+    monkeypatch.setattr(search_module, "search", functools.partial(search, space=SPACE, latency_texts=5))
+    out = tmp_path / "auto"
+    args = ["export", str(tiny_checkpoint), "--recipe", "auto", "--out", str(out), "--max-accuracy-drop", "100"]
+    assert main(args) == 0
+    chosen = json.loads((tmp_path / "auto.search" / "search.json").read_text())["chosen"]["key"]
+    assert json.loads((out / "manifest.json").read_text())["recipe"]["name"] == f"search-{chosen}"
+    assert main(args) == 1 and "already exists" in capsys.readouterr().err  # no --force: refused, kept
