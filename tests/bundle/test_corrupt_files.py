@@ -83,7 +83,7 @@ def _float_input(model) -> None:
 
 
 def _other_graph(_: bytes) -> bytes:
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     inp = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])
