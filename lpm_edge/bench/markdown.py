@@ -128,10 +128,11 @@ def render(doc: dict[str, Any]) -> str:
                      f"{size['total_bytes'] / 1e6:.1f}"])
     lines += _table(["model", "throughput, texts/s (× reference)", "cold start s (import + load + first)",
                      "peak RSS MiB (× reference)", "model MB (× reference)", "total MB on disk"], rows)
-    lines += [f"Throughput: `predict` on all {data['n']} texts at once (each model batches {method.get('predict_batch')} "
-              "texts of similar length), median of the rounds. Cold start and peak RSS: a fresh Python process "
+    lines += [f"Throughput: `predict` on all {data['n']} texts at once (each model batches up to {method.get('predict_batch')} "
+              "texts of similar length; lpm-edge also caps the tokens per call, see each model's max_batch_tokens "
+              "below), median of the rounds. Cold start and peak RSS: a fresh Python process "
               "that imports, loads and predicts one text, then predicts "
-              f"{method.get('process_workload_texts')} texts (batches of 32); medians of "
+              f"{method.get('process_workload_texts')} texts (handed over 32 at a time); medians of "
               f"{method.get('process_runs')} processes. Sizes: weights file(s), and everything needed to serve.", ""]
 
     lines += ["## How this was measured", ""]
