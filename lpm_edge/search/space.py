@@ -78,9 +78,9 @@ class Candidate:
             and not self.rescue
         )
 
-    def same_model_as(self, other: "Candidate") -> bool:
-        """Same architecture and precision, whatever the distillation budget."""
-        return dataclasses.replace(self, distill_steps=0) == dataclasses.replace(other, distill_steps=0)
+    def same_architecture_as(self, other: "Candidate") -> bool:
+        """Same layers, heads and FFN width, whatever the distillation budget and precision."""
+        return (self.layers, self.heads, self.ffn) == (other.layers, other.heads, other.ffn)
 
     def recipe(self, target: str = "cpu") -> Recipe:
         return Recipe(
@@ -112,8 +112,8 @@ def default_space(
 
     CPU: dynamic int8 per channel and per tensor, and static int8 only on CPUs with VNNI (without
     it, dynamic int8 was measured faster, static QDQ S8S8 slowest). CUDA: fp16, and static int8 QDQ.
-    A longer distillation budget is only worth measuring where a shorter one broke the accuracy
-    budget; `run_search` skips it otherwise.
+    A longer distillation budget is only worth measuring for an architecture that a shorter one did
+    not bring within the accuracy budget; `run_search` skips it otherwise.
     """
     layer_options = list(layers) if layers is not None else [None, max(1, full_layers * 2 // 3), max(1, full_layers // 2)]
     steps = sorted({distill_steps} if isinstance(distill_steps, int) else set(distill_steps))

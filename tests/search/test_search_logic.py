@@ -122,8 +122,7 @@ def test_no_rescue_when_the_student_itself_broke_the_budget(tmp_path):
 
 def test_longer_distillation_only_where_a_shorter_one_broke_the_budget(tmp_path):
     space = default_space(6, vnni=False, distill_steps=(200, 100), layers=[3, 2], heads=[0.5], ffn=[0.5])
-    space = [c for c in space if c.per_channel]
-    assert [(c.layers, c.distill_steps) for c in space] == [(3, 100), (3, 200), (2, 100), (2, 200)]
+    assert [(c.layers, c.distill_steps) for c in space] == [(3, 100)] * 2 + [(3, 200)] * 2 + [(2, 100)] * 2 + [(2, 200)] * 2
     acc = {(3, 100): 0.845, (3, 200): 0.85, (2, 100): 0.80, (2, 200): 0.842}
     calls = []
 
@@ -133,8 +132,9 @@ def test_longer_distillation_only_where_a_shorter_one_broke_the_budget(tmp_path)
                      latency_ms=c.layers + c.distill_steps / 1000, size_bytes=1)
 
     result = run_search(space, evaluate, REF, 1.0, Cache(tmp_path / "c.json", {}), 6)
-    assert calls == [(3, 100), (2, 100), (2, 200)]  # L3 met the budget at 100 steps; L2 needed 200
-    assert result.chosen.key == space[3].key()
+    # L3 met the budget at 100 steps (both int8 variants); L2 needed 200
+    assert calls == [(3, 100)] * 2 + [(2, 100)] * 2 + [(2, 200)] * 2
+    assert result.chosen.key == space[6].key()
 
 
 def test_cuda_space_and_recipes():
