@@ -134,8 +134,13 @@ def run_search(
             continue
         if cand.pruned and not cand.rescue:
             broken.append(cand)
+        # A rescue variant runs part of the graph in fp32, so it is never faster than this candidate:
+        # it can only win when this candidate beats everything within the budget so far.
+        best = min((q.latency_ms for q in points if (reference_accuracy - q.accuracy) * 100 <= max_accuracy_drop),
+                   default=float("inf"))
         student = _student_accuracy(point)
-        if rescue is not None and student is not None and (reference_accuracy - student) * 100 <= max_accuracy_drop:
+        if (rescue is not None and student is not None and point.latency_ms < best
+                and (reference_accuracy - student) * 100 <= max_accuracy_drop):
             variants = [v for v in rescue(cand) if v not in queue]
             if variants:
                 log.info("    int8 broke the budget its fp32 student meets (%.4f); trying %d rescue variants",

@@ -111,6 +111,24 @@ def test_rescue_variants_run_when_int8_broke_a_budget_the_student_met(tmp_path):
     assert Candidate(fp32_tokens=(0, 16)).recipe().quantize.fp32_tokens == (0, 16)
 
 
+def test_no_rescue_when_a_faster_candidate_already_met_the_budget(tmp_path):
+    from lpm_edge.search.space import rescue_variants
+
+    calls = []
+    evaluate = rescue_eval(calls, 0.85)
+
+    def with_fast(c):
+        if c.ffn:
+            calls.append(c.label())
+            return Point(key=c.key(), label=c.label(), accuracy=0.845, latency_ms=4, size_bytes=1)
+        return evaluate(c)
+
+    space = [Candidate(ffn=0.5, distill_steps=10), Candidate()]
+    result = run_search(space, with_fast, REF, 1.0, Cache(tmp_path / "c.json", {}), 4,
+                        rescue=lambda c: rescue_variants(c, 1.0, 128, 16))
+    assert len(calls) == 2 and result.chosen.key == space[0].key()  # int8 at 5 ms cannot beat 4 ms
+
+
 def test_no_rescue_when_the_student_itself_broke_the_budget(tmp_path):
     from lpm_edge.search.space import rescue_variants
 
