@@ -296,12 +296,21 @@ def _auto_exclude(
 def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequence[int],
              full_logits: np.ndarray) -> Callable[[Path], float]:
     """A function: ONNX graph -> accuracy points it loses against the full model on `texts`."""
+    from ..runtime.classifier import CPU_BATCH_TOKENS
+    from ..runtime.tokenize import length_batches
+
     reference = accuracy(labels, full_logits.argmax(1))
-    batches = [source.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)]
-    feeds = [{n: b[n].numpy() for n in names} for b in batches]
+    # Batched as the CPU runtime will batch them: dynamic int8 scales depend on the batch.
+    lengths = [len(ids) for ids in source.tokenizer(texts, truncation=True, max_length=source.max_length)["input_ids"]]
+    groups = length_batches(lengths, 32, CPU_BATCH_TOKENS)
+    feeds = [{n: b[n].numpy() for n in names} for b in (source.encode([texts[i] for i in g]) for g in groups)]
+    rows = np.concatenate(groups) if groups else np.zeros(0, dtype=int)
 
     def drop_of(graph: Path) -> float:
-        logits = np.concatenate(onnx_logits(graph, feeds)) if feeds else np.zeros((0, 1))
+        logits = np.zeros((len(texts), 1))
+        if feeds:
+            logits = np.empty((len(texts), full_logits.shape[1]))
+            logits[rows] = np.concatenate(onnx_logits(graph, feeds))
         return (reference - accuracy(labels, logits.argmax(1))) * 100
 
     return drop_of

@@ -14,7 +14,7 @@ import numpy as np
 from .. import bundle as _bundle
 from ..errors import BundleError, ConfigError, MissingDependencyError
 from . import providers as _providers
-from .tokenize import PROBE, check_texts, encode_batch, load_tokenizer, pad_batch
+from .tokenize import PROBE, check_texts, encode_batch, length_batches, load_tokenizer, pad_batch
 
 log = logging.getLogger("lpm_edge.runtime")
 
@@ -166,18 +166,8 @@ class Classifier:
         many tokens once padded (a single longer text still gets a batch of its own).
         """
         encodings = encode_batch(self._tokenizer, list(texts))
-        lengths = [len(e.ids) for e in encodings]
-        order = np.argsort(lengths, kind="stable")
-        groups: list[list[int]] = []
-        graph_for = self.manifest.graph_for  # a batch never spans two graphs' length ranges
-        for i in order:  # ascending length: the text being added is the batch's widest
-            group = groups[-1] if groups else None
-            if group is None or len(group) >= self.batch_size or (
-                self.max_batch_tokens is not None and (len(group) + 1) * lengths[i] > self.max_batch_tokens
-            ) or graph_for(lengths[i]) != graph_for(lengths[group[-1]]):
-                groups.append([int(i)])
-            else:
-                group.append(int(i))
+        groups = length_batches([len(e.ids) for e in encodings], self.batch_size, self.max_batch_tokens,
+                                self.manifest.graph_for)
         return [
             (np.asarray(rows), pad_batch([encodings[i] for i in rows], self._inputs, self.manifest.pad_id))
             for rows in groups

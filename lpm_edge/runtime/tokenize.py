@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -83,3 +83,22 @@ def pad_batch(encodings: Sequence, input_names: Sequence[str], pad_id: int) -> d
         types[row, :n] = e.type_ids
     available = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
     return {name: available[name] for name in input_names}
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None, graph_for: Callable[[int], str] | None = None,
+) -> list[list[int]]:
+    """Indices grouped into batches by ascending length: at most `batch_size` texts and, when set,
+    `max_tokens` tokens once padded (a longer single text still gets a batch of its own); a batch
+    never spans two `graph_for` length ranges. The runtime's batching, shared with the export's
+    accuracy checks so that dynamic int8 sees the same batches in both."""
+    groups: list[list[int]] = []
+    for i in np.argsort(lengths, kind="stable"):  # ascending: the text being added is the batch's widest
+        group = groups[-1] if groups else None
+        if group is None or len(group) >= batch_size or (
+            max_tokens is not None and (len(group) + 1) * lengths[i] > max_tokens
+        ) or (graph_for is not None and graph_for(lengths[i]) != graph_for(lengths[group[-1]])):
+            groups.append([int(i)])
+        else:
+            group.append(int(i))
+    return groups

@@ -127,3 +127,18 @@ def test_silent_cuda_fallback_is_refused_unless_auto(caplog):
     with caplog.at_level("INFO", logger="lpm_edge.runtime"):
         providers.check_session(asked, ["CPUExecutionProvider"], auto=True)
     assert "could not start" in caplog.text
+
+
+def test_length_batches_caps_texts_tokens_and_graph_ranges():
+    from lpm_edge.runtime.tokenize import length_batches
+
+    lengths = [5, 30, 3, 12, 12, 40, 7, 100]
+    groups = length_batches(lengths, batch_size=3, max_tokens=40, graph_for=lambda n: "a" if n <= 10 else "b")
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        widths = [lengths[i] for i in g]
+        assert widths == sorted(widths) and len(g) <= 3
+        assert len(g) * max(widths) <= 40 or len(g) == 1
+        assert len({w <= 10 for w in widths}) == 1  # never spans both graphs
+    assert [lengths[i] for i in groups[0]] == [3, 5, 7]
+    assert [[lengths[i] for i in g] for g in length_batches(lengths, 8)] == [sorted(lengths)]
