@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import DataError, LpmEdgeError
+from .errors import ConfigError, DataError, LpmEdgeError
 
 log = logging.getLogger("lpm_edge")
 
@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     _add_data(p, None)
     p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
-                   help="fail, writing nothing, if the bundle loses more accuracy than this")
+                   help="fail, writing nothing, if the bundle loses more accuracy than this "
+                        "(--recipe auto: the search's budget, default 1.0)")
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
     p.add_argument("--student-cache", type=Path, default=None, metavar="DIR",
                    help="keep pruned, distilled students here and reuse them across exports")
@@ -192,6 +193,9 @@ def cmd_export(a: argparse.Namespace) -> int:
 
     if a.recipe == "auto":
         out = _export_auto(a)
+    elif a.target != "cpu":
+        raise ConfigError(f"--target {a.target} chooses what --recipe auto searches for; a named recipe "
+                          "carries its own target (e.g. --recipe cuda-fp16)")
     else:
         out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
                      force=a.force, student_cache=a.student_cache)
@@ -215,6 +219,8 @@ def _export_auto(a: argparse.Namespace) -> Path:
     from .search import keep_bundle, search
 
     out: Path = a.out
+    if a.student_cache is not None:
+        raise ConfigError("--student-cache applies to a named recipe; --recipe auto keeps its students in OUT.search")
     if out.exists() and not a.force:
         raise ExportError(f"{out} already exists; pass --force to replace it or choose another --out")
     check_writable(out)

@@ -31,6 +31,9 @@ ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "cam
 
 def preflight(recipe: Recipe) -> None:
     """Refuse known traps before any work, naming the recipe to use instead."""
+    from .recipe import validate
+
+    validate(recipe)  # a Recipe built in Python gets the checks a TOML file gets
     q = recipe.quantize.mode
     if recipe.target == "cuda" and q == "dynamic":
         raise ConfigError(

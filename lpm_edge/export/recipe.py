@@ -138,6 +138,13 @@ def _coerce(value: Any, f: dataclasses.Field, where: str, prefix: str) -> Any:
     return value
 
 
+def validate(recipe: Recipe) -> None:
+    """Check a Recipe built in Python the way a TOML recipe is checked on reading."""
+    for obj in (recipe, *(getattr(recipe, f.name) for f in dataclasses.fields(recipe))):
+        if dataclasses.is_dataclass(obj):
+            _validate(obj, f"recipe {recipe.name}")
+
+
 def _validate(obj: Any, where: str) -> None:
     def bad(msg: str) -> ConfigError:
         return ConfigError(f"{where}: {msg}")
@@ -164,6 +171,9 @@ def _validate(obj: Any, where: str) -> None:
     elif isinstance(obj, QuantizeConfig):
         if obj.mode not in ("none", "dynamic", "static", "fp16"):
             raise bad(f"quantize.mode={obj.mode!r} must be one of none, dynamic, static, fp16")
+        t = obj.fp32_tokens
+        if t is not None and not (len(t) == 2 and all(type(v) is int for v in t) and 0 <= t[0] <= t[1]):
+            raise bad(f"quantize.fp32_tokens={list(t)!r} must be [low, high] token counts with 0 <= low <= high")
         if obj.fp32_tokens is not None and obj.mode not in ("dynamic", "static"):
             raise bad(f"quantize.fp32_tokens falls back from int8 to fp32; it needs mode 'dynamic' or 'static', "
                       f"not {obj.mode!r}")

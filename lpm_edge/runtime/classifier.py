@@ -73,7 +73,7 @@ class Classifier:
             self._sessions = {}
             for name in graphs:  # an fp32 fallback graph, when the bundle has one, loads the same way
                 path = _bundle.copy_verified(directory, manifest, name, Path(private.name))
-                self._sessions[name] = self._open_session(ort, path, manifest, providers, threads, spin)
+                self._sessions[name] = self._open_session(ort, path, name, providers, threads, spin)
             tok_bytes = _bundle.read_verified(directory, manifest, manifest.tokenizer_file)
             _bundle.verify(directory, manifest, skip={*graphs, manifest.tokenizer_file})
         self._session = self._sessions[manifest.model_file]
@@ -101,8 +101,7 @@ class Classifier:
         self._check_model()
 
     def _open_session(
-        self, ort: Any, model_path: Path, manifest: _bundle.Manifest, providers: str | Sequence[str],
-        threads: int | None, spin: bool,
+        self, ort: Any, model_path: Path, name: str, providers: str | Sequence[str], threads: int | None, spin: bool,
     ) -> Any:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -116,7 +115,7 @@ class Classifier:
             session = ort.InferenceSession(str(model_path), sess_options=options, providers=asked)
         except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
             raise BundleError(
-                f"{self.path}/{manifest.model_file}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
+                f"{self.path}/{name}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
                 "a bundle's graph must hold all its weights (no external data)"
             ) from None
         _providers.check_session(asked, tuple(session.get_providers()), auto)

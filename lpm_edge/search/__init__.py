@@ -63,7 +63,8 @@ def search(
     texts = list(val[:: max(1, len(val) // latency_texts)][:latency_texts])
     max_length = Candidate().recipe(target).max_length
     split = _median_tokens(ckpt, list(val), max_length)
-    evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data)
+    evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data, validation=(
+        (list(val), list(dataset.validation.labels)) if target != "cpu" else None))
     context = {"checkpoint": str(ckpt.resolve()), "mtime": (ckpt / "config.json").stat().st_mtime_ns,
                "data": dataset.name, "target": target, "latency_texts": len(texts)}
     cache = Cache(out / "cache.json", context)

@@ -22,8 +22,12 @@ log = logging.getLogger("lpm_edge.search")
 
 class BundleEvaluator:
     def __init__(self, checkpoint: Path, work: Path, texts: Sequence[str], target: str = "cpu",
-                 data: str | None = None, rounds: int = 2, warmup: int = 10) -> None:
+                 data: str | None = None, rounds: int = 2, warmup: int = 10,
+                 validation: tuple[Sequence[str], Sequence[int]] | None = None) -> None:
+        """validation: (texts, labels) to re-measure accuracy on the target's provider; the export's
+        own check runs on the CPU, which is what a CPU target serves with."""
         self.checkpoint, self.work, self.target, self.data = checkpoint, work, target, data
+        self.validation = validation
         self.texts = list(texts)
         self.rounds, self.warmup = rounds, warmup
         self.anchor: Any = None  # (classifier, median ms) of the first candidate measured
@@ -35,8 +39,10 @@ class BundleEvaluator:
         from ..runtime import load
 
         for point in points:
-            bundle = Path(point.extra.get("bundle", ""))
-            if point.key != "reference" and (bundle / "manifest.json").is_file():
+            if point.key == "reference" or not point.extra.get("bundle"):
+                continue
+            bundle = Path(point.extra["bundle"])
+            if (bundle / "manifest.json").is_file():
                 self.anchor = (load(bundle, providers=self.target, spin=False), point.latency_ms)
                 log.info("timings anchored to the cached %s (%.2f ms)", point.label, point.latency_ms)
                 return
@@ -59,9 +65,15 @@ class BundleEvaluator:
             return None
         manifest = read_manifest(path)
         clf = load(path, providers=self.target, spin=False)
+        acc = float(manifest.metrics["bundle_accuracy"])
+        if self.validation is not None:
+            from ..metrics import accuracy
+
+            texts, labels = self.validation
+            acc = accuracy(labels, clf.logits(list(texts)).argmax(1))
         ms = self._latency_ms(clf)
         return Point(
-            key=cand.key(), label=cand.label(), accuracy=float(manifest.metrics["bundle_accuracy"]),
+            key=cand.key(), label=cand.label(), accuracy=acc,
             latency_ms=ms, size_bytes=sum(int(manifest.files[f]["bytes"]) for f in graphs(manifest)),
             extra={"bundle": str(path), "candidate": cand.__dict__, "parity": manifest.metrics.get("parity"),
                    "source_accuracy": manifest.metrics.get("source_accuracy")},

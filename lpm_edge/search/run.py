@@ -119,12 +119,15 @@ def run_search(
         if point is None:
             log.info("[%d/%d] measuring %s", i, len(queue), cand.label())
             point = evaluate(cand)
-            if point is None:
-                skipped.append(f"{cand.label()} (could not be built within the budget)")
-                continue
+            if point is None:  # cached too, so that a resumed run does not rebuild it
+                point = Point(key=cand.key(), label=cand.label(), accuracy=float("nan"), latency_ms=float("nan"),
+                              size_bytes=0, extra={"failed": "could not be built within the budget"})
             cache.put(point)
         else:
             log.info("[%d/%d] cached %s", i, len(queue), cand.label())
+        if point.extra.get("failed"):
+            skipped.append(f"{cand.label()} ({point.extra['failed']})")
+            continue
         points.append(point)
         drop = (reference_accuracy - point.accuracy) * 100
         log.info("    accuracy %.4f (drop %+.2f points), %.2f ms, %.1f MB", point.accuracy, drop,

@@ -140,8 +140,8 @@ def rescue_variants(cand: Candidate, budget: float, max_length: int, split_token
     back to fp32 (searched until the budget holds), or an fp32 graph for short or for long batches."""
     if cand.quantize not in ("dynamic", "static") or cand.rescue:
         return []
-    return [
-        dataclasses.replace(cand, exclude_budget=budget),
-        dataclasses.replace(cand, fp32_tokens=(split_tokens + 1, max_length)),
-        dataclasses.replace(cand, fp32_tokens=(0, split_tokens)),
-    ]
+    out = [dataclasses.replace(cand, exclude_budget=budget)]
+    if 1 <= split_tokens < max_length:  # else one side is empty: all fp32 or all int8, nothing to rescue
+        out += [dataclasses.replace(cand, fp32_tokens=(split_tokens + 1, max_length)),
+                dataclasses.replace(cand, fp32_tokens=(0, split_tokens))]
+    return out

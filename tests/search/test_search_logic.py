@@ -166,11 +166,41 @@ def test_cuda_space_and_recipes():
 
 
 def test_rescue_fields_leave_older_cache_keys_alone():
-    import dataclasses
-    import hashlib
-    import json
-
-    c = Candidate(layers=4, heads=0.334, ffn=0.5, distill_steps=1600)
-    before = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("exclude_budget", "fp32_tokens")}
-    assert c.key() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:12]
+    # A key measured before the rescue fields existed (benchmarks/results/search.json): caches
+    # written then must still be found.
+    assert Candidate(layers=4, heads=0.334, ffn=0.5, distill_steps=1600).key() == "370bf9c21b12"
     assert Candidate(fp32_tokens=(0, 8)).key() != Candidate().key()
+
+
+def test_no_fallback_variants_when_the_median_split_leaves_one_side_empty():
+    from lpm_edge.export.pipeline import preflight
+    from lpm_edge.search.space import rescue_variants
+
+    for split in (128, 0):  # e.g. long-text data where half the texts are truncated to max_length
+        variants = rescue_variants(Candidate(), 1.0, 128, split)
+        assert [v.fp32_tokens for v in variants] == [None]
+    for v in rescue_variants(Candidate(), 1.0, 128, 27):
+        preflight(v.recipe())
+
+
+def test_a_bad_fallback_range_built_in_python_fails_before_any_work():
+    import pytest
+
+    from lpm_edge.errors import ConfigError
+    from lpm_edge.export.pipeline import preflight
+
+    with pytest.raises(ConfigError, match=r"fp32_tokens=\[129, 128\]"):
+        preflight(Candidate(fp32_tokens=(129, 128)).recipe())
+
+
+def test_a_failed_rescue_is_cached_and_not_rebuilt(tmp_path):
+    calls = []
+
+    def evaluate(c):
+        calls.append(c.key())
+        return None
+
+    for _ in range(2):
+        result = run_search([Candidate(exclude_budget=1.0)], evaluate, REF, 1.0, Cache(tmp_path / "c.json", {}), 4)
+        assert not result.points and "could not be built" in result.skipped[0]
+    assert len(calls) == 1

@@ -83,3 +83,23 @@ def test_export_recipe_auto_keeps_the_chosen_bundle(tiny_checkpoint, tmp_path, m
     chosen = json.loads((tmp_path / "auto.search" / "search.json").read_text())["chosen"]["key"]
     assert json.loads((out / "manifest.json").read_text())["recipe"]["name"] == f"search-{chosen}"
     assert main(args) == 1 and "already exists" in capsys.readouterr().err  # no --force: refused, kept
+
+
+def test_export_refuses_options_it_would_ignore(tiny_checkpoint, tmp_path, capsys):
+    out = str(tmp_path / "b")
+    assert main(["export", str(tiny_checkpoint), "--target", "cuda", "--out", out]) == 1
+    assert "--recipe auto" in capsys.readouterr().err
+    assert main(["export", str(tiny_checkpoint), "--recipe", "auto", "--student-cache", str(tmp_path), "--out", out]) == 1
+    assert "--student-cache" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_evaluator_measures_accuracy_on_the_given_validation(tiny_checkpoint, tmp_path):
+    from lpm_edge.search.evaluate import BundleEvaluator
+
+    texts = ["a great film", "an awful plot", "superb", "dull and poor"]
+    accs = []
+    for label in (0, 1):
+        ev = BundleEvaluator(tiny_checkpoint, tmp_path / str(label), texts[:2], validation=(texts, [label] * 4))
+        accs.append(ev(Candidate()).accuracy)
+    assert abs(sum(accs) - 1.0) < 1e-9  # every text counted once, against the labels given
