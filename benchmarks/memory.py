@@ -84,17 +84,18 @@ VARIANTS = {
 }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", type=Path)
     p.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint the bundle came from (its data)")
+    p.add_argument("--data", default=None, help="dataset name or file (default: the checkpoint's)")
     p.add_argument("--texts", type=int, default=256, help="test texts each process predicts")
-    a = p.parse_args()
+    a = p.parse_args(argv)
 
     from lpm_edge.bench.run import load_split
     from lpm_edge.bundle import read_manifest
 
-    _, split, _ = load_split(a.checkpoint, None, "test")
+    _, split, _ = load_split(a.checkpoint, a.data, "test")
     texts = list(split.texts)[: a.texts]
     max_length = read_manifest(a.bundle).max_length
     print(f"{a.bundle}: {len(texts)} test texts; peak resident memory (VmHWM) after each stage, MiB\n")
