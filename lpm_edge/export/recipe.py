@@ -117,12 +117,8 @@ def _build(kind: type, data: Mapping[str, Any], where: str, prefix: str) -> Any:
 
 def _coerce(value: Any, f: dataclasses.Field, where: str, prefix: str) -> Any:
     default = f.default
-    if f.name == "fp32_tokens":
-        if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
-                and 0 <= value[0] <= value[1]):
-            raise ConfigError(f"{where}: '{prefix}{f.name}' must be [low, high] token counts with "
-                              f"0 <= low <= high, e.g. [0, 32]; got {value!r}")
-        return tuple(value)
+    if f.name == "fp32_tokens":  # a TOML array; its shape and range are checked in _validate
+        return tuple(value) if isinstance(value, list) else value
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: '{prefix}{f.name}' must be a list of strings")
@@ -172,8 +168,11 @@ def _validate(obj: Any, where: str) -> None:
         if obj.mode not in ("none", "dynamic", "static", "fp16"):
             raise bad(f"quantize.mode={obj.mode!r} must be one of none, dynamic, static, fp16")
         t = obj.fp32_tokens
-        if t is not None and not (len(t) == 2 and all(type(v) is int for v in t) and 0 <= t[0] <= t[1]):
-            raise bad(f"quantize.fp32_tokens={list(t)!r} must be [low, high] token counts with 0 <= low <= high")
+        if t is not None and not (isinstance(t, (tuple, list)) and len(t) == 2 and all(type(v) is int for v in t)
+                                  and 0 <= t[0] <= t[1]):
+            shown = list(t) if isinstance(t, (tuple, list)) else t
+            raise bad(f"quantize.fp32_tokens={shown!r} must be [low, high] token counts with 0 <= low <= high, "
+                      "e.g. [0, 32]")
         if obj.fp32_tokens is not None and obj.mode not in ("dynamic", "static"):
             raise bad(f"quantize.fp32_tokens falls back from int8 to fp32; it needs mode 'dynamic' or 'static', "
                       f"not {obj.mode!r}")

@@ -166,7 +166,7 @@ class Classifier:
         """
         encodings = encode_batch(self._tokenizer, list(texts))
         groups = length_batches([len(e.ids) for e in encodings], self.batch_size, self.max_batch_tokens,
-                                self.manifest.graph_for)
+                                self.manifest.graph_for if self.manifest.fallback_file else None)
         return [
             (np.asarray(rows), pad_batch([encodings[i] for i in rows], self._inputs, self.manifest.pad_id))
             for rows in groups

@@ -139,10 +139,9 @@ def run_search(
             broken.append(cand)
         # A rescue variant runs part of the graph in fp32, so it is never faster than this candidate:
         # it can only win when this candidate beats everything within the budget so far.
-        best = min((q.latency_ms for q in points if (reference_accuracy - q.accuracy) * 100 <= max_accuracy_drop),
-                   default=float("inf"))
+        best = choose(points, reference_accuracy, max_accuracy_drop)
         student = _student_accuracy(point)
-        if (rescue is not None and student is not None and point.latency_ms < best
+        if (rescue is not None and student is not None and (best is None or point.latency_ms < best.latency_ms)
                 and (reference_accuracy - student) * 100 <= max_accuracy_drop):
             variants = [v for v in rescue(cand) if v not in queue]
             if variants:
