@@ -222,10 +222,35 @@ def _train(
             (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
         log.info("saved %s: test accuracy %.4f, macro-F1 %.4f", out, info["test"].get("accuracy", float("nan")),
                  info["test"].get("macro_f1", float("nan")))
-    trainer.accelerator.wait_for_everyone()
+    _wait_for_everyone(trainer.accelerator)
     if main:
         shutil.rmtree(work_dir(out), ignore_errors=True)
     return out
+
+
+_FINAL_BARRIERS: list[Any] = []  # the last barrier of each distributed run, held until the process exits
+
+
+def _wait_for_everyone(accelerator: Any) -> None:
+    """accelerator.wait_for_everyone(), safe as the last collective before the process exits.
+
+    A gloo barrier's work object holds every collective still in flight when it was queued (here the
+    test evaluation's all-gather, whose tensors are Python objects). If a gloo worker thread drops
+    the last reference, it must take the GIL to free those tensors, and when the interpreter has
+    begun to shut down by then, the thread is killed inside a C++ destructor: std::terminate, and the
+    process aborts after its work is done (seen in about 1 run in 15 under torchrun on 2 CPU
+    processes). Keeping a Python reference to the work object means the worker thread never holds
+    the last one; the main thread frees it, holding the GIL.
+    """
+    import torch.distributed as dist
+
+    if accelerator.num_processes == 1 or not (dist.is_available() and dist.is_initialized()):
+        accelerator.wait_for_everyone()
+        return
+    device_ids = [accelerator.local_process_index] if accelerator.device.type == "cuda" else None
+    work = dist.barrier(async_op=True, device_ids=device_ids)
+    work.wait()
+    _FINAL_BARRIERS.append(work)
 
 
 def _training_info(
