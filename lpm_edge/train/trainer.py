@@ -228,7 +228,7 @@ def _train(
     return out
 
 
-_FINAL_BARRIERS: list[Any] = []  # the last barrier of each distributed run, held until the process exits
+_LAST_BARRIER: list[Any] = []  # the work object of the latest distributed run's last barrier
 
 
 def _wait_for_everyone(accelerator: Any) -> None:
@@ -240,7 +240,8 @@ def _wait_for_everyone(accelerator: Any) -> None:
     begun to shut down by then, the thread is killed inside a C++ destructor: std::terminate, and the
     process aborts after its work is done (seen in about 1 run in 15 under torchrun on 2 CPU
     processes). Keeping a Python reference to the work object means the worker thread never holds
-    the last one; the main thread frees it, holding the GIL.
+    the last one; the main thread frees it, holding the GIL: at exit, or when a later train() in the
+    same process replaces it (long after the worker thread let go).
     """
     import torch.distributed as dist
 
@@ -250,7 +251,7 @@ def _wait_for_everyone(accelerator: Any) -> None:
     device_ids = [accelerator.local_process_index] if accelerator.device.type == "cuda" else None
     work = dist.barrier(async_op=True, device_ids=device_ids)
     work.wait()
-    _FINAL_BARRIERS.append(work)
+    _LAST_BARRIER[:] = [work]
 
 
 def _training_info(
