@@ -299,13 +299,13 @@ def _auto_exclude(
 def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequence[int],
              full_logits: np.ndarray) -> Callable[[Path], float]:
     """A function: ONNX graph -> accuracy points it loses against the full model on `texts`."""
-    from ..runtime.classifier import CPU_BATCH_TOKENS
+    from ..runtime.classifier import BATCH_SIZE, CPU_BATCH_TOKENS
     from ..runtime.tokenize import length_batches
 
     reference = accuracy(labels, full_logits.argmax(1))
     # Batched as the CPU runtime will batch them: dynamic int8 scales depend on the batch.
     lengths = [len(ids) for ids in source.tokenizer(texts, truncation=True, max_length=source.max_length)["input_ids"]]
-    groups = length_batches(lengths, 32, CPU_BATCH_TOKENS)
+    groups = length_batches(lengths, BATCH_SIZE, CPU_BATCH_TOKENS)
     feeds = [{n: b[n].numpy() for n in names} for b in (source.encode([texts[i] for i in g]) for g in groups)]
     rows = np.concatenate(groups) if groups else np.zeros(0, dtype=int)
 

@@ -23,6 +23,7 @@ log = logging.getLogger("lpm_edge.runtime")
 # bundle: 256 tokens a call gave the same texts/s as batches of 32 texts, with 52 MB less peak
 # memory). On CUDA larger batches do pay, so "auto" leaves them at `batch_size` texts there.
 CPU_BATCH_TOKENS = 256
+BATCH_SIZE = 32  # texts per model call by default
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Classifier:
         bundle: str | os.PathLike[str],
         providers: str | Sequence[str] = "auto",
         threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = BATCH_SIZE,
         spin: bool = True,
         max_batch_tokens: int | str | None = "auto",
     ) -> None:
@@ -92,10 +93,6 @@ class Classifier:
             raise BundleError(
                 f"{self.path}: model inputs {names} differ from the manifest's {list(manifest.inputs)}"
             )
-        for name, session in self._sessions.items():
-            if [i.name for i in session.get_inputs()] != names or tuple(session.get_providers()) != self.providers:
-                raise BundleError(f"{self.path}/{name}: its inputs or providers differ from {manifest.model_file}'s; "
-                                  "re-export the bundle")
         self._inputs = names
         self._output = manifest.outputs[0]
         self._check_model()
@@ -128,6 +125,9 @@ class Classifier:
     def _check_graph(self, name: str, session: Any) -> None:
         """Refuse, at load, a graph that cannot serve this manifest: wrong types, names or width."""
         where = f"{self.path}/{name}"
+        if [i.name for i in session.get_inputs()] != self._inputs or tuple(session.get_providers()) != self.providers:
+            raise BundleError(f"{where}: its inputs or providers differ from {self.manifest.model_file}'s; "
+                              "re-export the bundle")
         odd = [f"{i.name}: {i.type}" for i in session.get_inputs() if i.type != "tensor(int64)"]
         if odd:
             raise BundleError(
@@ -226,7 +226,7 @@ def load(
     bundle: str | os.PathLike[str],
     providers: str | Sequence[str] = "auto",
     threads: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     spin: bool = True,
     max_batch_tokens: int | str | None = "auto",
 ) -> Classifier:
