@@ -154,8 +154,7 @@ class Manifest:
             fallback = need(model, "fp32_fallback", dict, "model.")
             fallback_file = need(fallback, "file", str, "model.fp32_fallback.")
             tokens = need(fallback, "tokens", list, "model.fp32_fallback.")
-            if (len(tokens) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens)
-                    or not 0 <= tokens[0] <= tokens[1]):
+            if not is_token_range(tokens):
                 raise BundleError(f"{where}: 'model.fp32_fallback.tokens' must be [low, high] token counts, "
                                   f"0 <= low <= high; got {tokens!r}")
             fallback_tokens = (tokens[0], tokens[1])
@@ -178,6 +177,13 @@ class Manifest:
             schema_version=version,
             **sections,
         )
+
+
+def is_token_range(value: Any) -> bool:
+    """Whether `value` is a [low, high] pair of token counts, 0 <= low <= high: the shape of a
+    manifest's `model.fp32_fallback.tokens` and of a recipe's `quantize.fp32_tokens`."""
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and 0 <= value[0] <= value[1])
 
 
 def graphs(manifest: Manifest) -> list[str]:

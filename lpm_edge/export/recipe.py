@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..bundle import is_token_range
 from ..errors import ConfigError
 
 RECIPE_VERSION = 1
@@ -168,8 +169,7 @@ def _validate(obj: Any, where: str) -> None:
         if obj.mode not in ("none", "dynamic", "static", "fp16"):
             raise bad(f"quantize.mode={obj.mode!r} must be one of none, dynamic, static, fp16")
         t = obj.fp32_tokens
-        if t is not None and not (isinstance(t, (tuple, list)) and len(t) == 2 and all(type(v) is int for v in t)
-                                  and 0 <= t[0] <= t[1]):
+        if t is not None and not is_token_range(t):
             shown = list(t) if isinstance(t, (tuple, list)) else t
             raise bad(f"quantize.fp32_tokens={shown!r} must be [low, high] token counts with 0 <= low <= high, "
                       "e.g. [0, 32]")
