@@ -51,10 +51,9 @@ class BundleEvaluator:
         return self.work / "bundles" / cand.key()
 
     def __call__(self, cand: Candidate) -> Point | None:
+        from ..errors import AccuracyBudgetError
         from ..export import export
         from ..runtime import load
-
-        from ..errors import AccuracyBudgetError
 
         path = self.bundle_path(cand)
         try:
