@@ -12,6 +12,7 @@ import bz2
 import csv
 import logging
 import random
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -41,6 +42,10 @@ class Split:
 
     def head(self, n: int) -> "Split":
         return replace(self, texts=self.texts[:n], labels=self.labels[:n])
+
+    def source_name(self) -> str:
+        """`source` with file names only, no directories: what a bundle shipped elsewhere may say."""
+        return re.sub(r"\S*/([^/\s]+)", r"\1", self.source)
 
     def describe(self) -> str:
         """'1,334 validation texts of FILE', the words every report uses for this split."""
@@ -84,8 +89,8 @@ def load_dataset(
 ) -> Dataset:
     """Load a built-in dataset by name, or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder).
 
-    Each split the files do not provide is cut from the training file, 10% each with a fixed seed
-    (test first, then validation), so no row is in two splits. A text also found in an earlier
+    Each split the files do not provide is cut from the training file, 10% each with a fixed seed,
+    so no row is in two splits. A text also found in an earlier
     split (train, then validation) is dropped from the later one with a warning; with strict=True
     it is an error instead. eval_columns: (text, label) columns of the validation and test files
     when they differ from the training file's.
@@ -139,18 +144,26 @@ def load_dataset(
 def _cut(
     rows: list[Row], given: Mapping[str, list[Row] | None], path: Path, seed: int
 ) -> tuple[dict[str, list[Row]], dict[str, str]]:
-    """Train, validation and test rows: the given files, and cuts of `rows` for the splits missing."""
-    missing = [s for s in ("test", "validation") if given[s] is None]
+    """Train, validation and test rows: the given files, and cuts of `rows` for the splits missing.
+
+    The seeded shuffle has two fixed slots of 10%: the first is the test cut, the second the
+    validation cut. A slot whose split comes from a file stays in training, so a split that is
+    cut is the same rows whichever other files are given (a checkpoint's validation split is the
+    same when a later command adds a test file).
+    """
     parts: dict[str, list[Row]] = {s: list(given[s] or ()) for s in ("validation", "test")}
     sources = {s: str(path) for s in SPLITS}
+    missing = [s for s in ("test", "validation") if given[s] is None]
     train = list(rows)
     if missing:
         random.Random(seed).shuffle(train)
         n_hold = max(1, len(train) // 10)
-        for i, s in enumerate(missing):
-            parts[s] = train[i * n_hold : (i + 1) * n_hold]
+        slots = {"test": train[:n_hold], "validation": train[n_hold : 2 * n_hold]}
+        for s in missing:
+            parts[s] = slots[s]
             sources[s] = f"{path} (a {HOLD_OUT:.0%} cut, seed {seed})"
-        train = train[len(missing) * n_hold :]
+        train = [*(slots["test"] if "test" not in missing else []),
+                 *(slots["validation"] if "validation" not in missing else []), *train[2 * n_hold :]]
         sources["train"] = f"{path} (the rest after the {' and '.join(missing)} cut)"
     if not train:
         raise DataError(
