@@ -33,6 +33,11 @@ def test_manifest_records_recipe_parity_fusion_and_metrics(tiny_bundle):
     assert m["metrics"]["parity"]["argmax_agreement"] >= 0.9
     assert m["metrics"]["bundle_accuracy"] >= 0.9
     assert "avx2" in m["build"]["machine"]["cpu"]["flags"]
+    # the check names its split and where it came from (file name only: a bundle ships elsewhere)
+    assert m["metrics"]["split"] == "validation" and m["metrics"]["n"] == 40
+    assert m["metrics"]["source"] == "tiny.csv (a 10% cut, seed 20240611)"
+    lo, hi = m["metrics"]["accuracy_drop_ci95"]
+    assert lo <= m["metrics"]["accuracy_drop_points"] <= hi
 
 
 def test_max_accuracy_drop_refuses_and_writes_nothing(tiny_checkpoint, tmp_path):
