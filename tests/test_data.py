@@ -272,3 +272,13 @@ def test_without_the_datasets_library_a_parquet_file_names_the_extra(tmp_path, m
     monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
     with pytest.raises(MissingDependencyError, match=r'pip install "lpm-edge\[data\]"'):
         load_dataset(write(tmp_path / "d.parquet", b"PAR1"))
+
+
+def test_a_cut_split_is_the_same_rows_whichever_other_files_are_given(tmp_path):
+    """A checkpoint trained on a file alone and a later command adding --test FILE see one validation split."""
+    train = _csv(tmp_path / "train.csv", _rows("train", 200))
+    test = _csv(tmp_path / "test.csv", _rows("test", 10))
+    val = _csv(tmp_path / "val.csv", _rows("val", 10))
+    alone = load_dataset(train)
+    assert load_dataset(train, test=test).validation == alone.validation
+    assert load_dataset(train, validation=val).test == alone.test

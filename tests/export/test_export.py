@@ -49,6 +49,23 @@ def test_max_accuracy_drop_refuses_and_writes_nothing(tiny_checkpoint, tmp_path)
     assert not [p for p in tmp_path.iterdir()]  # no temporary leftovers
 
 
+def test_export_checks_on_a_given_validation_file_with_its_columns(tiny_checkpoint, tmp_path, capsys):
+    from lpm_edge.cli import main
+
+    val = tmp_path / "files" / "dev.tsv"
+    val.parent.mkdir()
+    val.write_text("sentence\ty\n" + "".join(f"a {'great' if i % 2 else 'awful'} film {i}\t{('neg', 'pos')[i % 2]}\n"
+                                              for i in range(12)))
+    out = tmp_path / "b"
+    assert main(["-q", "export", str(tiny_checkpoint), "--recipe", "cpu-fp32", "--out", str(out), "--validation",
+                 str(val), "--text-column", "sentence", "--label-column", "y", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert (metrics["split"], metrics["source"], metrics["n"]) == ("validation", "dev.tsv", 12)
+    with pytest.raises(AccuracyBudgetError, match=r"on 12 validation texts of .*dev.tsv, over the allowed"):
+        export(tiny_checkpoint, tmp_path / "never", "cpu-fp32", validation=val, text_column="sentence",
+               label_column="y", max_accuracy_drop=-100)
+
+
 def test_existing_output_needs_force(tiny_checkpoint, tiny_bundle):
     with pytest.raises(ExportError, match="--force"):
         export(tiny_checkpoint, tiny_bundle, "cpu-int8")
