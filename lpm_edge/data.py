@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .data_files import Row, read_rows
+from .data_files import Row, dataset_dict_splits, read_rows
 from .errors import DataError
 
 __all__ = ["BUILTIN", "Dataset", "Split", "load_dataset", "read_rows", "rotten_tomatoes", "split_by_movie"]
@@ -87,7 +87,8 @@ def load_dataset(
     strict: bool = False,
     eval_columns: tuple[str, str] | None = None,
 ) -> Dataset:
-    """Load a built-in dataset by name, or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder).
+    """Load a built-in dataset by name, or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder;
+    a saved DatasetDict gives its train split, and its validation and test splits unless files are given).
 
     Each split the files do not provide is cut from the training file, 10% each with a fixed seed,
     so no row is in two splits. A text also found in an earlier
@@ -95,6 +96,8 @@ def load_dataset(
     it is an error instead. eval_columns: (text, label) columns of the validation and test files
     when they differ from the training file's.
     """
+    if str(source) not in BUILTIN:  # a saved DatasetDict brings its own validation and test splits
+        source, validation, test = dataset_dict_splits(Path(source), validation, test)
     eval_text, eval_label = eval_columns or (text_column, label_column)
     given = {
         "validation": read_rows(Path(validation), eval_text, eval_label) if validation else None,

@@ -125,6 +125,24 @@ def _csv_records(
         yield reader.line_num, record
 
 
+def dataset_dict_splits(
+    path: Path, validation: str | Path | None, test: str | Path | None
+) -> tuple[Path, str | Path | None, str | Path | None]:
+    """For a folder where `datasets` saved a DatasetDict: its train split's folder, and its
+    validation and test folders where no file was given. Any other path comes back unchanged."""
+    if not (path / "dataset_dict.json").is_file():
+        return path, validation, test
+    splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+    if "train" not in splits:
+        raise DataError(f"{path} holds the splits {splits} but no 'train'; pass one split's folder, e.g. "
+                        f"--data {path / splits[0]}" if splits else f"{path}: dataset_dict.json names no splits")
+
+    def pick(given: str | Path | None, names: Sequence[str]) -> str | Path | None:
+        return given or next((path / n for n in names if n in splits), None)
+
+    return path / "train", pick(validation, ("validation", "valid", "dev")), pick(test, ("test",))
+
+
 def _datasets_rows(path: Path, text_column: str, label_column: str) -> list[Row]:
     """Rows of a Parquet file, an Arrow file or a save_to_disk folder, read with `datasets`.
 

@@ -250,18 +250,20 @@ def test_parquet_arrow_and_saved_folders_read_like_csv(tmp_path):
 
 
 @needs_datasets
-def test_a_saved_dataset_dict_names_its_split_folders(tmp_path):
+def test_a_saved_dataset_dict_gives_its_splits(tmp_path):
     import datasets
 
     d = datasets.DatasetDict({s: datasets.Dataset.from_dict({"text": [f"{s} {i}" for i in range(20)],
                                                                "label": [i % 2 for i in range(20)]})
                               for s in ("train", "test")})
     d.save_to_disk(str(tmp_path / "dd"))
-    with pytest.raises(DataError, match=r"holds several splits \['train', 'test'\]; .*--data .*dd/train"):
-        load_dataset(tmp_path / "dd")
-    ds = load_dataset(tmp_path / "dd" / "train", test=tmp_path / "dd" / "test")
+    ds = load_dataset(tmp_path / "dd")  # its train and test splits; validation cut from train
     assert ds.test.texts == tuple(f"test {i}" for i in range(20)) and ds.test.source == str(tmp_path / "dd" / "test")
     assert len(ds.validation) == 2 and len(ds.train) == 18
+    assert ds.train.source.startswith(str(tmp_path / "dd" / "train"))
+    assert load_dataset(tmp_path / "dd" / "train", test=tmp_path / "dd" / "test") == ds
+    with pytest.raises(DataError, match=r"holds several splits \['train', 'test'\]; .*--data .*dd/train"):
+        load_dataset(tmp_path / "dd" / "train", test=tmp_path / "dd")  # a DatasetDict where one split belongs
 
 
 def test_without_the_datasets_library_a_parquet_file_names_the_extra(tmp_path, monkeypatch):

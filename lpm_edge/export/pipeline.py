@@ -154,7 +154,8 @@ def export(
             manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression, metrics)
             _bundle.write_manifest(bdir, manifest)
-    log.info("wrote %s: accuracy %.4f (full model %.4f)", out, metrics["bundle_accuracy"], metrics["reference_accuracy"])
+    log.info("wrote %s: accuracy %.4f (full model %.4f) on %s", out, metrics["bundle_accuracy"],
+             metrics["reference_accuracy"], split.describe())
     return out
 
 
