@@ -360,7 +360,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
-              f"of {m.get('data')}")
+              f"of {m.get('source') or m.get('data')}")
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
               f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
     return 0
