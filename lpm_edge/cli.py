@@ -53,7 +53,28 @@ def _float_list(value: str) -> list[float]:
 
 
 def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes) or a CSV/TSV/JSONL file")
+    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes) or a data file: "
+                   "CSV/TSV/JSONL, Parquet, Arrow, or a folder saved with datasets' save_to_disk")
+
+
+def _add_splits(p: argparse.ArgumentParser, columns: bool = True) -> None:
+    """--validation, --test, --strict (and the column flags) of every command that reads data."""
+    if columns:
+        p.add_argument("--text-column", default=None,
+                       help="text column of --data (when it is not the checkpoint's) and of --validation/--test "
+                            "(default: the checkpoint's, else 'text')")
+        p.add_argument("--label-column", default=None, help="label column, as --text-column")
+        p.add_argument("--validation", type=Path, default=None,
+                       help="validation file (default: the checkpoint's, else a 10%% cut of --data)")
+    p.add_argument("--test", type=Path, default=None,
+                   help="test file, every row of it evaluated (default: the checkpoint's, else a 10%% cut of --data)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse data where a text is in two splits (default: drop it from validation/test, warning)")
+
+
+def _split_args(a: argparse.Namespace) -> dict[str, Any]:
+    return {"validation": a.validation, "test": a.test, "text_column": a.text_column,
+            "label_column": a.label_column, "strict": a.strict}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/checkpoint"))
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
-    p.add_argument("--validation", type=Path, default=None, help="separate validation file")
+    p.add_argument("--validation", type=Path, default=None, help="separate validation file (else a 10%% cut of --data)")
+    _add_splits(p, columns=False)
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--max-steps", type=int, default=-1)
     p.add_argument("--batch-size", type=_positive_int, default=32)
@@ -98,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="with --recipe auto: what to search for")
     p.add_argument("--out", type=Path, required=True)
     _add_data(p, None)
+    _add_splits(p)
     p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
                    help="fail, writing nothing, if the bundle loses more accuracy than this "
                         "(--recipe auto: the search's budget, default 1.0)")
@@ -125,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundles", type=Path, nargs="+")
     p.add_argument("--reference", type=Path, required=True, help="the checkpoint the bundles came from")
     _add_data(p, None)
-    p.add_argument("--split", choices=["train", "validation", "test"], default="test")
+    _add_splits(p)
+    p.add_argument("--split", choices=["train", "validation", "test"], default="test",
+                   help="the split to measure accuracy on (with --test FILE: every row of FILE)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true", help="a short run: same grid, fewer repetitions")
     p.add_argument("--batch-sizes", type=_int_list, default=(1, 8, 32), metavar="1,8,32")
@@ -138,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="the fastest bundle within an accuracy budget")
     p.add_argument("checkpoint", type=Path)
     _add_data(p, None)
+    _add_splits(p)
     p.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS")
     p.add_argument("--target", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--out", type=Path, required=True)
@@ -168,7 +194,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     config = TrainConfig(
         out=a.out, model=a.model, data=a.data, text_column=a.text_column, label_column=a.label_column,
-        validation=a.validation, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
+        validation=a.validation, test=a.test, strict=a.strict, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
         grad_accum=a.grad_accum, learning_rate=a.lr, max_length=a.max_length, seed=a.seed, device=a.device,
         precision=a.precision, metric=a.metric, patience=a.patience or None,
         freeze_embeddings=a.freeze_embeddings, group_by_length=not a.no_group_by_length,
@@ -181,8 +207,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.json:
         _print_json({"checkpoint": str(out), **info})
     else:
-        t = info.get("test", {})
-        print(f"{out}: test accuracy {t.get('accuracy', float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f}, "
+        t, where = info.get("test", {}), info.get("test_split", {})
+        print(f"{out}: test accuracy {t.get('accuracy', float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f} "
+              f"on {where.get('n', '?')} test texts of {where.get('source', '?')}; "
               f"{info.get('epochs_run')} epochs in {info.get('train_seconds')} s on {info.get('device')}")
     return 0
 
@@ -198,7 +225,7 @@ def cmd_export(a: argparse.Namespace) -> int:
                           "carries its own target (e.g. --recipe cuda-fp16)")
     else:
         out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
-                     force=a.force, student_cache=a.student_cache)
+                     force=a.force, student_cache=a.student_cache, **_split_args(a))
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
@@ -206,7 +233,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     else:
         m = manifest.metrics
         print(f"{out}: accuracy {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
-              f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} validation texts; "
+              f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m.get('split')} texts of {m.get('source')}; "
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
@@ -226,7 +253,7 @@ def _export_auto(a: argparse.Namespace) -> Path:
     check_writable(out)
     work = out.with_name(out.name + ".search")
     budget = 1.0 if a.max_accuracy_drop is None else a.max_accuracy_drop
-    result = search(a.checkpoint, work, data=a.data, max_accuracy_drop=budget, target=a.target)
+    result = search(a.checkpoint, work, data=a.data, max_accuracy_drop=budget, target=a.target, **_split_args(a))
     log.info("search chose %s; its report is %s", result.chosen.label if result.chosen else None, work / "search.md")
     return keep_bundle(work / "bundle", out)
 
@@ -333,7 +360,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
-              f"of {m.get('data')}")
+              f"of {m.get('source') or m.get('data')}")
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
               f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
     return 0
@@ -352,10 +379,15 @@ def cmd_bench(a: argparse.Namespace) -> int:
     grid = {"batch_sizes": a.batch_sizes, "seq_lengths": a.seq_lengths, "plots": not a.no_plots,
             "subprocess": not a.no_subprocess, **({"repeats": a.repeats} if a.repeats else {})}
     config = BenchConfig.for_quick(**grid) if a.quick else BenchConfig(**grid)
+    flags = []
+    for key, value in _split_args(a).items():
+        flag = "--" + key.replace("_", "-")
+        flags += [flag] if value is True else [flag, str(value)] if value not in (None, False) else []
     command = " ".join(["lpm-edge", "bench", *map(str, a.bundles), "--reference", str(a.reference), "--split", a.split,
-                        "--out", str(a.out), *(["--data", a.data] if a.data else []), *(["--quick"] if a.quick else [])])
+                        "--out", str(a.out), *(["--data", a.data] if a.data else []), *flags,
+                        *(["--quick"] if a.quick else [])])
     report = bench(a.bundles, a.reference, a.out, data=a.data, split=a.split, config=config,
-                   command=command)
+                   command=command, **_split_args(a))
     if a.json:
         _print_json(report.to_dict())
     else:
@@ -368,7 +400,7 @@ def cmd_search(a: argparse.Namespace) -> int:
     from .search import search
 
     result = search(a.checkpoint, a.out, data=a.data, max_accuracy_drop=a.max_accuracy_drop, target=a.target,
-                    max_minutes=a.max_minutes, distill_steps=a.distill_steps,
+                    max_minutes=a.max_minutes, distill_steps=a.distill_steps, **_split_args(a),
                     grid={k: v for k, v in (("layers", a.layers), ("heads", a.heads), ("ffn", a.ffn)) if v})
     if a.json:
         _print_json(result.to_dict())

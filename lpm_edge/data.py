@@ -1,36 +1,55 @@
-"""Labelled text datasets: the built-in `rotten-tomatoes` and CSV/TSV/JSONL files.
+"""Labelled text datasets: the built-in `rotten-tomatoes` and files (see data_files.py).
 
-Standard library only. Labels are kept as names; `Dataset.labels` fixes their id order, and that
-order travels with the checkpoint and the bundle.
+Labels are kept as names; `Dataset.labels` fixes their id order, and that order travels with the
+checkpoint and the bundle. Every split knows its name and where its rows came from, and no text
+is in two splits: load_dataset checks it (identical texts are dropped from validation and test
+with a warning, or refused with strict=True).
 """
 
 from __future__ import annotations
 
 import bz2
 import csv
-import io
-import json
+import logging
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping
 
+from .data_files import Row, dataset_dict_splits, read_rows
 from .errors import DataError
+
+__all__ = ["BUILTIN", "Dataset", "Split", "load_dataset", "read_rows", "rotten_tomatoes", "split_by_movie"]
+
+log = logging.getLogger("lpm_edge.data")
 
 BUILTIN = ("rotten-tomatoes",)
 SPLIT_SEED = 20240611
+SPLITS = ("train", "validation", "test")
+HOLD_OUT = 0.1  # share of a file cut for each split it lacks (len // 10 rows)
 
 
 @dataclass(frozen=True)
 class Split:
     texts: tuple[str, ...]
     labels: tuple[int, ...]  # ids into Dataset.labels
+    name: str = ""  # train, validation or test
+    source: str = ""  # where the rows came from: a file, or how they were cut from one
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def head(self, n: int) -> "Split":
-        return Split(self.texts[:n], self.labels[:n])
+        return replace(self, texts=self.texts[:n], labels=self.labels[:n])
+
+    def source_name(self) -> str:
+        """`source` with file names only, no directories: what a bundle shipped elsewhere may say."""
+        return re.sub(r"\S*/([^/\s]+)", r"\1", self.source)
+
+    def describe(self) -> str:
+        """'1,334 validation texts of FILE', the words every report uses for this split."""
+        return f"{len(self):,} {self.name} texts of {self.source}"
 
 
 @dataclass(frozen=True)
@@ -40,14 +59,21 @@ class Dataset:
     train: Split
     validation: Split
     test: Split
+    # texts dropped from a split because an identical text is in an earlier one, by split name
+    dropped: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def split(self, name: str) -> Split:
-        if name not in ("train", "validation", "test"):
+        if name not in SPLITS:
             raise DataError(f"unknown split {name!r}; use train, validation or test")
         return getattr(self, name)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+    def splits_info(self) -> dict[str, dict[str, Any]]:
+        """{split: {"source", "n", "dropped_overlap"}}: what training.json and reports record."""
+        return {s: {"source": self.split(s).source, "n": len(self.split(s)),
+                    "dropped_overlap": int(self.dropped.get(s, 0))} for s in SPLITS}
 
 
 def load_dataset(
@@ -58,50 +84,132 @@ def load_dataset(
     validation: str | Path | None = None,
     test: str | Path | None = None,
     seed: int = SPLIT_SEED,
+    strict: bool = False,
+    eval_columns: tuple[str, str] | None = None,
 ) -> Dataset:
-    """Load a built-in dataset by name, or a CSV/TSV/JSONL file.
+    """Load a built-in dataset by name, or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder;
+    a saved DatasetDict gives its train split, and its validation and test splits unless files are given).
 
-    A file without a separate validation (and test) file is split 80/10/10 with a fixed seed.
+    Each split the files do not provide is cut from the training file, 10% each with a fixed seed,
+    so no row is in two splits. A text also found in an earlier
+    split (train, then validation) is dropped from the later one with a warning; with strict=True
+    it is an error instead. eval_columns: (text, label) columns of the validation and test files
+    when they differ from the training file's.
     """
-    if str(source) == "rotten-tomatoes":
-        return rotten_tomatoes(seed=seed)
-    path = Path(source)
-    if not path.is_file():
-        raise DataError(
-            f"dataset {str(source)!r} is neither a built-in name ({', '.join(BUILTIN)}) nor a file"
-        )
-    rows = read_rows(path, text_column, label_column)
-    val_rows = read_rows(Path(validation), text_column, label_column) if validation else None
-    test_rows = read_rows(Path(test), text_column, label_column) if test else None
-    labels = _label_order(label for _, label, _ in rows)
-    if len(labels) < 2:
-        last_line = rows[-1][2].rsplit(":", 1)[1]
-        raise DataError(
-            f"{rows[0][2]}-{last_line}: every training row has the label {labels[0]!r}; a classifier "
-            f"needs at least two labels. Check --label-column (now {label_column!r}) and the file"
-        )
-    for extra in (val_rows, test_rows):
-        for _, label, where in extra or ():
+    if str(source) not in BUILTIN:  # a saved DatasetDict brings its own validation and test splits
+        source, validation, test = dataset_dict_splits(Path(source), validation, test)
+    eval_text, eval_label = eval_columns or (text_column, label_column)
+    given = {
+        "validation": read_rows(Path(validation), eval_text, eval_label) if validation else None,
+        "test": read_rows(Path(test), eval_text, eval_label) if test else None,
+    }
+    if str(source) in BUILTIN:
+        name, labels, parts, sources = _rotten_tomatoes_parts(seed)
+        for s, rows in given.items():
+            if rows is not None:
+                parts[s], sources[s] = rows, str(validation if s == "validation" else test)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise DataError(
+                f"dataset {str(source)!r} is neither a built-in name ({', '.join(BUILTIN)}) nor a file"
+            )
+        rows = read_rows(path, text_column, label_column)
+        labels = _label_order(label for _, label, _ in rows)
+        if len(labels) < 2:
+            last_line = rows[-1][2].rsplit(":", 1)[1]
+            raise DataError(
+                f"{rows[0][2]}-{last_line}: every training row has the label {labels[0]!r}; a classifier "
+                f"needs at least two labels. Check --label-column (now {label_column!r}) and the file"
+            )
+        name = path.stem
+        parts, sources = _cut(rows, given, path, seed)
+        for s in ("validation", "test"):
+            if given[s] is not None:
+                sources[s] = str(validation if s == "validation" else test)
+    for s in ("validation", "test"):
+        for _, label, where in given[s] or ():
             if label not in labels:
                 raise DataError(
-                    f"{where}: label {label!r} never occurs in the training file {path}; "
+                    f"{where}: label {label!r} never occurs in the training file {source}; "
                     "every label must have training examples"
                 )
-    if val_rows is None:
-        shuffled = list(rows)
-        random.Random(seed).shuffle(shuffled)
-        n_hold = max(1, len(shuffled) // 10)
-        test_rows = test_rows if test_rows is not None else shuffled[:n_hold]
-        val_rows = shuffled[n_hold : 2 * n_hold]
-        rows = shuffled[2 * n_hold :] if test is None else shuffled[n_hold:]
-    elif test_rows is None:
-        test_rows = val_rows
-    index = {name: i for i, name in enumerate(labels)}
+    parts, dropped = _disjoint(parts, sources, strict)
+    index = {label: i for i, label in enumerate(labels)}
 
-    def to_split(items: Sequence[tuple[str, str, str]]) -> Split:
-        return Split(tuple(t for t, _, _ in items), tuple(index[lab] for _, lab, _ in items))
+    def to_split(s: str) -> Split:
+        rows = parts[s]
+        return Split(tuple(t for t, _, _ in rows), tuple(index[lab] for _, lab, _ in rows), s, sources[s])
 
-    return Dataset(path.stem, labels, to_split(rows), to_split(val_rows), to_split(test_rows))
+    return Dataset(name, tuple(labels), *(to_split(s) for s in SPLITS), dropped=dropped)
+
+
+def _cut(
+    rows: list[Row], given: Mapping[str, list[Row] | None], path: Path, seed: int
+) -> tuple[dict[str, list[Row]], dict[str, str]]:
+    """Train, validation and test rows: the given files, and cuts of `rows` for the splits missing.
+
+    The seeded shuffle has two fixed slots of 10%: the first is the test cut, the second the
+    validation cut. A slot whose split comes from a file stays in training, so a split that is
+    cut is the same rows whichever other files are given (a checkpoint's validation split is the
+    same when a later command adds a test file).
+    """
+    parts: dict[str, list[Row]] = {s: list(given[s] or ()) for s in ("validation", "test")}
+    sources = {s: str(path) for s in SPLITS}
+    missing = [s for s in ("test", "validation") if given[s] is None]
+    train = list(rows)
+    if missing:
+        random.Random(seed).shuffle(train)
+        n_hold = max(1, len(train) // 10)
+        slots = {"test": train[:n_hold], "validation": train[n_hold : 2 * n_hold]}
+        for s in missing:
+            parts[s] = slots[s]
+            sources[s] = f"{path} (a {HOLD_OUT:.0%} cut, seed {seed})"
+        train = [*(slots["test"] if "test" not in missing else []),
+                 *(slots["validation"] if "validation" not in missing else []), *train[2 * n_hold :]]
+        sources["train"] = f"{path} (the rest after the {' and '.join(missing)} cut)"
+    if not train:
+        raise DataError(
+            f"{path}: {len(rows)} rows are too few to cut {' and '.join(missing)} splits from; "
+            "add rows or pass --validation and --test files"
+        )
+    parts["train"] = train
+    return parts, sources
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _disjoint(
+    parts: Mapping[str, list[Row]], sources: Mapping[str, str], strict: bool
+) -> tuple[dict[str, list[Row]], dict[str, int]]:
+    """Drop from validation and test each text (whitespace-normalised) already in an earlier split."""
+    owner: dict[str, str] = {}
+    out: dict[str, list[Row]] = {}
+    dropped: dict[str, int] = {}
+    for s in SPLITS:
+        kept, clashes = [], []
+        for row in parts[s]:
+            first = owner.setdefault(_normal(row[0]), s)
+            if first == s:
+                kept.append(row)
+            else:
+                clashes.append((row, first))
+        if clashes:
+            (text, _, where), first = clashes[0]
+            earlier = sorted({f for _, f in clashes}, key=SPLITS.index)
+            what = (f"{len(clashes)} of {len(parts[s])} {s} texts of {sources[s]} also occur in the "
+                    f"{' and '.join(earlier)} split (first: {where}: {text[:60]!r})")
+            if strict:
+                raise DataError(f"{what}; a text in two splits inflates the figures. Remove them from the {s} "
+                                "file, or drop --strict to have them dropped from it")
+            if not kept:
+                raise DataError(f"{what}: none is left; pass a {s} file of other texts")
+            log.warning("%s; dropped from the %s split (--strict refuses instead)", what, s)
+            dropped[s] = len(clashes)
+        out[s] = kept
+    return out, dropped
 
 
 def _label_order(labels: Iterable[str]) -> tuple[str, ...]:
@@ -112,119 +220,33 @@ def _label_order(labels: Iterable[str]) -> tuple[str, ...]:
         return tuple(sorted(unique))
 
 
-def read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str, str, str]]:
-    """Read (text, label, 'file:line') rows; raise DataError naming the line on bad data."""
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
-    opener = bz2.open if path.suffix == ".bz2" else open
-    columns = (text_column, label_column)
-    try:
-        # utf-8-sig: spreadsheets often write a byte-order mark, which would stick to the first column name
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
-            if suffix.startswith(".jsonl") or suffix.startswith(".json"):
-                records = _jsonl_records(f, path)
-            elif suffix.startswith(".csv") or suffix.startswith(".tsv"):
-                records = _csv_records(f, path, "\t" if suffix.startswith(".tsv") else ",", columns)
-            else:
-                raise DataError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .jsonl")
-            rows = []
-            for line, record in records:
-                where = f"{path}:{line}"
-                for column in (text_column, label_column):
-                    if column not in record:
-                        raise DataError(
-                            f"{where}: no column {column!r}; columns are {sorted(record)}. "
-                            f"Choose with --text-column / --label-column"
-                        )
-                text, label = record[text_column], record[label_column]
-                if not isinstance(text, str) or not text.strip():
-                    raise DataError(f"{where}: empty or non-string text in column {text_column!r}")
-                if label is None or str(label).strip() == "":
-                    raise DataError(f"{where}: empty label in column {label_column!r}")
-                rows.append((text, str(label).strip(), where))
-    except UnicodeDecodeError as exc:
-        line = _first_undecodable_line(path, opener)
-        raise DataError(
-            f"{path}:{line}: not UTF-8 text ({exc.reason}); re-save the file as UTF-8 "
-            f"(e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{suffix})"
-        ) from None
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return rows
-
-
-def _first_undecodable_line(path: Path, opener: Any) -> int:
-    """The 1-based line holding the first byte sequence that is not UTF-8 (text mode reads in
-    chunks, so UnicodeDecodeError's offset says nothing about the line)."""
-    with opener(path, "rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return line_no
-    return 0
-
-
-def _jsonl_records(f: io.TextIOBase, path: Path) -> Iterable[tuple[int, dict]]:
-    for line_no, line in enumerate(f, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{line_no}: expected a JSON object per line")
-        yield line_no, record
-
-
-def _csv_records(
-    f: io.TextIOBase, path: Path, delimiter: str, columns: Sequence[str]
-) -> Iterable[tuple[int, dict]]:
-    # TSV files (GLUE and most exports) do not quote fields: a '"' in a text is just a character
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.DictReader(f, delimiter=delimiter, quoting=quoting)
-    if not reader.fieldnames:
-        raise DataError(f"{path}: empty file, expected a header row")
-    for column in columns:
-        if column not in reader.fieldnames:
-            raise DataError(
-                f"{path}:1: no column {column!r} in the header; columns are {list(reader.fieldnames)}. "
-                "Choose with --text-column / --label-column"
-            )
-    for record in reader:
-        if None in record:  # more fields than the header
-            raise DataError(f"{path}:{reader.line_num}: more fields than the header has")
-        if any(value is None for value in record.values()):
-            raise DataError(
-                f"{path}:{reader.line_num}: fewer fields than the {len(reader.fieldnames)} of the header"
-            )
-        yield reader.line_num, record
-
-
-def rotten_tomatoes(seed: int = SPLIT_SEED) -> Dataset:
+def rotten_tomatoes(seed: int = SPLIT_SEED, strict: bool = False) -> Dataset:
     """Rotten Tomatoes critic snippets, fresh vs rotten, split 80/10/10 by movie (seeded).
 
-    Splitting by movie keeps snippets of one film out of more than one split.
+    Splitting by movie keeps snippets of one film out of more than one split; the same snippet
+    quoted for two films is dropped from the later split like any text in two splits.
     """
+    return load_dataset("rotten-tomatoes", seed=seed, strict=strict)
+
+
+def _rotten_tomatoes_parts(
+    seed: int,
+) -> tuple[str, tuple[str, ...], dict[str, list[Row]], dict[str, str]]:
     from .assets import rotten_tomatoes_file
 
     path = rotten_tomatoes_file()
+    rows: list[tuple[dict[str, str], int]] = []
     with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["category"] in ("fresh", "rotten")]
-    split_of = split_by_movie([r["movie_name"] for r in rows], seed)
-    labels = ("rotten", "fresh")
-    parts: dict[str, tuple[list[str], list[int]]] = {s: ([], []) for s in ("train", "validation", "test")}
-    for r in rows:
-        texts, ids = parts[split_of[r["movie_name"]]]
-        texts.append(r["text"].strip())
-        ids.append(labels.index(r["category"]))
-    return Dataset(
-        "rotten-tomatoes",
-        labels,
-        *(Split(tuple(parts[s][0]), tuple(parts[s][1])) for s in ("train", "validation", "test")),
-    )
+        reader = csv.DictReader(f)
+        for r in reader:
+            if r["category"] in ("fresh", "rotten"):
+                rows.append((r, reader.line_num))
+    split_of = split_by_movie([r["movie_name"] for r, _ in rows], seed)
+    parts: dict[str, list[Row]] = {s: [] for s in SPLITS}
+    for r, line in rows:
+        parts[split_of[r["movie_name"]]].append((r["text"].strip(), r["category"], f"rotten-tomatoes:{line}"))
+    sources = {s: f"rotten-tomatoes (split by movie, seed {seed})" for s in SPLITS}
+    return "rotten-tomatoes", ("rotten", "fresh"), parts, sources
 
 
 def split_by_movie(movie_names: Iterable[str], seed: int = SPLIT_SEED) -> dict[str, str]:

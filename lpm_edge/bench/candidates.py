@@ -161,7 +161,8 @@ def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | N
         child=ChildSpec(imports="import lpm_edge", load=f"clf = lpm_edge.load({str(path)!r}, providers='cpu')",
                         predict="return clf.predict_proba(texts)"),
         info={"providers": list(clf.providers), "ort_threads": threads, "ort_spinning": False,
-              "recipe": recipe, "max_length": clf.max_length, "batch_size": clf.batch_size,
+              "recipe": recipe, "quantize": (clf.manifest.recipe.get("quantize") or {}).get("mode"),
+              "max_length": clf.max_length, "batch_size": clf.batch_size,
               "max_batch_tokens": clf.max_batch_tokens},
         tokenizer=tokenizer,
     )

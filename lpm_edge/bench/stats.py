@@ -23,25 +23,6 @@ def summarize_ms(seconds: Sequence[float]) -> dict[str, float]:
             "mean_ms": float(ms.mean()), "min_ms": float(ms.min()), "n": int(len(ms))}
 
 
-def bootstrap_diff_ci(
-    correct_a: Sequence[bool], correct_b: Sequence[bool], n_boot: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Paired bootstrap interval of accuracy(a) - accuracy(b), in points.
-
-    Both models are scored on the same resampled texts in each replicate, so the interval
-    reflects how much the *difference* moves with the sample, not each accuracy on its own.
-    """
-    a = np.asarray(correct_a, dtype=np.float64)
-    b = np.asarray(correct_b, dtype=np.float64)
-    if len(a) != len(b) or not len(a):
-        raise ValueError("paired samples must be non-empty and of equal length")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n_boot, len(a)))  # (n_boot, n) resampled text indices
-    diffs = (a[idx].mean(axis=1) - b[idx].mean(axis=1)) * 100
-    lo, hi = np.percentile(diffs, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return float(lo), float(hi)
-
-
 def median(values: Sequence[float]) -> float:
     """Median of a non-empty sequence (nan when empty)."""
     return float(np.median(values)) if len(values) else float("nan")

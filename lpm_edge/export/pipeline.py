@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import __version__, bundle as _bundle, sysinfo
-from ..data import Dataset, load_dataset
+from ..data import Dataset, Split, load_dataset
 from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError, require
-from ..metrics import accuracy
+from ..evaluate import accuracy
 from .onnx_graph import attention_shape, fuse, input_names, onnx_logits, quantize_dynamic_int8, to_onnx
 from .recipe import Recipe, load_recipe
 
@@ -65,6 +65,11 @@ def export(
     max_accuracy_drop: float | None = None,
     force: bool = False,
     student_cache: str | Path | None = None,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    strict: bool = False,
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
@@ -72,8 +77,9 @@ def export(
     distill) so that exports differing only in graph or precision settings reuse them.
 
     data: dataset to evaluate on (validation split); default: the one the checkpoint was
-    trained on. max_accuracy_drop: points of accuracy the bundle may lose against the
-    checkpoint; overrides the recipe's value. Raises AccuracyBudgetError (writing nothing)
+    trained on; validation, test, text_column, label_column, strict: as for `load_dataset` (the
+    manifest's metrics name the split and its source). max_accuracy_drop: points of accuracy the
+    bundle may lose against the checkpoint; overrides the recipe's value. Raises AccuracyBudgetError (writing nothing)
     when the bundle loses more.
     """
     require("torch", "export")
@@ -101,7 +107,8 @@ def export(
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
     require_safetensors(ckpt)
     info = read_training_info(ckpt)
-    dataset = checkpoint_dataset(data, info)
+    dataset = checkpoint_dataset(data, info, validation=validation, test=test, text_column=text_column,
+                                 label_column=label_column, strict=strict)
 
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
     # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
@@ -143,26 +150,41 @@ def export(
             manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression)
             _bundle.write_manifest(bdir, manifest)
-            metrics = _measure(bdir, texts, split.labels, full_logits, source_logits, budget, dataset.name)
+            metrics = _measure(bdir, split, len(labels), full_logits, source_logits, budget, dataset.name)
             manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression, metrics)
             _bundle.write_manifest(bdir, manifest)
-    log.info("wrote %s: accuracy %.4f (full model %.4f)", out, metrics["bundle_accuracy"], metrics["reference_accuracy"])
+    log.info("wrote %s: accuracy %.4f (full model %.4f) on %s", out, metrics["bundle_accuracy"],
+             metrics["reference_accuracy"], split.describe())
     return out
 
 
-def checkpoint_dataset(data: str | None, info: dict[str, Any]) -> Dataset:
-    """`data` if given, else the dataset (and columns) the checkpoint's training.json names."""
+def checkpoint_dataset(
+    data: str | None, info: dict[str, Any], *, validation: str | Path | None = None,
+    test: str | Path | None = None, text_column: str | None = None, label_column: str | None = None,
+    strict: bool = False,
+) -> Dataset:
+    """`data` if given, else the dataset (columns, validation and test files) the checkpoint's
+    training.json names; `validation`/`test` files replace the recorded ones.
+
+    text_column/label_column: the columns of `data` when it is not the recorded source, and of the
+    validation and test files (default: the training file's columns).
+    """
     recorded = info.get("data", {})
     source = data or recorded.get("source")
     if not source:
         raise ConfigError("the checkpoint has no training.json naming its dataset; pass --data NAME|PATH")
-    same = source == recorded.get("source")
+    same = str(source) == recorded.get("source")
+    text = text_column or (recorded.get("text_column", "text") if same else "text")
+    label = label_column or (recorded.get("label_column", "label") if same else "label")
     return load_dataset(
         source,
-        text_column=recorded.get("text_column", "text") if same else "text",
-        label_column=recorded.get("label_column", "label") if same else "label",
-        validation=recorded.get("validation") if same else None,
+        text_column=recorded.get("text_column", "text") if same else text,
+        label_column=recorded.get("label_column", "label") if same else label,
+        validation=validation or (recorded.get("validation") if same else None),
+        test=test or (recorded.get("test") if same else None),
+        eval_columns=(text, label),
+        strict=strict,
     )
 
 
@@ -320,33 +342,36 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
 
 
 def _measure(
-    bdir: Path, texts: list[str], y: Sequence[int], full_logits: np.ndarray, source_logits: np.ndarray,
+    bdir: Path, split: Split, n_labels: int, full_logits: np.ndarray, source_logits: np.ndarray,
     budget: float | None, data_name: str,
 ) -> dict[str, Any]:
+    from ..evaluate import compare
     from ..runtime import load
 
+    texts = list(split.texts)
     bundle_logits = load(bdir, providers="cpu", spin=False).logits(texts)
-    ref_acc = accuracy(y, full_logits.argmax(1))
-    src_acc = accuracy(y, source_logits.argmax(1))
-    acc = accuracy(y, bundle_logits.argmax(1))
-    drop = (ref_acc - acc) * 100
+    ref, src, got = compare(split, [("full model", full_logits), ("source", source_logits), ("bundle", bundle_logits)],
+                            n_labels)
     metrics = {
         "data": data_name,
-        "split": "validation",
+        "split": split.name,
+        "source": split.source_name(),  # file names only: a bundle ships to other machines
         "n": len(texts),
-        "reference_accuracy": ref_acc,
-        "source_accuracy": src_acc,
-        "bundle_accuracy": acc,
-        "accuracy_drop_points": drop,
+        "reference_accuracy": ref.accuracy,
+        "source_accuracy": src.accuracy,
+        "bundle_accuracy": got.accuracy,
+        "accuracy_drop_points": got.accuracy_loss_points,
+        "accuracy_drop_ci95": list(got.accuracy_loss_ci95) if got.accuracy_loss_ci95 else None,
         "parity": {
             "max_abs_logit_diff": float(np.abs(bundle_logits - source_logits).max()) if len(texts) else 0.0,
             "argmax_agreement": float((bundle_logits.argmax(1) == source_logits.argmax(1)).mean()),
         },
     }
+    drop = got.accuracy_loss_points or 0.0
     if budget is not None and drop > budget:
         raise AccuracyBudgetError(
-            f"the bundle's accuracy {acc:.4f} is {drop:.2f} points below the full model's {ref_acc:.4f} "
-            f"on {len(texts)} validation texts, over the allowed {budget:g}; no bundle written. "
+            f"the bundle's accuracy {got.accuracy:.4f} is {drop:.2f} points below the full model's {ref.accuracy:.4f} "
+            f"on {split.describe()}, over the allowed {budget:g}; no bundle written. "
             "Try a milder recipe (e.g. cpu-int8 with quantize.exclude_nodes) or raise --max-accuracy-drop"
         )
     return metrics

@@ -30,6 +30,11 @@ def search(
     distill_steps: int | Sequence[int] = 300,
     latency_texts: int = 100,
     grid: dict[str, list] | None = None,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    strict: bool = False,
 ) -> SearchResult:
     """Explore compression candidates, keep the fastest bundle within the budget in OUT/bundle.
 
@@ -38,6 +43,8 @@ def search(
     candidate meets the budget the most accurate one is kept in OUT/best-effort-bundle and
     SearchBudgetError is raised. Measured candidates are cached in OUT/cache.json. `grid`
     narrows the default space: {"layers": [4, 3], "heads": [0.0, 0.334], "ffn": [0.5]}.
+    validation, test, text_column, label_column, strict: the splits, as for `load_dataset`; the
+    report names each split's source.
     """
     from ..export.pipeline import checkpoint_dataset
     from ..runtime import load
@@ -55,7 +62,9 @@ def search(
     ckpt, out = Path(checkpoint), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = read_training_info(ckpt)
-    dataset = checkpoint_dataset(data, info)
+    data_args = {"validation": validation, "test": test, "text_column": text_column, "label_column": label_column,
+                 "strict": strict}
+    dataset = checkpoint_dataset(data, info, **data_args)
     full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
     space = list(space) if space is not None else default_space(
         full_layers, vnni=cpu_info()["vnni"], distill_steps=distill_steps, target=target, **(grid or {}))
@@ -63,10 +72,12 @@ def search(
     texts = list(val[:: max(1, len(val) // latency_texts)][:latency_texts])
     max_length = Candidate().recipe(target).max_length
     split = _median_tokens(ckpt, list(val), max_length)
-    evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data, validation=(
-        (list(val), list(dataset.validation.labels)) if target != "cpu" else None))
+    evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data, data_args=data_args,
+                                n_labels=len(dataset.labels),
+                                validation=dataset.validation if target != "cpu" else None)
     context = {"checkpoint": str(ckpt.resolve()), "mtime": (ckpt / "config.json").stat().st_mtime_ns,
-               "data": dataset.name, "target": target, "latency_texts": len(texts)}
+               "data": dataset.name, "validation": dataset.validation.source, "n": len(dataset.validation),
+               "target": target, "latency_texts": len(texts)}
     cache = Cache(out / "cache.json", context)
     reference_accuracy = _reference_accuracy(ckpt, dataset, cache)
     evaluator.resume_anchor(list(cache.points.values()))
@@ -77,6 +88,7 @@ def search(
     elif result.points:
         best = max(result.points, key=lambda p: (p.accuracy, -p.latency_ms))
         result.bundle = keep_bundle(Path(best.extra["bundle"]), out / "best-effort-bundle")
+    result.validation = {"source": dataset.validation.source, "n": len(dataset.validation)}
     if result.bundle is not None:
         result.confirmed = _confirm_on_test(ckpt, result.bundle, dataset, load, target)
     _write_report(result, out)
@@ -94,12 +106,14 @@ def _reference_accuracy(ckpt: Path, dataset, cache: Cache) -> float:  # type: ig
     point = cache.get("reference")
     if point is not None:
         return point.accuracy
-    from ..metrics import accuracy
+    from ..evaluate import evaluate
     from ..reference import TorchClassifier
 
-    acc = accuracy(dataset.validation.labels, TorchClassifier(ckpt).predict_ids(list(dataset.validation.texts)))
-    cache.put(Point(key="reference", label="full model", accuracy=acc, latency_ms=float("nan"), size_bytes=0))
-    return acc
+    [scores] = evaluate(dataset.validation, [("full model", TorchClassifier(ckpt).logits)], len(dataset.labels))
+    log.info("%s", scores.describe())
+    cache.put(Point(key="reference", label="full model", accuracy=scores.accuracy, latency_ms=float("nan"),
+                    size_bytes=0))
+    return scores.accuracy
 
 
 def _median_tokens(ckpt: Path, texts: list[str], max_length: int) -> int:
@@ -112,18 +126,17 @@ def _median_tokens(ckpt: Path, texts: list[str], max_length: int) -> int:
 
 
 def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load, target: str) -> dict:  # type: ignore[no-untyped-def]
-    from ..bench.stats import bootstrap_diff_ci
-    from ..metrics import accuracy
+    """The kept bundle against the full model on the test split (never the validation split the
+    search chose on)."""
+    from ..evaluate import evaluate
     from ..reference import TorchClassifier
 
-    import numpy as np
-
-    texts, y = list(dataset.test.texts), np.asarray(dataset.test.labels)
-    ref = TorchClassifier(ckpt).predict_ids(texts)
-    got = load(bundle, providers=target, spin=False).logits(texts).argmax(1)
-    lo, hi = bootstrap_diff_ci(ref == y, got == y)
-    return {"n": len(texts), "reference_accuracy": accuracy(y, ref), "bundle_accuracy": accuracy(y, got),
-            "accuracy_drop_points": (accuracy(y, ref) - accuracy(y, got)) * 100, "drop_ci95": [lo, hi]}
+    ref, got = evaluate(dataset.test, [("full model", TorchClassifier(ckpt).logits),
+                                       ("bundle", load(bundle, providers=target, spin=False).logits)],
+                        len(dataset.labels))
+    return {"split": ref.split, "source": ref.source, "n": ref.n, "reference_accuracy": ref.accuracy,
+            "bundle_accuracy": got.accuracy, "accuracy_drop_points": got.accuracy_loss_points,
+            "drop_ci95": list(got.accuracy_loss_ci95 or (float("nan"), float("nan")))}
 
 
 def _write_report(result: SearchResult, out: Path) -> None:
@@ -132,7 +145,7 @@ def _write_report(result: SearchResult, out: Path) -> None:
     ref = result.reference_accuracy
     lines = ["# lpm-edge search", "",
              f"Budget: at most {result.max_accuracy_drop:g} points below the full model's validation accuracy "
-             f"({ref:.4f}). Wall time {result.seconds / 60:.1f} min, {len(result.points)} candidates measured.", "",
+             f"({ref:.4f}{_on(result.validation)}). Wall time {result.seconds / 60:.1f} min, {len(result.points)} candidates measured.", "",
              "| candidate | val accuracy | drop (points) | latency ms (batch 1) | size MB | front | chosen |",
              "|---|---|---|---|---|---|---|"]
     front = {p.key for p in result.front}
@@ -144,11 +157,16 @@ def _write_report(result: SearchResult, out: Path) -> None:
         c = result.confirmed
         lines += ["", f"Kept bundle `{result.bundle}`: test accuracy {c['bundle_accuracy']:.4f} vs full model "
                       f"{c['reference_accuracy']:.4f} (drop {c['accuracy_drop_points']:+.2f} points, 95% CI "
-                      f"[{c['drop_ci95'][0]:+.2f}, {c['drop_ci95'][1]:+.2f}]) on {c['n']} test texts."]
+                      f"[{c['drop_ci95'][0]:+.2f}, {c['drop_ci95'][1]:+.2f}]) on {c['n']} {c.get('split', 'test')} texts"
+                      f"{' of ' + c['source'] if c.get('source') else ''}."]
     if result.skipped:
         lines += ["", "Not measured: " + "; ".join(result.skipped)]
     write_text_atomic(out / "search.md", "\n".join(lines) + "\n")
     _plot(result, out / "front.png")
+
+
+def _on(validation: dict | None) -> str:
+    return f" on {validation['n']:,} validation texts of {validation['source']}" if validation else ""
 
 
 def _plot(result: SearchResult, path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -17,17 +17,22 @@ from ..bundle import graphs, read_manifest
 from .pareto import Point
 from .space import Candidate
 
+if TYPE_CHECKING:
+    from ..data import Split
+
 log = logging.getLogger("lpm_edge.search")
 
 
 class BundleEvaluator:
     def __init__(self, checkpoint: Path, work: Path, texts: Sequence[str], target: str = "cpu",
                  data: str | None = None, rounds: int = 2, warmup: int = 10,
-                 validation: tuple[Sequence[str], Sequence[int]] | None = None) -> None:
-        """validation: (texts, labels) to re-measure accuracy on the target's provider; the export's
-        own check runs on the CPU, which is what a CPU target serves with."""
+                 validation: "Split | None" = None, data_args: dict[str, Any] | None = None,
+                 n_labels: int = 2) -> None:
+        """validation: the split to re-measure accuracy on with the target's provider; the export's
+        own check runs on the CPU, which is what a CPU target serves with. data_args: the
+        validation/test files, columns and strictness each export reads its data with."""
         self.checkpoint, self.work, self.target, self.data = checkpoint, work, target, data
-        self.validation = validation
+        self.validation, self.data_args, self.n_labels = validation, dict(data_args or {}), n_labels
         self.texts = list(texts)
         self.rounds, self.warmup = rounds, warmup
         self.anchor: Any = None  # (classifier, median ms) of the first candidate measured
@@ -58,7 +63,7 @@ class BundleEvaluator:
         path = self.bundle_path(cand)
         try:
             export(self.checkpoint, path, cand.recipe(self.target), data=self.data, force=True,
-                   student_cache=self.students)
+                   student_cache=self.students, **self.data_args)
         except AccuracyBudgetError as exc:  # only a rescue variant carries a budget into its export
             log.info("    %s", exc)
             return None
@@ -66,10 +71,10 @@ class BundleEvaluator:
         clf = load(path, providers=self.target, spin=False)
         acc = float(manifest.metrics["bundle_accuracy"])
         if self.validation is not None:
-            from ..metrics import accuracy
+            from ..evaluate import evaluate
 
-            texts, labels = self.validation
-            acc = accuracy(labels, clf.logits(list(texts)).argmax(1))
+            [scores] = evaluate(self.validation, [(cand.label(), clf.logits)], self.n_labels)
+            acc = scores.accuracy
         ms = self._latency_ms(clf)
         return Point(
             key=cand.key(), label=cand.label(), accuracy=acc,

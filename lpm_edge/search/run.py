@@ -39,6 +39,7 @@ class SearchResult:
     bundle: Path | None = None
     seconds: float = 0.0
     confirmed: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)  # {"source", "n"}: the split chosen on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,7 +48,7 @@ class SearchResult:
             "chosen": asdict(self.chosen) if self.chosen else None,
             "bundle": str(self.bundle) if self.bundle else None, "confirmed_on_test": self.confirmed,
             "front": [p.key for p in self.front], "points": [asdict(p) for p in self.points],
-            "skipped": self.skipped,
+            "skipped": self.skipped, "validation": self.validation,
         }
 
 

@@ -20,10 +20,12 @@ class TrainConfig:
 
     out: Path = Path("runs/checkpoint")
     model: Path | None = None  # a local Hugging Face directory; None = the built-in MiniLM-L6
-    data: str = "rotten-tomatoes"  # a built-in name or a CSV/TSV/JSONL file
+    data: str = "rotten-tomatoes"  # a built-in name or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder)
     text_column: str = "text"
     label_column: str = "label"
     validation: Path | None = None  # optional separate validation file
+    test: Path | None = None  # optional separate test file (else a 10% cut of `data`)
+    strict: bool = False  # refuse a text found in two splits instead of dropping it
     epochs: float = 3.0
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = 32

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from .. import bundle as _bundle
 from ..data import Split, load_dataset
 from ..errors import ConfigError, DataError, require
-from ..metrics import classification_metrics
+from ..evaluate import classification_metrics
 from .config import TrainConfig
 from .device import plan_device
 from .model_dir import resolve_model_dir
@@ -114,7 +114,7 @@ def _train(
     out = Path(config.out)
     dataset = load_dataset(
         config.data, text_column=config.text_column, label_column=config.label_column,
-        validation=config.validation,
+        validation=config.validation, test=config.test, strict=config.strict,
     )
     train_split = dataset.train.head(config.limit_train) if config.limit_train else dataset.train
     if len(set(train_split.labels)) < 2:
@@ -220,8 +220,8 @@ def _train(
             trainer.save_model(str(tmp))
             tokenizer.save_pretrained(str(tmp))
             (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
-        log.info("saved %s: test accuracy %.4f, macro-F1 %.4f", out, info["test"].get("accuracy", float("nan")),
-                 info["test"].get("macro_f1", float("nan")))
+        log.info("saved %s: accuracy %.4f, macro-F1 %.4f on %s", out, info["test"].get("accuracy", float("nan")),
+                 info["test"].get("macro_f1", float("nan")), dataset.test.describe())
     _wait_for_everyone(trainer.accelerator)
     if main:
         shutil.rmtree(work_dir(out), ignore_errors=True)
@@ -279,7 +279,9 @@ def _training_info(
             "text_column": config.text_column,
             "label_column": config.label_column,
             "validation": str(config.validation) if config.validation else None,
+            "test": str(config.test) if config.test else None,
             "sizes": {**dataset.sizes(), "train_used": train_used},
+            "splits": dataset.splits_info(),  # each split's source and the texts dropped as already in another
         },
         "device": str(args.device),
         "world_size": args.world_size,
@@ -293,7 +295,9 @@ def _training_info(
         "epochs": epochs,
         "best": {"metric": config.metric, "value": state.best_metric,
                  "checkpoint": Path(state.best_model_checkpoint or "").name},
+        # always the test split (a file, or a cut of the training file), never the validation split
         "test": {k[5:]: v for k, v in test.items() if k.startswith("test_")},
+        "test_split": {"source": dataset.test.source, "n": len(dataset.test)},
         "torch": torch.__version__,
     }
 

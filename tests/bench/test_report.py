@@ -42,7 +42,7 @@ def test_report_json_golden_keys(report):
     assert doc["schema"] == "lpm-edge.bench-report" and doc["schema_version"] == 2
     assert set(doc["method"]) == METHOD_KEYS
     assert set(doc["machine"]) == {"cpu", "platform", "python", "libraries"}
-    assert set(doc["machine"]["cpu"]) == {"model", "cores", "flags", "vnni"}
+    assert set(doc["machine"]["cpu"]) == {"model", "class", "cores", "flags", "vnni"}
     assert [c["name"] for c in doc["candidates"]] == ["ref", "fast", "fast (fast)"]
     for c in doc["candidates"]:
         assert set(c) == CANDIDATE_KEYS
@@ -84,6 +84,24 @@ def test_markdown_has_every_section_and_candidate(report):
         assert heading in md
     assert "| fast (fast) |" in md and "Command: `lpm-edge bench x`" in md
     assert "VNNI" in md
+    from lpm_edge.sysinfo import cpu_class
+
+    assert f"Machine: CPU class {cpu_class()}: " in md  # the figures say which CPU class they hold on
+    assert "40 texts of fake (labels" in md  # the split and its source
+
+
+def test_markdown_warns_when_int8_ran_without_vnni(report):
+    from lpm_edge.bench.markdown import render
+
+    doc = json.loads(json.dumps(report.to_dict()))
+    doc["candidates"][1]["info"] = {"quantize": "dynamic"}
+    doc["machine"]["cpu"].update(vnni=False, **{"class": "x86-64 AVX2 (no VNNI)"})
+    assert "**int8 on a CPU without VNNI** (x86-64 AVX2 (no VNNI)): fast ran" in render(doc)
+    doc["machine"]["cpu"]["vnni"] = True
+    assert "without VNNI**" not in render(doc)
+    doc["machine"]["cpu"]["vnni"] = False
+    doc["candidates"][1]["info"] = {"quantize": "none"}
+    assert "without VNNI**" not in render(doc)
 
 
 def test_report_round_trips_and_refuses_other_schemas(report):

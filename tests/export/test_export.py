@@ -33,6 +33,11 @@ def test_manifest_records_recipe_parity_fusion_and_metrics(tiny_bundle):
     assert m["metrics"]["parity"]["argmax_agreement"] >= 0.9
     assert m["metrics"]["bundle_accuracy"] >= 0.9
     assert "avx2" in m["build"]["machine"]["cpu"]["flags"]
+    # the check names its split and where it came from (file name only: a bundle ships elsewhere)
+    assert m["metrics"]["split"] == "validation" and m["metrics"]["n"] == 40
+    assert m["metrics"]["source"] == "tiny.csv (a 10% cut, seed 20240611)"
+    lo, hi = m["metrics"]["accuracy_drop_ci95"]
+    assert lo <= m["metrics"]["accuracy_drop_points"] <= hi
 
 
 def test_max_accuracy_drop_refuses_and_writes_nothing(tiny_checkpoint, tmp_path):
@@ -42,6 +47,23 @@ def test_max_accuracy_drop_refuses_and_writes_nothing(tiny_checkpoint, tmp_path)
         export(tiny_checkpoint, out, "cpu-int8", max_accuracy_drop=-100)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir()]  # no temporary leftovers
+
+
+def test_export_checks_on_a_given_validation_file_with_its_columns(tiny_checkpoint, tmp_path, capsys):
+    from lpm_edge.cli import main
+
+    val = tmp_path / "files" / "dev.tsv"
+    val.parent.mkdir()
+    val.write_text("sentence\ty\n" + "".join(f"a {'great' if i % 2 else 'awful'} film {i}\t{('neg', 'pos')[i % 2]}\n"
+                                              for i in range(12)))
+    out = tmp_path / "b"
+    assert main(["-q", "export", str(tiny_checkpoint), "--recipe", "cpu-fp32", "--out", str(out), "--validation",
+                 str(val), "--text-column", "sentence", "--label-column", "y", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert (metrics["split"], metrics["source"], metrics["n"]) == ("validation", "dev.tsv", 12)
+    with pytest.raises(AccuracyBudgetError, match=r"on 12 validation texts of .*dev.tsv, over the allowed"):
+        export(tiny_checkpoint, tmp_path / "never", "cpu-fp32", validation=val, text_column="sentence",
+               label_column="y", max_accuracy_drop=-100)
 
 
 def test_existing_output_needs_force(tiny_checkpoint, tiny_bundle):

@@ -17,6 +17,12 @@ def test_search_keeps_fastest_within_budget_and_resumes(tiny_checkpoint, tmp_pat
     assert result.chosen.latency_ms == min(p.latency_ms for p in result.points)  # everything is within 100
     doc = json.loads((out / "search.json").read_text())
     assert doc["confirmed_on_test"]["n"] > 0 and (out / "search.md").is_file() and (out / "front.png").is_file()
+    # chosen on the validation split, confirmed on the test split, each named with its source
+    cut = "tiny.csv (a 10% cut, seed 20240611)"
+    assert doc["confirmed_on_test"]["split"] == "test" and doc["confirmed_on_test"]["source"].endswith(cut)
+    assert doc["validation"]["source"].endswith(cut) and doc["validation"]["n"] == 40
+    md = (out / "search.md").read_text()
+    assert "validation accuracy" in md and "40 validation texts of" in md and "40 test texts of" in md
     before = json.loads((out / "cache.json").read_text())["points"]
     again = search(tiny_checkpoint, out, max_accuracy_drop=100.0, space=SPACE, latency_texts=10)
     assert [p.key for p in again.points] == [p.key for p in result.points]
@@ -95,11 +101,13 @@ def test_export_refuses_options_it_would_ignore(tiny_checkpoint, tmp_path, capsy
 
 
 def test_evaluator_measures_accuracy_on_the_given_validation(tiny_checkpoint, tmp_path):
+    from lpm_edge.data import Split
     from lpm_edge.search.evaluate import BundleEvaluator
 
     texts = ["a great film", "an awful plot", "superb", "dull and poor"]
     accs = []
     for label in (0, 1):
-        ev = BundleEvaluator(tiny_checkpoint, tmp_path / str(label), texts[:2], validation=(texts, [label] * 4))
+        split = Split(tuple(texts), (label,) * 4, "validation", "given")
+        ev = BundleEvaluator(tiny_checkpoint, tmp_path / str(label), texts[:2], validation=split)
         accs.append(ev(Candidate()).accuracy)
     assert abs(sum(accs) - 1.0) < 1e-9  # every text counted once, against the labels given

@@ -47,9 +47,9 @@ def test_python_api_is_callable_after_the_subpackage_is_imported(tmp_path, tiny_
 
 
 def test_string_labels_map_to_ids_in_a_stable_order_and_travel_with_the_checkpoint(tmp_path, tiny_config):
-    rows = [{"review": f"{w} film", "stars": s} for w, s in
+    rows = [{"review": f"{w} film {i}", "stars": s} for i, (w, s) in enumerate(
             (("great", "high"), ("awful", "low"), ("fine", "mid"), ("superb", "high"), ("dull", "low"),
-             ("lovely", "mid"))] * 10
+             ("lovely", "mid")) * 10)]  # distinct texts: a text in two splits would be dropped
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = train(tiny_config(tmp_path / "ckpt", data=str(data), text_column="review", label_column="stars",

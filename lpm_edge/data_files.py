@@ -1,0 +1,200 @@
+"""Labelled rows from files: CSV, TSV and JSONL with the standard library; Parquet, Arrow and
+folders saved with `datasets`' save_to_disk through the `datasets` library (the `data` extra,
+imported only when such a file is read).
+
+Every row carries where it came from ('file:line', or 'file:row N' for columnar files), so that a
+bad value, or a text found in two splits, names its place.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import DataError, MissingDependencyError
+
+Row = tuple[str, str, str]  # (text, label name, 'file:line')
+DATASETS_SUFFIXES = (".parquet", ".arrow")
+DATA_EXTRA = 'pip install "lpm-edge[data]"'
+
+
+def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: str) -> Row:
+    for column in (text_column, label_column):
+        if column not in record:
+            raise DataError(
+                f"{where}: no column {column!r}; columns are {sorted(record)}. "
+                f"Choose with --text-column / --label-column"
+            )
+    text, label = record[text_column], record[label_column]
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: empty or non-string text in column {text_column!r}")
+    if label is None or str(label).strip() == "":
+        raise DataError(f"{where}: empty label in column {label_column!r}")
+    return text, str(label).strip(), where
+
+
+def read_rows(path: Path, text_column: str, label_column: str) -> list[Row]:
+    """Read (text, label, 'file:line') rows; raise DataError naming the line on bad data.
+
+    CSV, TSV and JSONL (optionally .bz2) with the standard library; Parquet, Arrow and a folder
+    written by `datasets`' save_to_disk through the `datasets` library.
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix in DATASETS_SUFFIXES:
+        return _datasets_rows(path, text_column, label_column)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
+    opener = bz2.open if path.suffix == ".bz2" else open
+    columns = (text_column, label_column)
+    try:
+        # utf-8-sig: spreadsheets often write a byte-order mark, which would stick to the first column name
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
+            if suffix.startswith(".jsonl") or suffix.startswith(".json"):
+                records = _jsonl_records(f, path)
+            elif suffix.startswith(".csv") or suffix.startswith(".tsv"):
+                records = _csv_records(f, path, "\t" if suffix.startswith(".tsv") else ",", columns)
+            else:
+                raise DataError(
+                    f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .jsonl, .parquet, .arrow "
+                    "or a folder saved with datasets' save_to_disk"
+                )
+            rows = [_row(record, f"{path}:{line}", text_column, label_column) for line, record in records]
+    except UnicodeDecodeError as exc:
+        line = _first_undecodable_line(path, opener)
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text ({exc.reason}); re-save the file as UTF-8 "
+            f"(e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{suffix})"
+        ) from None
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _first_undecodable_line(path: Path, opener: Any) -> int:
+    """The 1-based line holding the first byte sequence that is not UTF-8 (text mode reads in
+    chunks, so UnicodeDecodeError's offset says nothing about the line)."""
+    with opener(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return line_no
+    return 0
+
+
+def _jsonl_records(f: io.TextIOBase, path: Path) -> Iterable[tuple[int, dict]]:
+    for line_no, line in enumerate(f, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{line_no}: expected a JSON object per line")
+        yield line_no, record
+
+
+def _csv_records(
+    f: io.TextIOBase, path: Path, delimiter: str, columns: Sequence[str]
+) -> Iterable[tuple[int, dict]]:
+    # TSV files (GLUE and most exports) do not quote fields: a '"' in a text is just a character
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.DictReader(f, delimiter=delimiter, quoting=quoting)
+    if not reader.fieldnames:
+        raise DataError(f"{path}: empty file, expected a header row")
+    for column in columns:
+        if column not in reader.fieldnames:
+            raise DataError(
+                f"{path}:1: no column {column!r} in the header; columns are {list(reader.fieldnames)}. "
+                "Choose with --text-column / --label-column"
+            )
+    for record in reader:
+        if None in record:  # more fields than the header
+            raise DataError(f"{path}:{reader.line_num}: more fields than the header has")
+        if any(value is None for value in record.values()):
+            raise DataError(
+                f"{path}:{reader.line_num}: fewer fields than the {len(reader.fieldnames)} of the header"
+            )
+        yield reader.line_num, record
+
+
+def dataset_dict_splits(
+    path: Path, validation: str | Path | None, test: str | Path | None
+) -> tuple[Path, str | Path | None, str | Path | None]:
+    """For a folder where `datasets` saved a DatasetDict: its train split's folder, and its
+    validation and test folders where no file was given. Any other path comes back unchanged."""
+    if not (path / "dataset_dict.json").is_file():
+        return path, validation, test
+    splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+    if "train" not in splits:
+        raise DataError(f"{path} holds the splits {splits} but no 'train'; pass one split's folder, e.g. "
+                        f"--data {path / splits[0]}" if splits else f"{path}: dataset_dict.json names no splits")
+
+    def pick(given: str | Path | None, names: Sequence[str]) -> str | Path | None:
+        return given or next((path / n for n in names if n in splits), None)
+
+    return path / "train", pick(validation, ("validation", "valid", "dev")), pick(test, ("test",))
+
+
+def _datasets_rows(path: Path, text_column: str, label_column: str) -> list[Row]:
+    """Rows of a Parquet file, an Arrow file or a save_to_disk folder, read with `datasets`.
+
+    A ClassLabel column gives its label names ("neg", "pos"), not its integer ids.
+    """
+    try:
+        import datasets
+    except ImportError:
+        raise MissingDependencyError(f"the 'datasets' library (needed to read {path})", DATA_EXTRA) from None
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    with tempfile.TemporaryDirectory(prefix="lpm-edge-data-") as cache:  # datasets' cache, not ~/.cache
+        table = _open_with_datasets(datasets, path, cache)
+        columns = list(table.column_names)
+        for column in (text_column, label_column):
+            if column not in columns:
+                raise DataError(
+                    f"{path}: no column {column!r}; columns are {columns}. Choose with --text-column / --label-column"
+                )
+        feature = table.features[label_column]
+        names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+        texts, labels = table[text_column], table[label_column]
+    rows = []
+    for i, (text, label) in enumerate(zip(texts, labels)):
+        if names is not None and isinstance(label, int) and 0 <= label < len(names):
+            label = names[label]
+        rows.append(_row({text_column: text, label_column: label}, f"{path}:row {i + 1}", text_column, label_column))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _open_with_datasets(datasets: Any, path: Path, cache: str) -> Any:
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+            raise DataError(
+                f"{path} holds several splits {splits}; name each split's folder, e.g. --data {path / 'train'} "
+                f"--validation {path / 'validation'} --test {path / 'test'}"
+            )
+        if not (path / "state.json").is_file():
+            raise DataError(
+                f"{path} is a folder but not one written by datasets' save_to_disk (no state.json); "
+                "pass a .csv/.tsv/.jsonl/.parquet/.arrow file or such a folder"
+            )
+        try:
+            return datasets.load_from_disk(str(path), keep_in_memory=True)
+        except Exception as exc:  # datasets raises many types for a damaged folder
+            raise DataError(f"{path}: datasets cannot read this folder ({type(exc).__name__}: {exc})") from None
+    builder = "parquet" if path.suffix == ".parquet" else "arrow"
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache,
+                                     keep_in_memory=True)
+    except Exception as exc:  # pyarrow and datasets raise many types for a damaged file
+        raise DataError(f"{path}: not a readable {builder} file ({type(exc).__name__}: {exc})") from None
