@@ -23,7 +23,9 @@ tokens), and an unseen text still tokenizes:
   kept text uses only kept pieces, and a subset can only lower other segmentations' scores, so
   it stays the best. An unseen word falls back to single characters, then to unk or bytes.
 
-Special and added tokens are always kept.
+Special and added tokens are always kept. New ids follow the old order. A model that numbers
+positions from the pad id (RoBERTa, XLM-R, MPNet: padding_idx + 1, + 2, ...) keeps every id up to
+the pad's (id 1 in those families: nothing extra), so the pad keeps its number.
 """
 
 from __future__ import annotations
@@ -56,7 +58,11 @@ def prune_vocab(model: Any, tokenizer: Any, texts: Sequence[str]) -> tuple[Any, 
 
     embeddings = model.get_input_embeddings()  # nn.Embedding (V, H)
     before = embeddings.num_embeddings
-    pruned_tok, keep, info = prune_tokenizer(tokenizer, texts, rows=before)
+    # RoBERTa-style embeddings number positions from the pad id (padding_idx + 1, + 2, ...): keeping
+    # every id up to it keeps the pad id, and so the positions (RoBERTa, XLM-R, MPNet: pad id 1).
+    fixed = _position_pad(model)
+    pruned_tok, keep, info = prune_tokenizer(tokenizer, texts, rows=before,
+                                             keep_below=0 if fixed is None else fixed + 1)
     new_id = {old: new for new, old in enumerate(keep)}
 
     student = copy.deepcopy(model)
@@ -75,12 +81,12 @@ def prune_vocab(model: Any, tokenizer: Any, texts: Sequence[str]) -> tuple[Any, 
 
 
 def prune_tokenizer(
-    tokenizer: Any, texts: Sequence[str], rows: int | None = None
+    tokenizer: Any, texts: Sequence[str], rows: int | None = None, keep_below: int = 0
 ) -> tuple[Any, list[int], dict[str, Any]]:
     """Return (pruned tokenizer, kept old ids ascending, info); new id i is old id keep[i].
 
     rows: the embedding table's size; ids at or above it (a tokenizer larger than its model)
-    are dropped.
+    are dropped. keep_below: ids below it are all kept (so they keep their numbers).
     """
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     kind = spec.get("model", {}).get("type")
@@ -93,12 +99,12 @@ def prune_tokenizer(
     used = {i for enc in _encode(plain, texts) for i in enc.ids}
     added = {t["id"] for t in spec.get("added_tokens") or []}
     model_keep, extra = _KEEP[kind](spec["model"], used)
-    keep = sorted(i for i in model_keep | added | used if rows is None or i < rows)
+    keep = sorted(i for i in model_keep | added | used | set(range(keep_below)) if rows is None or i < rows)
     new_id = {old: new for new, old in enumerate(keep)}
     pruned = _wrap(tokenizer, _remap(spec, kind, new_id))
     info = {"kind": _kind_name(spec), "training_texts": len(texts), **extra}
     info["train_texts_changed"] = changed_texts(tokenizer, pruned, texts)
-    if info["train_texts_changed"]:  # a tie between equally scored segmentations; never seen
+    if info["train_texts_changed"]:  # (only an exact tie between two Unigram segmentations could)
         log.warning("%d of %d training texts tokenize differently after vocabulary pruning",
                     info["train_texts_changed"], len(texts))
     return pruned, keep, info
@@ -243,22 +249,27 @@ def _wrap(tokenizer: Any, spec: dict[str, Any]) -> Any:
     return pruned
 
 
-def _remap_config_ids(student: Any, new_id: dict[int, int], tokenizer: Any) -> None:
-    """Point the config's special-token ids, and the padding index RoBERTa-style embeddings build
-    position ids from, at the new ids."""
+def _position_pad(model: Any) -> int | None:
+    """The pad id if the model's embeddings build position ids from it (a `padding_idx` attribute
+    outside an nn.Embedding), else None."""
     from torch import nn
 
+    pad = getattr(model.config, "pad_token_id", None)
+    if pad is None:
+        return None
+    for module in model.modules():  # (an nn.Embedding's padding_idx is only the row it zeroes)
+        if not isinstance(module, nn.Embedding) and getattr(module, "padding_idx", None) == pad:
+            return pad
+    return None
+
+
+def _remap_config_ids(student: Any, new_id: dict[int, int], tokenizer: Any) -> None:
+    """Point the config's special-token ids at the new ids."""
     config = student.config
-    old_pad = getattr(config, "pad_token_id", None)
     for key in ("pad_token_id", "bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id"):
         old = getattr(config, key, None)
         if isinstance(old, int):
             setattr(config, key, new_id.get(old, tokenizer.pad_token_id if key == "pad_token_id" else None))
-    if old_pad is None:
-        return
-    for module in student.modules():  # (not nn.Embedding: a position table's padding_idx is a position)
-        if not isinstance(module, nn.Embedding) and getattr(module, "padding_idx", None) == old_pad:
-            module.padding_idx = config.pad_token_id
 
 
 def _plain(spec: dict[str, Any], max_length: int | None = None) -> Any:
