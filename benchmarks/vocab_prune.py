@@ -130,6 +130,22 @@ def estimate(vocab_rows: int, shape: str) -> dict[str, int]:
     return {"parameters": matrices + vectors, "fp32_onnx": 4 * (matrices + vectors), "int8_onnx": matrices + 4 * vectors}
 
 
+def wordpiece_minilm(data: Any, max_length: int) -> dict[str, Any]:
+    """The same pruning for the built-in MiniLM's WordPiece tokenizer (tokenizer only)."""
+    from transformers import AutoTokenizer
+
+    from lpm_edge.assets import builtin_model_dir
+    from lpm_edge.export.vocab import changed_texts, prune_tokenizer, unk_rate
+
+    tokenizer = AutoTokenizer.from_pretrained(builtin_model_dir())
+    small, keep, info = prune_tokenizer(tokenizer, list(data.train.texts))
+    texts = list(data.validation.texts)
+    return {"before": len(tokenizer), "after": len(keep), **info,
+            "eval_texts_changed": changed_texts(tokenizer, small, texts, max_length), "eval_texts": len(texts),
+            "eval_unk_rate_before": unk_rate(tokenizer, texts, max_length),
+            "eval_unk_rate_after": unk_rate(small, texts, max_length)}
+
+
 def logit_diff(full: Any, full_tok: Any, pruned: Any, pruned_tok: Any, texts: list[str], max_length: int) -> float:
     import torch
 
@@ -172,6 +188,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                        "estimate_full": estimate(vocab["before"], shape),
                                        "estimate_pruned": estimate(vocab["after"], shape)}
             del model, pruned
+    result["minilm_wordpiece"] = wordpiece_minilm(data, args.max_length)
+    log(f"MiniLM WordPiece: {result['minilm_wordpiece']}")
     kept = next(iter(result["shapes"].values()))["vocab"]["after"]
     result["xlmr_base_estimate"] = {"full": estimate(XLMR_VOCAB, "xlmr-base"), "pruned": estimate(kept, "xlmr-base"),
                                     "rows_kept": kept}
@@ -208,6 +226,11 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "Pruning itself (tokenizing the training texts, rewriting the tokenizer, copying the model) took "
               + ", ".join(f"{s['prune_seconds']} s ({name})" for name, s in r["shapes"].items())
               + " on this shared machine."]
+    w = r["minilm_wordpiece"]
+    lines += ["", f"The built-in MiniLM's WordPiece tokenizer, pruned on the same training texts: "
+              f"{w['after']:,} of {w['before']:,} rows, {w['train_texts_changed']} training texts changed, "
+              f"{w['eval_texts_changed']:,} of {w['eval_texts']:,} validation texts changed, `[UNK]` share "
+              f"{w['eval_unk_rate_before']:.5f} → {w['eval_unk_rate_after']:.5f}."]
     lines += ["", "Estimated from parameter counts (fp32: 4 bytes a weight; int8: 1 byte a matrix weight, "
               "4 a vector weight), against the measured files above:", "",
               "| model | parameters | fp32 | int8 |", "|---|---|---|---|"]

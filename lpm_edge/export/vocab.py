@@ -7,8 +7,9 @@ its algorithm needs so that every training text tokenizes exactly as before (new
 tokens), and an unseen text still tokenizes:
 
 - WordPiece (BERT, ELECTRA, DistilBERT): the pieces the texts use. Longest-prefix matching over
-  a subset that holds every piece of a seen word splits that word as before; a word needing a
-  dropped piece becomes [UNK], as WordPiece does for any unknown word.
+  a subset that holds every piece of a seen word splits that word as before; an unseen word gets
+  the longest kept pieces that spell it, or [UNK] where none do, as WordPiece does for any
+  unknown word.
 - BPE (byte-level: RoBERTa, GPT-2, ModernBERT): the pieces the texts use, every piece a kept
   piece was merged from (down to single symbols), all 256 byte symbols (and <0xNN> pieces under
   byte fallback), and every merge whose two parts and result are kept, in the original order.
@@ -89,12 +90,8 @@ def prune_tokenizer(
     are dropped. keep_below: ids below it are all kept (so they keep their numbers).
     """
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
-    kind = spec.get("model", {}).get("type")
-    if kind not in _KEEP:
-        raise ExportError(
-            f"vocab_prune supports WordPiece, BPE and Unigram tokenizers; this model's is {kind}. "
-            "Set vocab_prune = false in the recipe"
-        )
+    name = _kind_name(spec)
+    kind = spec["model"]["type"]
     plain = _plain(spec)
     used = {i for enc in _encode(plain, texts) for i in enc.ids}
     added = {t["id"] for t in spec.get("added_tokens") or []}
@@ -102,12 +99,18 @@ def prune_tokenizer(
     keep = sorted(i for i in model_keep | added | used | set(range(keep_below)) if rows is None or i < rows)
     new_id = {old: new for new, old in enumerate(keep)}
     pruned = _wrap(tokenizer, _remap(spec, kind, new_id))
-    info = {"kind": _kind_name(spec), "training_texts": len(texts), **extra}
+    info = {"kind": name, "training_texts": len(texts), **extra}
     info["train_texts_changed"] = changed_texts(tokenizer, pruned, texts)
     if info["train_texts_changed"]:  # (only an exact tie between two Unigram segmentations could)
         log.warning("%d of %d training texts tokenize differently after vocabulary pruning",
                     info["train_texts_changed"], len(texts))
     return pruned, keep, info
+
+
+def tokenizer_kind(tokenizer: Any) -> str:
+    """wordpiece, byte-level-bpe, bpe or unigram; ExportError for a kind vocab_prune cannot prune
+    (a check to run before any minutes are spent)."""
+    return _kind_name(json.loads(tokenizer.backend_tokenizer.to_str()))
 
 
 def changed_texts(before: Any, after: Any, texts: Sequence[str], max_length: int | None = None) -> int:
@@ -190,7 +193,12 @@ def _merged(a: str, b: str, prefix: str) -> str:
 
 
 def _kind_name(spec: dict[str, Any]) -> str:
-    kind = spec["model"]["type"]
+    kind = spec.get("model", {}).get("type")
+    if kind not in _KEEP:
+        raise ExportError(
+            f"vocab_prune supports WordPiece, BPE and Unigram tokenizers; this model's is {kind}. "
+            "Set vocab_prune = false in the recipe"
+        )
     if kind != "BPE":
         return kind.lower()
     return "byte-level-bpe" if '"ByteLevel"' in json.dumps(spec.get("pre_tokenizer")) else "bpe"

@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpm_edge.export.vocab import changed_texts, prune_tokenizer, prune_vocab
+from lpm_edge.export.vocab import changed_texts, prune_tokenizer, prune_vocab, tokenizer_kind
 
 # Stems and suffixes, so that words share pieces (a trainer learns subwords, not only whole words).
 STEMS = ["the", "movie", "great", "awful", "plot", "act", "play", "película", "muy", "buen", "très", "bien",
@@ -113,7 +113,7 @@ MAKERS = {"bpe": byte_level_bpe, "unigram": unigram, "wordpiece": wordpiece}
 
 
 @pytest.fixture(scope="module")
-def tokenizers() -> dict[str, Any]:
+def trained() -> dict[str, Any]:
     return {kind: make() for kind, make in MAKERS.items()} | {"unigram-bytes": unigram(byte_fallback=True)}
 
 
@@ -122,15 +122,15 @@ def tokens(tokenizer: Any, text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", ["bpe", "unigram", "wordpiece"])
-def test_pruned_model_gives_the_same_tokens_and_logits_on_the_kept_texts(tokenizers, kind, tmp_path):
+def test_pruned_model_gives_the_same_tokens_and_logits_on_the_kept_texts(trained, kind, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = tokenizers[kind]
+    tokenizer = trained[kind]
     model = tiny_model(kind, tokenizer)
     rows = model.get_input_embeddings().weight.detach().clone()
     student, small, info = prune_vocab(model, tokenizer, KEPT)
 
-    assert info["kind"] == {"bpe": "byte-level-bpe"}.get(kind, kind)
+    assert info["kind"] == tokenizer_kind(tokenizer) == {"bpe": "byte-level-bpe"}.get(kind, kind)
     assert info["after"] == len(small) == student.get_input_embeddings().num_embeddings < info["before"] == len(rows)
     assert info["train_texts_changed"] == 0
     assert student.config.pad_token_id == small.pad_token_id
@@ -150,13 +150,13 @@ def test_pruned_model_gives_the_same_tokens_and_logits_on_the_kept_texts(tokeniz
                                    model(**old).logits)
 
 
-def test_byte_level_bpe_keeps_every_byte_and_consistent_merges(tokenizers):
-    tokenizer = tokenizers["bpe"]
+def test_byte_level_bpe_keeps_every_byte_and_consistent_merges(trained):
+    from tokenizers import pre_tokenizers
+
+    tokenizer = trained["bpe"]
     small, keep, info = prune_tokenizer(tokenizer, KEPT)
     spec = json.loads(small.backend_tokenizer.to_str())["model"]
     vocab = spec["vocab"]
-    from tokenizers import pre_tokenizers
-
     assert set(pre_tokenizers.ByteLevel.alphabet()) <= set(vocab)  # all 256 byte symbols
     assert all(a in vocab and b in vocab and a + b in vocab for a, b in spec["merges"])
     assert info["merges_after"] == len(spec["merges"]) < info["merges_before"]
@@ -169,8 +169,8 @@ def test_byte_level_bpe_keeps_every_byte_and_consistent_merges(tokenizers):
     assert changed_texts(tokenizer, small, UNSEEN) > 0
 
 
-def test_unigram_keeps_scores_unk_and_falls_back_to_characters_then_unk(tokenizers):
-    tokenizer = tokenizers["unigram"]
+def test_unigram_keeps_scores_unk_and_falls_back_to_characters_then_unk(trained):
+    tokenizer = trained["unigram"]
     small, keep, info = prune_tokenizer(tokenizer, KEPT)
     before = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
     after = json.loads(small.backend_tokenizer.to_str())["model"]
@@ -184,8 +184,8 @@ def test_unigram_keeps_scores_unk_and_falls_back_to_characters_then_unk(tokenize
     assert small.unk_token_id in small("xyzq")["input_ids"]
 
 
-def test_unigram_byte_fallback_turns_unseen_characters_into_bytes(tokenizers):
-    tokenizer = tokenizers["unigram-bytes"]
+def test_unigram_byte_fallback_turns_unseen_characters_into_bytes(trained):
+    tokenizer = trained["unigram-bytes"]
     small, keep, info = prune_tokenizer(tokenizer, KEPT)
     assert info["train_texts_changed"] == 0
     pieces = [p for p, _ in json.loads(small.backend_tokenizer.to_str())["model"]["vocab"]]
@@ -195,8 +195,8 @@ def test_unigram_byte_fallback_turns_unseen_characters_into_bytes(tokenizers):
     assert tokens(small, "Ω") == tokens(tokenizer, "Ω")
 
 
-def test_wordpiece_unseen_words_become_unk(tokenizers):
-    tokenizer = tokenizers["wordpiece"]
+def test_wordpiece_unseen_words_become_unk(trained):
+    tokenizer = trained["wordpiece"]
     small, keep, info = prune_tokenizer(tokenizer, ["the movie was great"])
     assert tokens(small, "the movie was great") == tokens(tokenizer, "the movie was great")
     assert tokens(small, "acting") == ["[CLS]", "[UNK]", "[SEP]"] != tokens(tokenizer, "acting")
@@ -207,8 +207,8 @@ def test_wordpiece_unseen_words_become_unk(tokenizers):
 @given(kind=st.sampled_from(["bpe", "unigram", "unigram-bytes", "wordpiece"]),
        texts=st.lists(st.lists(st.sampled_from(WORDS) | st.text(alphabet=ALPHABET, min_size=1, max_size=10),
                                min_size=1, max_size=8).map(" ".join), min_size=1, max_size=6))
-def test_kept_texts_tokenize_to_the_same_tokens_with_remapped_ids(tokenizers, kind, texts):
-    tokenizer = tokenizers[kind]
+def test_kept_texts_tokenize_to_the_same_tokens_with_remapped_ids(trained, kind, texts):
+    tokenizer = trained[kind]
     small, keep, info = prune_tokenizer(tokenizer, texts)
     assert len(keep) < len(tokenizer)
     for text in texts:
@@ -217,10 +217,10 @@ def test_kept_texts_tokenize_to_the_same_tokens_with_remapped_ids(tokenizers, ki
     assert info["train_texts_changed"] == 0
 
 
-def test_the_export_records_the_kind_and_how_many_evaluation_texts_changed(tokenizers):
+def test_the_export_records_the_kind_and_how_many_evaluation_texts_changed(trained):
     from lpm_edge.export.pipeline import _prune_vocab
 
-    tokenizer = tokenizers["unigram"]
+    tokenizer = trained["unigram"]
     model = tiny_model("unigram", tokenizer)
     dataset = SimpleNamespace(train=SimpleNamespace(texts=KEPT))
     evaluation = KEPT[:3] + [ABSENT]
