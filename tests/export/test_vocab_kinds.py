@@ -260,3 +260,41 @@ def test_a_model_numbering_positions_from_the_pad_id_keeps_that_id(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(again(**small(KEPT[:2], padding=True, return_tensors="pt")).logits,
                                    model(**tokenizer(KEPT[:2], padding=True, return_tensors="pt")).logits)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_export_prunes_the_vocabulary_of_a_roberta_and_an_xlm_r_checkpoint(trained, kind, tiny_config, tiny_data,
+                                                                            tmp_path):
+    import dataclasses
+
+    import numpy as np
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import lpm_edge
+    from lpm_edge.data import load_dataset
+    from lpm_edge.export import export, load_recipe
+    from lpm_edge.train import train
+
+    tokenizer = trained[kind]
+    model = tiny_model(kind, tokenizer)
+    model.config.num_labels = 2
+    model.config.id2label, model.config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
+    model = type(model)(model.config)  # a 2-label head
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    ckpt = train(tiny_config(tmp_path / "ckpt", model=tmp_path / "model", epochs=1))
+    recipe = load_recipe("cpu-fp32")  # unfused: which families fuse is not this test's concern
+    recipe = recipe.replace(name="fp32-vocab", vocab_prune=True,
+                            optimize=dataclasses.replace(recipe.optimize, fusion=False))
+    out = export(ckpt, tmp_path / "bundle", recipe)
+
+    vocab = json.loads((out / "manifest.json").read_text())["source"]["compression"]["vocab"]
+    assert vocab["kind"] == {"bpe": "byte-level-bpe"}.get(kind, kind)
+    assert vocab["after"] < vocab["before"] and vocab["train_texts_changed"] == 0
+    assert 0 <= vocab["eval_texts_changed"] <= vocab["eval_texts"]
+    texts = list(load_dataset(str(tiny_data)).train.texts[:8])
+    full = AutoModelForSequenceClassification.from_pretrained(ckpt).eval()
+    with torch.no_grad():
+        expected = full(**AutoTokenizer.from_pretrained(ckpt)(texts, padding=True, return_tensors="pt")).logits
+    np.testing.assert_allclose(lpm_edge.load(out, providers="cpu").logits(texts), expected.numpy(), atol=1e-4)
