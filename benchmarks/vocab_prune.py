@@ -11,8 +11,9 @@ No multilingual checkpoint or tokenizer is reachable offline, so both are built 
 
 Vocabulary pruning keeps what the training split needs (`lpm_edge.export.vocab.prune_vocab`);
 each model is exported to ONNX and quantized (dynamic int8, per channel, every op type ONNX
-Runtime quantizes, as the cpu recipes do), without fusion (it changes few bytes). Sizes are of model.onnx and tokenizer.json, measured;
-the full XLM-R base figures are estimated from parameter counts unless `--shapes` measures them.
+Runtime quantizes, as the cpu recipes do), without fusion (it changes few bytes). Sizes are of
+model.onnx and tokenizer.json, measured; the full XLM-R base figures are estimated from parameter
+counts unless `--shapes` measures them.
 
     PYTHONPATH=. .venv/bin/python benchmarks/vocab_prune.py --out benchmarks/results
 """
@@ -71,7 +72,8 @@ def build_tokenizer(texts: list[str], trained: int, total: int) -> tuple[Any, di
     seen = {p for p, _ in pieces}
     while len(pieces) < total - 1:  # (the last id is <mask>, as in XLM-R)
         lo, hi = rng.choice(SCRIPTS)
-        piece = ("▁" if rng.random() < 0.5 else "") + "".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 5)))
+        space = "▁" if rng.random() < 0.5 else ""
+        piece = space + "".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 5)))
         if piece not in seen:
             seen.add(piece)
             pieces.append([piece, rng.uniform(low, high)])
@@ -127,7 +129,8 @@ def estimate(vocab_rows: int, shape: str) -> dict[str, int]:
     model = build_model(vocab_rows, shape, device="meta")
     matrices = sum(p.numel() for p in model.parameters() if p.dim() >= 2)
     vectors = sum(p.numel() for p in model.parameters() if p.dim() < 2)
-    return {"parameters": matrices + vectors, "fp32_onnx": 4 * (matrices + vectors), "int8_onnx": matrices + 4 * vectors}
+    return {"parameters": matrices + vectors, "fp32_onnx": 4 * (matrices + vectors),
+            "int8_onnx": matrices + 4 * vectors}
 
 
 def wordpiece_minilm(data: Any, max_length: int) -> dict[str, Any]:
@@ -149,9 +152,10 @@ def wordpiece_minilm(data: Any, max_length: int) -> dict[str, Any]:
 def logit_diff(full: Any, full_tok: Any, pruned: Any, pruned_tok: Any, texts: list[str], max_length: int) -> float:
     import torch
 
+    settings = dict(padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     with torch.no_grad():
-        a = full(**full_tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")).logits
-        b = pruned(**pruned_tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")).logits
+        a = full(**full_tok(texts, **settings)).logits
+        b = pruned(**pruned_tok(texts, **settings)).logits
     return float((a - b).abs().max())
 
 
@@ -220,7 +224,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {v['after']:,} of {v['before']:,} ({v['after'] / v['before']:.1%}) | "
             f"{v['train_texts_changed']} | {v['eval_texts_changed']:,} of {v['eval_texts']:,} | "
-            f"{v['eval_unk_rate_before']:.4f} → {v['eval_unk_rate_after']:.4f} | {s['max_abs_logit_diff_train']:.1e} | "
+            f"{v['eval_unk_rate_before']:.4f} → {v['eval_unk_rate_after']:.4f} | "
+            f"{s['max_abs_logit_diff_train']:.1e} | "
             f"{mb(f['fp32_onnx'])} → {mb(p['fp32_onnx'])} | {mb(f['int8_onnx'])} → {mb(p['int8_onnx'])} | "
             f"{mb(f['tokenizer_json'])} → {mb(p['tokenizer_json'])} |")
     lines += ["", "Pruning itself (tokenizing the training texts, rewriting the tokenizer, copying the model) took "
