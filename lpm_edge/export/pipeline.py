@@ -104,6 +104,10 @@ def export(
     dataset = checkpoint_dataset(data, info)
 
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
+    if recipe.vocab_prune:  # a tokenizer kind it cannot prune fails now, not after distillation
+        from .vocab import tokenizer_kind
+
+        tokenizer_kind(tokenizer)
     # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
     model = AutoModelForSequenceClassification.from_pretrained(
         ckpt, local_files_only=True, use_safetensors=True, attn_implementation="eager"

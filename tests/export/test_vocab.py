@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,20 @@ def test_vocab_pruning_refuses_a_word_level_tokenizer(loaded):
         tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")), unk_token="<unk>")
     with pytest.raises(ExportError, match="vocab_prune = false"):
         prune_vocab(model, words, ["a"])
+
+
+def test_an_export_refuses_a_tokenizer_it_cannot_prune_before_any_work(tiny_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    import lpm_edge.export.compress as compress
+
+    ckpt = Path(shutil.copytree(tiny_checkpoint, tmp_path / "ckpt"))
+    vocab = json.loads((ckpt / "tokenizer.json").read_text())["model"]["vocab"]
+    words = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    words.save(str(ckpt / "tokenizer.json"))
+    monkeypatch.setattr(compress, "compress", lambda *a, **k: pytest.fail("pruning and distillation ran"))
+    with pytest.raises(ExportError, match="this model's is WordLevel. Set vocab_prune = false"):
+        export(ckpt, tmp_path / "b", load_recipe("cpu-pruned-int8"))
