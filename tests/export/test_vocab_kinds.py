@@ -203,7 +203,7 @@ def test_wordpiece_unseen_words_become_unk(trained):
     assert changed_texts(tokenizer, small, ["the movie", "acting"]) == 1
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["bpe", "unigram", "unigram-bytes", "wordpiece"]),
        texts=st.lists(st.lists(st.sampled_from(WORDS) | st.text(alphabet=ALPHABET, min_size=1, max_size=10),
                                min_size=1, max_size=8).map(" ".join), min_size=1, max_size=6))
