@@ -111,6 +111,10 @@ def export(
                                  label_column=label_column, strict=strict)
 
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
+    if recipe.vocab_prune:  # a tokenizer kind it cannot prune fails now, not after distillation
+        from .vocab import tokenizer_kind
+
+        tokenizer_kind(tokenizer)
     # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
     model = AutoModelForSequenceClassification.from_pretrained(
         ckpt, local_files_only=True, use_safetensors=True, attn_implementation="eager"
@@ -221,14 +225,17 @@ def _compress(
 def _prune_vocab(
     student: Any, tokenizer: Any, dataset: Dataset, texts: list[str], max_length: int, compression: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Keep the token ids the training texts use; record how many evaluation tokens became [UNK]."""
-    from .vocab import prune_vocab, unk_rate
+    """Keep the tokens the training texts need; record how many evaluation texts tokenize differently
+    and how many evaluation tokens became [UNK]."""
+    from .vocab import changed_texts, prune_vocab, unk_rate
 
-    pruned, pruned_tok, vocab = prune_vocab(student, tokenizer, dataset.train.texts, max_length)
+    pruned, pruned_tok, vocab = prune_vocab(student, tokenizer, dataset.train.texts)
+    vocab["eval_texts_changed"] = changed_texts(tokenizer, pruned_tok, texts, max_length)
+    vocab["eval_texts"] = len(texts)
     vocab["eval_unk_rate_before"] = unk_rate(tokenizer, texts, max_length)
     vocab["eval_unk_rate_after"] = unk_rate(pruned_tok, texts, max_length)
-    log.info("[UNK] share of evaluation tokens: %.4f -> %.4f", vocab["eval_unk_rate_before"],
-             vocab["eval_unk_rate_after"])
+    log.info("evaluation texts tokenized differently: %d of %d; [UNK] share of their tokens: %.4f -> %.4f",
+             vocab["eval_texts_changed"], len(texts), vocab["eval_unk_rate_before"], vocab["eval_unk_rate_after"])
     return pruned, pruned_tok, {**compression, "vocab": vocab}
 
 

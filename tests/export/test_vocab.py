@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def test_pruned_vocab_keeps_in_domain_outputs_and_maps_the_rest_to_unk(loaded, t
 
     model, tokenizer = loaded
     before_rows = model.get_input_embeddings().weight.detach().clone()
-    student, small, info = prune_vocab(model, tokenizer, CORPUS, 32)
+    student, small, info = prune_vocab(model, tokenizer, CORPUS)
     words = {w for text in CORPUS for w in text.split()}
     assert info["before"] == model.get_input_embeddings().num_embeddings
     assert info["after"] == len(words) + len(tokenizer.all_special_ids)
@@ -61,6 +62,8 @@ def test_vocab_pruned_bundle_matches_the_full_bundle_in_domain(tiny_checkpoint, 
     manifest = json.loads((out / "manifest.json").read_text())
     vocab = manifest["source"]["compression"]["vocab"]
     assert vocab["after"] < vocab["before"]
+    assert vocab["kind"] == "wordpiece" and vocab["train_texts_changed"] == 0
+    assert 0 <= vocab["eval_texts_changed"] <= vocab["eval_texts"]
     assert vocab["eval_unk_rate_after"] >= vocab["eval_unk_rate_before"] == 0.0
     shipped = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert len(shipped) == vocab["after"] and sorted(shipped.values()) == list(range(vocab["after"]))
@@ -70,12 +73,29 @@ def test_vocab_pruned_bundle_matches_the_full_bundle_in_domain(tiny_checkpoint, 
     assert (out / "model.onnx").stat().st_size < (tiny_fp32_bundle / "model.onnx").stat().st_size
 
 
-def test_vocab_pruning_refuses_a_non_wordpiece_tokenizer(loaded):
+def test_vocab_pruning_refuses_a_word_level_tokenizer(loaded):
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
     model, _ = loaded
-    bpe = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE({"a": 0, "<unk>": 1}, [], unk_token="<unk>")),
-                                  unk_token="<unk>")
+    words = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")), unk_token="<unk>")
     with pytest.raises(ExportError, match="vocab_prune = false"):
-        prune_vocab(model, bpe, ["a"], 8)
+        prune_vocab(model, words, ["a"])
+
+
+def test_an_export_refuses_a_tokenizer_it_cannot_prune_before_any_work(tiny_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    import lpm_edge.export.compress as compress
+
+    ckpt = Path(shutil.copytree(tiny_checkpoint, tmp_path / "ckpt"))
+    vocab = json.loads((ckpt / "tokenizer.json").read_text())["model"]["vocab"]
+    words = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    words.save(str(ckpt / "tokenizer.json"))
+    monkeypatch.setattr(compress, "compress", lambda *a, **k: pytest.fail("pruning and distillation ran"))
+    with pytest.raises(ExportError, match="this model's is WordLevel. Set vocab_prune = false"):
+        export(ckpt, tmp_path / "b", load_recipe("cpu-pruned-int8"))
