@@ -59,21 +59,25 @@ def test_fp32_results_come_back_in_input_order_whatever_the_batching(tiny_fp32_b
 
 def test_int8_results_move_with_batching_only_within_int8_error(tiny_bundle, tiny_fp32_bundle):
     """Dynamic int8 picks one activation scale per tensor per call: (max - min) / 255 over the whole
-    batch, pads included. Batching can only widen a text's quantization step to that of the widest
-    text in its batch, so a batched score sits within the worst single-text int8 error of the fp32
-    score. The bound comes from this CPU's own int8 kernels (VNNI, AVX2-only u8s8 with its
-    saturation, ARM), measured here against the fp32 graph, not from one machine's observation."""
+    batch, pads included. In a batch a text is quantized with a step no wider than the widest text's
+    own step, so its error against the fp32 graph stays of the size of the worst error int8 makes on
+    a text alone; the rounding falls differently, so the bound allows that size twice over. The bound
+    comes from this CPU's own int8 kernels (VNNI, AVX2-only u8s8 with its saturation, ARM), measured
+    here against the fp32 graph, not from one machine's observation."""
     one_by_one, batched = _one_by_one_and_batched(tiny_bundle)
     fp32 = np.stack([lpm_edge.load(tiny_fp32_bundle, providers="cpu").predict_proba(t) for t in BATCHING_TEXTS])
-    own_error = np.abs(one_by_one - fp32).max(axis=1)  # (texts,) int8's error at batch 1
-    bound = own_error + own_error.max() + 1e-5  # |batched - fp32| <= worst error; plus this text's own
-    moved = np.abs(batched - one_by_one).max(axis=1)
+    worst = np.abs(one_by_one - fp32).max()  # int8's worst error at batch 1 on this CPU
+    bound = 2 * worst + 1e-4  # 1e-4: below it, scores agree to what a softmax of these logits resolves
+    batched_error = np.abs(batched - fp32).max(axis=1)
+    figures = f"worst single error {worst:.4f}, batched error {batched_error.max():.4f}, bound {bound:.4f}"
     # The texts' scores spread far wider than the bound, so a result in the wrong place fails here.
-    assert np.ptp(fp32[:, 0]) > 5 * bound.max()
-    assert (moved <= bound).all(), f"moved {moved.max():.4f} > bound {bound[moved.argmax()]:.4f}"
+    assert np.ptp(fp32[:, 0]) > 3 * bound, figures
+    assert (batched_error <= bound).all(), figures
+    moved = np.abs(batched - one_by_one).max(axis=1)
+    assert (moved <= bound + worst).all(), figures  # follows from the two errors; kept as the property users see
     margin = np.abs(one_by_one[:, 0] - one_by_one[:, 1])
-    clear = margin > 2 * bound  # away from a near-tie, batching must not flip the label
-    assert (batched.argmax(1)[clear] == one_by_one.argmax(1)[clear]).all()
+    clear = margin > 2 * (bound + worst)  # away from a near-tie, batching must not flip the label
+    assert (batched.argmax(1)[clear] == one_by_one.argmax(1)[clear]).all(), figures
 
 
 def test_token_budget_bounds_every_batch_and_keeps_results(tiny_fp32_bundle):
