@@ -87,7 +87,7 @@ class Classifier:
         self.batch_size = batch_size
         self._tokenizer = load_tokenizer(tok_bytes, manifest.max_length, f"{self.path}/{manifest.tokenizer_file}")
         # Every id the tokenizer can emit, and the padding id, must index the graph's embedding table.
-        self._largest_id = max(largest_id(self._tokenizer, tok_bytes), manifest.pad_id)
+        self._largest_id = max(largest_id(self._tokenizer), manifest.pad_id)
 
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         if max_batch_tokens == "auto":
