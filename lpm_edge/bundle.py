@@ -250,6 +250,10 @@ def read_manifest(directory: Path) -> Manifest:
     return parse_manifest(path.read_bytes(), str(path))
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Parsers disagree on which of two equal keys wins (Python's json the last, others the first):
     # what one tool inspects must be what loads.
@@ -259,10 +263,6 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(key)
         seen[key] = value
     return seen
-
-
-class _DuplicateKey(Exception):
-    pass
 
 
 def parse_manifest(data: bytes, where: str = MANIFEST) -> Manifest:
