@@ -100,6 +100,9 @@ class Classifier:
             )
         self._inputs = names
         self._output = manifest.outputs[0]
+        # The probes below expect failures from a bad bundle: ONNX Runtime should not also log them.
+        self._quiet = ort.RunOptions()
+        self._quiet.log_severity_level = 4  # fatal only
         self._check_model()
 
     def _open_session(
@@ -178,7 +181,7 @@ class Classifier:
 
     def _probe(self, session: Any, feed: Mapping[str, np.ndarray], where: str, message: str) -> None:
         try:
-            session.run([self._output], dict(feed))
+            session.run([self._output], dict(feed), self._quiet)
         except Exception as exc:  # ORT raises its own pybind types
             raise BundleError(f"{where}: " + message.format(error=brief(exc, 200))) from None
 
