@@ -151,7 +151,7 @@ class Classifier:
         # load, as a BundleError, rather than inside some later request.
         try:
             (_, feed), = self.encode([PROBE])
-            shape = session.run([self._output], feed)[0].shape
+            shape = session.run([self._output], feed, self._quiet)[0].shape
         except Exception as exc:  # tokenizers and ORT raise their own exception types
             raise BundleError(
                 f"{where}: fails on a probe input ({str(exc).strip()[:300]}); re-export the bundle"
