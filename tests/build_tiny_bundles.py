@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This checkout's lpm_edge and tests' conftest, whatever the environment has installed.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from conftest import PREBUILT, make_tiny_model, synthetic_rows, tiny_train_config, write_csv  # noqa: E402
 
