@@ -154,7 +154,7 @@ class Classifier:
             shape = session.run([self._output], feed, self._quiet)[0].shape
         except Exception as exc:  # tokenizers and ORT raise their own exception types
             raise BundleError(
-                f"{where}: fails on a probe input ({str(exc).strip()[:300]}); re-export the bundle"
+                f"{where}: fails on a probe input ({brief(exc)}); re-export the bundle"
             ) from None
         if shape != (1, len(self.labels)):
             raise BundleError(
@@ -283,6 +283,8 @@ def load(
     activation memory; "auto" = 256 on the CPU and no limit on CUDA; None = no limit.
     spin: let idle ONNX Runtime threads spin (lower latency); turn off when sharing cores.
     Texts longer than the bundle's max_length are truncated.
+    A bundle that is damaged, or whose parts do not fit together, raises BundleError here; a failure
+    of ONNX Runtime or tokenizers on some later input raises InferenceError (a BundleError).
     """
     return Classifier(bundle, providers=providers, threads=threads, batch_size=batch_size, spin=spin,
                       max_batch_tokens=max_batch_tokens)
