@@ -14,6 +14,7 @@ from .errors import (
     ConfigError,
     DataError,
     ExportError,
+    InferenceError,
     LpmEdgeError,
     MissingDependencyError,
     ParityError,
@@ -53,7 +54,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AccuracyBudgetError", "BundleError", "Classifier", "ConfigError", "DataError", "ExportError",
+    "AccuracyBudgetError", "BundleError", "Classifier", "ConfigError", "DataError", "ExportError", "InferenceError",
     "LpmEdgeError", "MissingDependencyError", "ParityError", "Prediction", "ProviderError", "Recipe",
     "TrainConfig", "bench", "export", "load", "load_dataset", "train", "__version__",
 ]

@@ -35,6 +35,10 @@ TOKENIZER_FILE = "tokenizer.json"
 # Bounds for .zip bundles: a MiniLM fp32 bundle is ~90 MB; a BERT-large fp32 one ~1.3 GB.
 MAX_ZIP_BYTES = 4 * 1024**3
 MAX_ZIP_FILES = 64
+# Bundle files compress little (deflate, measured on an all-MiniLM-L6-v2 cpu-int8 bundle: model.onnx
+# 1.27x, tokenizer.json 3.42x); a member inflating more than this is refused, unless small enough to be harmless.
+MAX_ZIP_RATIO = 20
+ZIP_RATIO_FREE_BYTES = 1024**2
 MAX_MANIFEST_BYTES = 1024**2
 TASKS = ("text-classification",)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -243,15 +247,40 @@ def read_manifest(directory: Path) -> Manifest:
     safe_member(directory, MANIFEST)  # a symlink leading out of the bundle is refused
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{path}: {path.stat().st_size} bytes is too large for a manifest")
+    return parse_manifest(path.read_bytes(), str(path))
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers disagree on which of two equal keys wins (Python's json the last, others the first):
+    # what one tool inspects must be what loads.
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def parse_manifest(data: bytes, where: str = MANIFEST) -> Manifest:
+    """Parse and validate manifest bytes; raise BundleError naming `where` and the first problem."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        parsed = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise BundleError(
+            f"{where}: the key {str(exc.args[0])[:100]!r} appears twice in one object; refusing an ambiguous "
+            "manifest (re-export the bundle)"
+        ) from None
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad UTF-8, bad JSON and integers too long to convert;
         # RecursionError comes from deeply nested arrays or objects.
         raise BundleError(
-            f"{path}: not valid JSON ({str(exc)[:200]}); the bundle is corrupted, re-export it"
+            f"{where}: not valid JSON ({str(exc)[:200]}); the bundle is corrupted, re-export it"
         ) from None
-    return Manifest.from_dict(data, where=str(path))
+    return Manifest.from_dict(parsed, where=where)
 
 
 def _listed_file(directory: Path, name: str) -> Path:
@@ -334,7 +363,12 @@ def opened(bundle: str | os.PathLike[str], check_files: bool = True) -> Iterator
 
 
 def extract_zip(archive: Path, target: Path) -> None:
-    """Extract a .zip bundle with bounded size and file count and no path traversal."""
+    """Extract a .zip bundle's manifest and the files it lists, nothing else, into `target`.
+
+    The archive is bounded in file count, every member name must stay inside the bundle, and each
+    extracted member in size (its real bytes counted against its header) and compression ratio.
+    The bundle's files may sit at the top of the archive or inside one folder (`zip -r b.zip b/`).
+    """
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
@@ -347,19 +381,63 @@ def extract_zip(archive: Path, target: Path) -> None:
         if len(set(names)) != len(names):
             # Tools disagree on which duplicate wins; what one inspects must be what loads.
             raise BundleError(f"{archive}: a member name appears twice; re-pack the bundle")
-        total = sum(m.file_size for m in members)
+        for name in names:  # a name that leaves the bundle marks a hostile archive, listed or not
+            if not name or "\x00" in name or name.startswith("/") or "\\" in name or ".." in PurePosixPath(name).parts:
+                raise BundleError(f"{archive}: member {name[:200]!r} is outside the bundle; refusing the archive")
+        by_name = {m.filename: m for m in members}
+        prefix = _zip_prefix(archive, by_name)
+        manifest_member = by_name[prefix + MANIFEST]
+        if manifest_member.file_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{archive}: {manifest_member.file_size} bytes is too large for a manifest")
+        _extract_checked(archive, zf, manifest_member, target / MANIFEST)
+        manifest = parse_manifest((target / MANIFEST).read_bytes(), f"{archive}: {manifest_member.filename}")
+        listed = []
+        for name in manifest.files:
+            member = by_name.get(prefix + name)
+            if member is None:
+                raise BundleError(f"{archive}: lacks {prefix + name}, listed in its manifest; re-pack the bundle")
+            listed.append((name, member))
+        total = manifest_member.file_size + sum(m.file_size for _, m in listed)
         if total > MAX_ZIP_BYTES:
             raise BundleError(f"{archive}: unpacks to {total} bytes, above the {MAX_ZIP_BYTES} limit")
-        for member in members:
-            dest = safe_member(target, member.filename)
-            try:
-                _extract_member(zf, member, dest)
-            except (zipfile.BadZipFile, EOFError, zlib.error, RuntimeError, NotImplementedError, OSError) as exc:
-                # RuntimeError: encrypted member; NotImplementedError: unknown compression method;
-                # OSError: a member clashing with a directory, or no room for it.
+        size = archive.stat().st_size
+        for name, member in listed:
+            if member.compress_size > size:
+                raise BundleError(f"{archive}: {member.filename}'s header claims {member.compress_size} compressed "
+                                  f"bytes in a {size}-byte file; re-pack the bundle")
+            if member.file_size > ZIP_RATIO_FREE_BYTES and member.file_size > MAX_ZIP_RATIO * member.compress_size:
                 raise BundleError(
-                    f"{archive}: cannot extract {member.filename} ({exc}); re-pack the bundle"
-                ) from None
+                    f"{archive}: {member.filename} inflates {member.compress_size} bytes to {member.file_size} "
+                    f"(ratio {member.file_size / max(member.compress_size, 1):.0f}, above {MAX_ZIP_RATIO}); "
+                    "bundle files do not compress that well, refusing a likely zip bomb"
+                )
+            _extract_checked(archive, zf, member, safe_member(target, name))
+
+
+def _zip_prefix(archive: Path, by_name: Mapping[str, zipfile.ZipInfo]) -> str:
+    """'' when the manifest is at the archive's top, 'FOLDER/' when it sits in one top-level folder."""
+    if MANIFEST in by_name:
+        return ""
+    nested = sorted(n for n in by_name if n.endswith("/" + MANIFEST) and n.count("/") == 1)
+    if len(nested) == 1:
+        return nested[0][: -len(MANIFEST)]
+    if nested:
+        raise BundleError(f"{archive}: holds several bundles ({', '.join(nested[:4])}); pack one bundle per .zip")
+    raise BundleError(
+        f"{archive} is not an lpm-edge bundle: no {MANIFEST} at its top or in one top-level folder; "
+        "make one with `lpm-edge export CHECKPOINT --out BUNDLE`"
+    )
+
+
+def _extract_checked(archive: Path, zf: zipfile.ZipFile, member: zipfile.ZipInfo, dest: Path) -> None:
+    try:
+        _extract_member(zf, member, dest)
+    except (zipfile.BadZipFile, EOFError, zlib.error, RuntimeError, NotImplementedError, OSError) as exc:
+        # RuntimeError: encrypted member; NotImplementedError: unknown compression method;
+        # OSError: a member clashing with a directory, or no room for it.
+        raise BundleError(
+            f"{archive}: cannot extract {member.filename} ({exc}); re-pack the bundle"
+        ) from None
 
 
 def _extract_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, dest: Path) -> None:

@@ -324,7 +324,7 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
                           if manifest.fallback_file else None),
         "files_bytes": sizes,
         "total_bytes": sum(v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)),
-        "source": _dig(manifest.source, "checkpoint"), "parameters": _dig(manifest.source, "parameters"),
+        "source": _dig(manifest.source, "checkpoint", "name") or _dig(manifest.source, "checkpoint"), "parameters": _dig(manifest.source, "parameters"),
         "fusion": _dig(manifest.build, "stages", "fusion", "counts"), "metrics": dict(manifest.metrics),
         "compression": _dig(manifest.source, "compression") or {},
         "created": _dig(manifest.build, "created"), "lpm_edge": _dig(manifest.build, "lpm_edge"),

@@ -19,6 +19,10 @@ class BundleError(LpmEdgeError):
     """A bundle is missing, corrupted, tampered with, or of an unknown schema."""
 
 
+class InferenceError(BundleError):
+    """A loaded bundle's tokenizer or graph failed on some input (the bundle, not the input, is at fault)."""
+
+
 class ExportError(LpmEdgeError):
     """The export could not produce a bundle."""
 
@@ -45,6 +49,11 @@ class MissingDependencyError(LpmEdgeError):
     def __init__(self, what: str, install: str) -> None:
         super().__init__(f"{what} is not installed; install it with: {install}")
         self.install = install
+
+
+def brief(exc: BaseException, limit: int = 300) -> str:
+    """A third-party exception's message on one line (ONNX Runtime's span several), cut to `limit`."""
+    return " ".join(str(exc).split())[:limit]
 
 
 def require(module: str, extra: str) -> None:

@@ -6,6 +6,7 @@ No downloads: the vocabulary is made from the test's own texts, the model from a
 from __future__ import annotations
 
 import csv
+import os
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -43,6 +44,7 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 def make_tiny_model(directory: Path, layers: int = 2, hidden: int = 32, heads: int = 4, ffn: int = 64) -> Path:
     """A randomly initialised BERT classifier with a WordPiece vocabulary of the test words."""
+    pytest.importorskip("torch", reason="needs the export extra (torch); runtime-only environment")
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
@@ -110,18 +112,29 @@ def tiny_train_config(out: Path, model: Path, data: Path, **changes: Any) -> "Tr
     return TrainConfig(**{**settings, **changes})
 
 
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Path:
+# The tiny bundles by fixture name's suffix and recipe; tests/build_tiny_bundles.py builds them ahead
+# of time for an environment without torch, which names their directory in LPM_EDGE_PREBUILT_BUNDLES.
+PREBUILT = {"int8": "cpu-int8", "fp32": "cpu-fp32"}
+
+
+def _tiny_bundle(name: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    prebuilt = os.environ.get("LPM_EDGE_PREBUILT_BUNDLES")
+    if prebuilt:
+        return Path(prebuilt) / name
     from lpm_edge.export import export
 
-    return export(tiny_checkpoint, tmp_path_factory.mktemp("bundles") / "int8", "cpu-int8")
+    checkpoint = request.getfixturevalue("tiny_checkpoint")
+    return export(checkpoint, tmp_path_factory.mktemp("bundles") / name, PREBUILT[name])
 
 
 @pytest.fixture(scope="session")
-def tiny_fp32_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Path:
-    from lpm_edge.export import export
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    return _tiny_bundle("int8", tmp_path_factory, request)
 
-    return export(tiny_checkpoint, tmp_path_factory.mktemp("bundles") / "fp32", "cpu-fp32")
+
+@pytest.fixture(scope="session")
+def tiny_fp32_bundle(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    return _tiny_bundle("fp32", tmp_path_factory, request)
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from ..data import Dataset, Split, load_dataset
 from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError, require
 from ..evaluate import accuracy
 from .onnx_graph import attention_shape, fuse, input_names, onnx_logits, quantize_dynamic_int8, to_onnx
+from .provenance import model_record
 from .recipe import Recipe, load_recipe
 
 log = logging.getLogger("lpm_edge.export")
@@ -412,8 +413,9 @@ def _manifest(
         pad_id=int(tokenizer.pad_token_id or 0),
         recipe=recipe.to_dict(),
         source={
-            "checkpoint": str(ckpt.resolve()),
-            "base_model": info.get("base_model"),
+            # Names and hashes, never the build machine's paths (a bundle ships to customers).
+            "checkpoint": model_record(ckpt),
+            "base_model": model_record(info.get("base_model")),
             "architecture": student.config.model_type,
             "parameters": int(sum(p.numel() for p in student.parameters())),
             "training": {k: info[k] for k in ("epochs_run", "steps", "test") if k in info},

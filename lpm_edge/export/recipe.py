@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -15,6 +15,11 @@ from typing import Any, Mapping
 
 from ..bundle import is_token_range
 from ..errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib is 3.11+; tomli is the same parser, published separately
+    import tomli as tomllib
 
 RECIPE_VERSION = 1
 

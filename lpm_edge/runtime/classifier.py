@@ -12,9 +12,9 @@ from typing import Any, Mapping, Sequence, overload
 import numpy as np
 
 from .. import bundle as _bundle
-from ..errors import BundleError, ConfigError, MissingDependencyError
+from ..errors import BundleError, ConfigError, InferenceError, MissingDependencyError, brief
 from . import providers as _providers
-from .tokenize import PROBE, check_texts, encode_batch, length_batches, load_tokenizer, pad_batch
+from .tokenize import PROBE, check_texts, encode_batch, largest_id, length_batches, load_tokenizer, pad_batch
 
 log = logging.getLogger("lpm_edge.runtime")
 
@@ -24,6 +24,9 @@ log = logging.getLogger("lpm_edge.runtime")
 # memory). On CUDA larger batches do pay, so "auto" leaves them at `batch_size` texts there.
 CPU_BATCH_TOKENS = 256
 BATCH_SIZE = 32  # texts per model call by default
+# The longest input run at load to check the graph takes the manifest's max_length; BERT-family
+# encoders have 512 positions, and longer probes would make loading slow.
+PROBE_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class Classifier:
         self.max_length = manifest.max_length
         self.batch_size = batch_size
         self._tokenizer = load_tokenizer(tok_bytes, manifest.max_length, f"{self.path}/{manifest.tokenizer_file}")
+        # Every id the tokenizer can emit, and the padding id, must index the graph's embedding table.
+        self._largest_id = max(largest_id(self._tokenizer), manifest.pad_id)
 
         self.providers: tuple[str, ...] = tuple(self._session.get_providers())
         if max_batch_tokens == "auto":
@@ -95,6 +100,9 @@ class Classifier:
             )
         self._inputs = names
         self._output = manifest.outputs[0]
+        # The probes below expect failures from a bad bundle: ONNX Runtime should not also log them.
+        self._quiet = ort.RunOptions()
+        self._quiet.log_severity_level = 4  # fatal only
         self._check_model()
 
     def _open_session(
@@ -143,16 +151,39 @@ class Classifier:
         # load, as a BundleError, rather than inside some later request.
         try:
             (_, feed), = self.encode([PROBE])
-            shape = session.run([self._output], feed)[0].shape
+            shape = session.run([self._output], feed, self._quiet)[0].shape
         except Exception as exc:  # tokenizers and ORT raise their own exception types
             raise BundleError(
-                f"{where}: fails on a probe input ({str(exc).strip()[:300]}); re-export the bundle"
+                f"{where}: fails on a probe input ({brief(exc)}); re-export the bundle"
             ) from None
         if shape != (1, len(self.labels)):
             raise BundleError(
                 f"{where}: gives output of shape {list(shape)} for one text; expected [1, {len(self.labels)}] "
                 f"for the manifest's {len(self.labels)} labels; re-export the bundle"
             )
+        # The probe text is short and uses a few ids: a tokenizer with ids past the graph's vocabulary,
+        # or a max_length past its positions, would pass it and fail later, on the first text holding
+        # such an id or that many tokens. Run the largest id the tokenizer can emit, then the longest
+        # input the manifest allows (up to PROBE_LENGTH tokens, to keep loading cheap).
+        if "input_ids" in feed:
+            top = {**feed, "input_ids": np.full_like(feed["input_ids"], self._largest_id)}
+            self._probe(session, top, where, f"the tokenizer can emit token id {self._largest_id} but the graph "
+                        "fails on it ({error}); its vocabulary is smaller than the tokenizer's. Ship the tokenizer "
+                        "the model was exported with (re-export the bundle)")
+        width = min(self.max_length, PROBE_LENGTH)
+        if width > next(iter(feed.values())).shape[1]:
+            long = {k: np.resize(v, (1, width)) for k, v in feed.items()}  # the probe's tokens, repeated
+            if "attention_mask" in long:
+                long["attention_mask"] = np.ones_like(long["attention_mask"])
+            self._probe(session, long, where, f"fails on an input of {width} tokens ({{error}}), which the "
+                        f"manifest's max_length {self.max_length} allows; the graph takes fewer positions. "
+                        "Re-export the bundle with a max_length the model supports")
+
+    def _probe(self, session: Any, feed: Mapping[str, np.ndarray], where: str, message: str) -> None:
+        try:
+            session.run([self._output], dict(feed), self._quiet)
+        except Exception as exc:  # ORT raises its own pybind types
+            raise BundleError(f"{where}: " + message.format(error=brief(exc, 200))) from None
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.path)!r}, labels={list(self.labels)}, providers={list(self.providers)})"
@@ -164,7 +195,10 @@ class Classifier:
         A batch holds at most `batch_size` texts and, when `max_batch_tokens` is set, at most that
         many tokens once padded (a single longer text still gets a batch of its own).
         """
-        encodings = encode_batch(self._tokenizer, list(texts))
+        try:
+            encodings = encode_batch(self._tokenizer, list(texts))
+        except InferenceError as exc:
+            raise InferenceError(f"{self.path}: {exc}") from None
         groups = length_batches([len(e.ids) for e in encodings], self.batch_size, self.max_batch_tokens,
                                 self.manifest.graph_for if self.manifest.fallback_file else None)
         return [
@@ -174,8 +208,16 @@ class Classifier:
 
     def run(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
         """Model only: one padded batch in, logits (B, labels) out (on the graph for its length)."""
-        width = next(iter(feed.values())).shape[1]
-        return self._sessions[self.manifest.graph_for(width)].run([self._output], dict(feed))[0]
+        shape = next(iter(feed.values())).shape
+        name = self.manifest.graph_for(shape[1])
+        try:
+            return self._sessions[name].run([self._output], dict(feed))[0]
+        except Exception as exc:  # ORT raises its own pybind types (InvalidArgument, Fail, ...)
+            raise InferenceError(
+                f"{self.path}/{name}: ONNX Runtime failed on a batch of {shape[0]} texts x {shape[1]} tokens "
+                f"({brief(exc)}); when the batch came from this classifier's own tokenizer, the "
+                "bundle is at fault: re-export it"
+            ) from None
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits (n, labels) in input order."""
@@ -241,6 +283,8 @@ def load(
     activation memory; "auto" = 256 on the CPU and no limit on CUDA; None = no limit.
     spin: let idle ONNX Runtime threads spin (lower latency); turn off when sharing cores.
     Texts longer than the bundle's max_length are truncated.
+    A bundle that is damaged, or whose parts do not fit together, raises BundleError here; a failure
+    of ONNX Runtime or tokenizers on some later input raises InferenceError (a BundleError).
     """
     return Classifier(bundle, providers=providers, threads=threads, batch_size=batch_size, spin=spin,
                       max_batch_tokens=max_batch_tokens)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Callable, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..errors import BundleError
+from ..errors import BundleError, InferenceError, brief
 
 # Ordinary letters plus a character few vocabularies hold, so that the unknown-token path runs too.
 PROBE = "probe \u2603"
@@ -42,6 +43,30 @@ def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
     return tokenizer
 
 
+def largest_id(tokenizer: Tokenizer) -> int:
+    """The largest token id `tokenizer` can emit: its vocabulary, added tokens, and the ids a
+    post-processor inserts (written in tokenizer.json as numbers, unchecked against the vocabulary)."""
+    top = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=0)
+    processor = None
+    if tokenizer.post_processor is not None:
+        # The post-processor's own JSON (small), not the whole tokenizer.json again (~20 ms for BERT's).
+        processor = json.loads(tokenizer.post_processor.__getstate__())
+    stack = [processor]
+    while stack:  # TemplateProcessing: special_tokens.*.ids; Bert/RobertaProcessing: cls/sep = [token, id]
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "ids" and isinstance(value, list):
+                    top = max([top, *(v for v in value if isinstance(v, int))])
+                elif key in ("cls", "sep") and isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+                    top = max(top, value[1])
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return top
+
+
 def check_texts(texts: Sequence[object]) -> None:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
@@ -54,9 +79,13 @@ def encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list:
         return tokenizer.encode_batch(texts)
     except BaseException as exc:
         if _is_panic(exc):
-            raise BundleError(f"the bundle's tokenizer crashed ({str(exc)[:200]}); re-export the bundle") from None
+            raise InferenceError(f"the bundle's tokenizer crashed ({brief(exc, 200)}); re-export the bundle") from None
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt, SystemExit
         if not isinstance(exc, TypeError):
-            raise
+            raise InferenceError(
+                f"the bundle's tokenizer failed on a batch of {len(texts)} texts ({brief(exc, 200)})"
+            ) from None
         # tokenizers refuses a str holding lone surrogates (e.g. bytes decoded with
         # surrogateescape) with a message that names neither the text nor the reason.
         for i, t in enumerate(texts):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import onnx
 import pytest
+
+onnx = pytest.importorskip("onnx", reason="editing a graph needs the export extra (onnx)")
 
 import lpm_edge
 from lpm_edge.bundle import FALLBACK_FILE, file_entry

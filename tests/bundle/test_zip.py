@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import struct
 import tempfile
 import zipfile
@@ -102,13 +105,28 @@ def test_declared_size_bomb_is_refused_before_extraction(packed, tmp_path):
         lpm_edge.load(bomb, providers="cpu")
 
 
-def test_real_compression_bomb_is_refused(packed, tmp_path, monkeypatch):
-    # 64 MiB of zeros deflate to ~64 KiB; a lowered limit stands in for the 4 GiB one.
+def test_real_compression_bomb_is_refused(tiny_bundle, tmp_path, monkeypatch):
+    # 64 MiB of zeros deflate to ~64 KiB; a lowered limit stands in for the 4 GiB one. The bomb is a
+    # listed file (with its true hash): an unlisted member is never extracted at all.
     monkeypatch.setattr(_bundle, "MAX_ZIP_BYTES", 16 * 1024**2)
-    bomb = _rezip(packed, tmp_path / "bomb.zip", {"padding.bin": bytes(64 * 1024**2)})
+    src = Path(shutil.copytree(tiny_bundle, tmp_path / "src"))
+    with open(src / "tokenizer.json", "ab") as f:
+        f.write(bytes(64 * 1024**2))
+    _relist(src, "tokenizer.json")
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in src.iterdir():
+            zf.write(path, path.name)
     assert bomb.stat().st_size < 1024**2
     with pytest.raises(BundleError, match="above the .* limit"):
         lpm_edge.load(bomb, providers="cpu")
+
+
+def _relist(bundle: Path, name: str) -> None:
+    """List `name` in the manifest with its current sha256."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": hashlib.sha256((bundle / name).read_bytes()).hexdigest()}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_member_larger_than_its_header_is_refused(packed, tmp_path):
@@ -164,10 +182,23 @@ def test_unknown_compression_method_is_refused(packed, tmp_path):
         lpm_edge.load(odd, providers="cpu")
 
 
-def test_member_colliding_with_a_directory_is_refused(packed, tmp_path):
-    clash = _rezip(packed, tmp_path / "clash.zip", {"model.onnx/inner": b"x"})
-    with pytest.raises(BundleError):
+def test_member_colliding_with_a_directory_is_refused(tiny_bundle, tmp_path):
+    src = Path(shutil.copytree(tiny_bundle, tmp_path / "src"))
+    clash = tmp_path / "clash.zip"
+    with zipfile.ZipFile(clash, "w") as zf:
+        zf.writestr("model.onnx/inner", b"x")
+        manifest = json.loads((src / "manifest.json").read_text())
+        manifest["files"]["model.onnx/inner"] = {"sha256": hashlib.sha256(b"x").hexdigest()}
+        zf.writestr("manifest.json", json.dumps(manifest))
+        for name in ("model.onnx", "tokenizer.json"):
+            zf.write(src / name, name)
+    with pytest.raises(BundleError, match="model.onnx"):
         lpm_edge.load(clash, providers="cpu")
+
+
+def test_unlisted_member_colliding_with_a_listed_one_is_ignored(packed, tmp_path):
+    clash = _rezip(packed, tmp_path / "clash.zip", {"model.onnx/inner": b"x"})
+    assert lpm_edge.load(clash, providers="cpu").predict("good film").label in ("neg", "pos")
 
 
 def test_zip_without_manifest_is_refused(tmp_path):
