@@ -29,7 +29,8 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
 
     started = time.perf_counter()
     p, d = recipe.prune, recipe.distill
-    max_length = min(recipe.max_length, getattr(model.config, "max_position_embeddings", 512))
+    fam = _prune.family(model)
+    max_length = min(recipe.max_length, fam.max_length(model.config))
     device = pick_device()
     student = copy.deepcopy(model).eval()
     before = _prune.shape(student) if (p.heads or p.ffn or p.layers is not None) else None
@@ -45,8 +46,12 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
             head_scores, ffn_scores = _prune.gradient_importance(student, batches)
         else:
             head_scores, ffn_scores = _prune.magnitude_importance(student)
-        keep_layers = _keep_layers(student, p, batches, before["layers"])
-        plan = _prune.plan(head_scores, ffn_scores, p.heads, p.ffn, keep_layers)
+        # What the family cannot lose stays (check_capabilities said so before any work).
+        skipped = {k: why for k, why in (("heads", fam.no_heads if p.heads else ""),
+                                         ("layers", fam.no_layers if p.layers is not None else "")) if why}
+        keep_layers = tuple(range(before["layers"])) if "layers" in skipped else _keep_layers(
+            student, p, batches, before["layers"])
+        plan = _prune.plan(head_scores, ffn_scores, 0.0 if "heads" in skipped else p.heads, p.ffn, keep_layers)
         _prune.apply(student, plan)
         student.to("cpu").eval()
         after = _prune.shape(student)
@@ -56,6 +61,7 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
             "kept_layers": list(plan.keep_layers),
             "pruned_heads": {str(k): list(v) for k, v in plan.drop_heads.items()},
             **{k: {"before": before[k], "after": after[k]} for k in ("layers", "heads", "ffn")},
+            **({"skipped": skipped} if skipped else {}),
         })
         log.info("pruned: layers %d -> %d, heads/layer %d -> %d, FFN %d -> %d, parameters %.2fM -> %.2fM",
                  before["layers"], after["layers"], before["heads"], after["heads"], before["ffn"], after["ffn"],
