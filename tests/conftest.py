@@ -141,15 +141,16 @@ FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", 
 
 def make_tiny_family_model(
     directory: Path, model_type: str, layers: int = 2, hidden: int = 32, heads: int = 4, ffn: int = 64,
+    vocab_size: int | None = None,
 ) -> Path:
     """A randomly initialised classifier of `model_type` (one of FAMILIES) with the test words'
     WordPiece vocabulary. Families whose models take no token_type_ids get a tokenizer without them,
-    as their own tokenizers are."""
+    as their own tokenizers are. vocab_size: embedding rows, if more than the tokenizer's (benchmarks)."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     make_tiny_model(directory, layers, hidden, heads, ffn)  # the tokenizer, and the bert model
-    if model_type == "bert":
+    if model_type == "bert" and vocab_size is None:
         return directory
     tokenizer = AutoTokenizer.from_pretrained(directory)
     ids = {k: tokenizer.convert_tokens_to_ids(t) for k, t in (("pad", "[PAD]"), ("cls", "[CLS]"), ("sep", "[SEP]"))}
@@ -159,6 +160,7 @@ def make_tiny_family_model(
         # position ids start after the padding index, as in the released checkpoints
         "roberta": dict(type_vocab_size=1, max_position_embeddings=128 + ids["pad"] + 1),
         "xlm-roberta": dict(type_vocab_size=1, max_position_embeddings=128 + ids["pad"] + 1),
+        "bert": {},
         "electra": dict(embedding_size=hidden),
         "distilbert": dict(dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=ffn),
         "mpnet": dict(max_position_embeddings=128 + ids["pad"] + 1),
@@ -170,7 +172,7 @@ def make_tiny_family_model(
                            eos_token_id=ids["sep"], cls_token_id=ids["cls"], sep_token_id=ids["sep"]),
     }[model_type]
     config = AutoConfig.for_model(
-        model_type, vocab_size=tokenizer.vocab_size, pad_token_id=ids["pad"], num_labels=2,
+        model_type, vocab_size=max(vocab_size or 0, tokenizer.vocab_size), pad_token_id=ids["pad"], num_labels=2,
         id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)}, **{**shape, **extra},
     )
     torch.manual_seed(0)
@@ -182,3 +184,9 @@ def make_tiny_family_model(
         old.unlink()
     model.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def family_model() -> Callable[..., Path]:
+    """make_tiny_family_model, for test modules (they cannot import conftest in importlib mode)."""
+    return make_tiny_family_model

@@ -118,8 +118,9 @@ def quantize_dynamic_int8(
     from onnxruntime.quantization.registry import IntegerOpsRegistry
 
     prepared = work / "preprocessed.onnx"
-    # Shape inference first: without it, fused graphs fail with "Unable to find data type".
-    quant_pre_process(str(src), str(prepared), skip_optimization=True)
+    # Shape inference first: without it, fused graphs fail with "Unable to find data type". auto_merge
+    # (as the static path has it): DeBERTa's relative positions otherwise leave it "incomplete".
+    quant_pre_process(str(src), str(prepared), skip_optimization=True, auto_merge=True)
     op_types = [op for op in IntegerOpsRegistry if op not in set(exclude_op_types)]
     quantize_dynamic(
         str(prepared), str(dst), op_types_to_quantize=op_types, per_channel=per_channel,

@@ -1,0 +1,179 @@
+"""Every encoder family: adapters prune exactly what they should, and each family goes through
+train, every CPU recipe, parity, runtime load and predict (tiny random models built here)."""
+
+import copy
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+import lpm_edge
+from lpm_edge.errors import ConfigError
+from lpm_edge.export import export, load_recipe
+from lpm_edge.export import prune as P
+from lpm_edge.export.recipe import DistillConfig
+from lpm_edge.families import adapter_for, check_capabilities
+from lpm_edge.reference import TorchClassifier
+
+TEXTS = ["a really great film", "awful boring plot", "the movie was fine", "dull and very poor acting",
+         "superb lovely story " * 20, ""]
+FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", "deberta-v2", "modernbert")
+NO_HEADS = {"mpnet", "deberta-v2", "modernbert"}  # families whose heads stay (see each adapter's no_heads)
+NO_LAYERS = {"modernbert"}
+ATTENTION_FUSED = {"bert", "roberta", "xlm-roberta", "electra", "distilbert"}
+
+
+def _model(path, family):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        path, attn_implementation=adapter_for(family).attn_implementation).eval()
+
+
+def _load(path, family):
+    from transformers import AutoTokenizer
+
+    return _model(path, family), AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def tiny_family(request, tmp_path_factory, family_model):
+    family = request.param
+    return family, family_model(tmp_path_factory.mktemp("families") / family, family, layers=3)
+
+
+def test_pruning_removes_exactly_what_it_should(tiny_family, tmp_path):
+    family, path = tiny_family
+    model, tokenizer = _load(path, family)
+    fam = adapter_for(family)
+    x = dict(tokenizer(TEXTS[:4], padding=True, return_tensors="pt"))
+    heads, ffn = P.gradient_importance(model, [(x, torch.tensor([1, 0, 1, 0]))])
+    assert heads.shape == (3, 4) and ffn.shape == (3, 64) and (heads > 0).any() and (ffn > 0).any()
+    keep_layers = (0, 1, 2) if family in NO_LAYERS else (0, 2)
+    plan = P.plan(heads, ffn, 0.0 if family in NO_HEADS else 0.5, 0.25, keep_layers)
+    student = copy.deepcopy(model)
+    P.apply(student, plan)
+
+    heads_left = 4 if family in NO_HEADS else 2
+    assert P.shape(student)["layers"] == len(keep_layers) and P.shape(student)["heads"] == heads_left
+    for layer, keep in zip(fam.layers(student), plan.keep_neurons):
+        assert len(keep) == 48
+        assert layer.get_submodule(fam.ffn_out).weight.shape == (32, 48)  # (hidden, I')
+        gated = 2 if family == "modernbert" else 1  # ModernBERT's Wi holds input and gate halves
+        assert layer.get_submodule(fam.ffn_in).weight.shape == (48 * gated, 32)
+        assert layer.get_submodule(fam.attn_out).weight.shape == (32, heads_left * 8)  # head size 8
+    # the kept neurons are the original ones: the first kept layer's FFN input rows are a subset
+    old = fam.layers(model)[keep_layers[0]].get_submodule(fam.ffn_out).weight[:, list(plan.keep_neurons[0])]
+    torch.testing.assert_close(fam.layers(student)[0].get_submodule(fam.ffn_out).weight, old)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), _model(path, family).state_dict().values()))
+
+    student.save_pretrained(tmp_path)  # still loadable, same function
+    loaded = _model(tmp_path, family)
+    assert P.shape(loaded) == P.shape(student)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**x).logits, student(**x).logits)
+
+
+def test_magnitude_importance_finds_a_dead_neuron(tiny_family):
+    family, path = tiny_family
+    model = _model(path, family)
+    fam = adapter_for(family)
+    with torch.no_grad():
+        fam.layers(model)[1].get_submodule(fam.ffn_out).weight[:, 5] = 0  # neuron 5 reaches nothing
+    heads, ffn = P.magnitude_importance(model)
+    assert heads.shape == (3, 4) and ffn[1, 5] == ffn[1].min() == 0
+
+
+def test_heads_of_a_family_that_keeps_them_are_refused(tiny_family):
+    family, path = tiny_family
+    if family not in NO_HEADS:
+        pytest.skip("this family's heads can be pruned")
+    model = _model(path, family)
+    plan = P.PrunePlan((0, 1, 2), {0: (1,), 1: (1,), 2: (1,)}, tuple(tuple(range(64)) for _ in range(3)))
+    with pytest.raises(lpm_edge.errors.ExportError, match="keep their heads"):
+        P.apply(model, plan)
+
+
+def test_unknown_family_is_refused_with_the_supported_ones():
+    with pytest.raises(ConfigError, match="'albert'.*use one of .*distilbert.*modernbert"):
+        adapter_for({"model_type": "albert"})
+
+
+def test_capabilities_say_what_a_recipe_skips(caplog):
+    recipe = load_recipe("cpu-pruned-int8")
+    with caplog.at_level(logging.WARNING, logger="lpm_edge.families"):
+        notes = check_capabilities({"model_type": "modernbert"}, recipe)
+    assert any("prune.heads" in n and "heads stay" in n for n in notes)
+    assert any("prune.layers" in n for n in notes) and any("Attention" in n for n in notes)
+    assert len(caplog.records) == len(notes)
+    assert check_capabilities({"model_type": "bert"}, recipe) == []
+
+
+def test_train_refuses_a_family_export_cannot_handle(tmp_path, tiny_model):
+    from lpm_edge.train import resolve_model_dir
+
+    bad = tmp_path / "albert"
+    bad.mkdir()
+    for f in tiny_model.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    config = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**config, "model_type": "albert"}))
+    with pytest.raises(ConfigError, match="no family adapter"):
+        resolve_model_dir(bad)
+
+
+# -- every family through train and each CPU recipe (slow) ---------------------------------------
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family_checkpoint(request, tmp_path_factory, family_model, tiny_config):
+    from lpm_edge.train import train
+
+    family = request.param
+    root = tmp_path_factory.mktemp(f"family-{family}")
+    model = family_model(root / "model", family)
+    return family, train(tiny_config(root / "checkpoint", model=model))
+
+
+def _recipe(name):
+    recipe = load_recipe(name)
+    if recipe.distill.steps:  # the shipped step budget is for MiniLM; a tiny model needs few
+        recipe = recipe.replace(distill=DistillConfig(**{**recipe.distill.__dict__, "steps": 40}))
+    return recipe
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["cpu-fp32", "cpu-int8", "cpu-pruned-int8"])
+def test_family_exports_passes_parity_and_predicts(family_checkpoint, recipe, tmp_path, caplog):
+    family, ckpt = family_checkpoint
+    with caplog.at_level(logging.INFO, logger="lpm_edge"):
+        out = export(ckpt, tmp_path / recipe, _recipe(recipe))
+    m = json.loads((out / "manifest.json").read_text())
+    stages = m["build"]["stages"]
+    assert all(v <= 1e-3 for v in stages["fp32_parity_max_abs_diff"].values())
+    assert m["metrics"]["parity"]["argmax_agreement"] >= 0.95
+    fusion = stages["fusion"]
+    assert fusion["family"] == adapter_for(family).name
+    if family in ATTENTION_FUSED:
+        assert fusion["counts"]["attention"] == m["source"]["compression"].get("layers", {}).get("after", 2)
+    else:  # no attention fusion, said in the log and the manifest
+        assert fusion["counts"]["attention"] == 0 and "Attention" in fusion["unfused"]
+        assert any(family in r.getMessage() and "attention stays unfused" in r.getMessage() for r in caplog.records)
+    assert fusion["counts"]["layernorm"] > 0 and fusion["counts"]["gelu"] > 0
+    has_types = family in ("bert", "electra")
+    assert ("token_type_ids" in m["model"]["inputs"]) == has_types
+
+    clf = lpm_edge.load(out, providers="cpu")
+    got = clf.logits(TEXTS)
+    assert got.shape == (len(TEXTS), 2) and np.isfinite(got).all()
+    expected = TorchClassifier(ckpt).logits(TEXTS)
+    if recipe == "cpu-fp32":
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    else:
+        assert (got.argmax(1) == expected.argmax(1)).mean() >= 5 / 6
+    if recipe == "cpu-pruned-int8":
+        c = m["source"]["compression"]
+        assert c["ffn"] == {"before": 64, "after": 32}
+        assert c["heads"]["after"] == (4 if family in NO_HEADS else 3)
+        assert ("skipped" in c) == (family in NO_HEADS)
