@@ -72,15 +72,20 @@ def _graphs(model: Any, tokenizer: Any, work: Path, tag: str) -> dict[str, Any]:
     return {"names": names, "fused": fused, "int8": int8, "fusion": fusion}
 
 
-def _median_ms(fn: Any, repeats: int) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+def _interleaved_ms(fns: dict[str, Any], repeats: int, block: int = 10) -> dict[str, float]:
+    """Median milliseconds per call of each callable. They take turns in blocks of `block` calls, in a
+    rotating order, so that machine load hits all alike and none always runs right after PyTorch
+    (the first ONNX Runtime calls after a PyTorch call were measured up to 3x slower)."""
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for round_ in range(-1, -(-repeats // block)):  # round -1 warms up
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            for _ in range(block):
+                start = time.perf_counter()
+                fns[name]()
+                if round_ >= 0:
+                    times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def measure(family: str, make: Any, work: Path, tokens: int, repeats: int) -> dict[str, Any]:
@@ -117,32 +122,36 @@ def measure(family: str, make: Any, work: Path, tokens: int, repeats: int) -> di
 
     torch.set_num_threads(1)
     with torch.inference_mode():
-        torch_ms = _median_ms(lambda: baseline(**inputs), repeats)
-    int8_ms = _median_ms(lambda: int8.run(["logits"], feeds), repeats)
-    pint8_ms = _median_ms(lambda: pint8.run(["logits"], feeds), repeats)
+        ms = _interleaved_ms({"torch": lambda: baseline(**inputs), "int8": lambda: int8.run(["logits"], feeds),
+                              "pruned_int8": lambda: pint8.run(["logits"], feeds)}, repeats)
     mb = lambda p: p.stat().st_size / 1e6  # noqa: E731
     return {
         "family": family, "adapter": fam.name, "attn_implementation": fam.attn_implementation,
         "fused_ops": g["fusion"]["operators"], "not_fused": g["fusion"]["not_fused"],
+        "no_fusion_for": [k for k in ("attention", "embed_layernorm") if k not in fam.fusion.expects],
         "parity_fp32": diff["fp32"], "parity_int8": diff["int8"],
         "mb_fp32": mb(g["fused"]), "mb_int8": mb(g["int8"]), "mb_pruned_int8": mb(gp["int8"]),
-        "pruned_shape": P.shape(pruned), "torch_ms": torch_ms, "int8_ms": int8_ms, "pruned_int8_ms": pint8_ms,
+        "pruned_shape": P.shape(pruned), "torch_ms": ms["torch"], "int8_ms": ms["int8"], "pruned_int8_ms": ms["pruned_int8"],
     }
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict[str, Any], seconds: float) -> str:
+    import os
+
     cpu = machine.get("cpu", {})
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         "# Encoder families: fusion, parity, size, batch-1 latency",
         "",
-        f"Machine: {cpu.get('model', '?')}, VNNI: {cpu.get('vnni', '?')}; {seconds:.0f} s in all. Random-initialised "
+        f"Machine: {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, VNNI: {cpu.get('vnni', '?')}; load average "
+        f"{load} at the end (a shared machine stretches long calls most: PyTorch's); {seconds:.0f} s in all. Random-initialised "
         f"classifiers, hidden {SHAPE['hidden']}, {SHAPE['layers']} layers, {SHAPE['heads']} heads, FFN {SHAPE['ffn']}, "
         f"{SHAPE['vocab_size']:,} embedding rows. Latency: batch 1, {args.tokens} tokens, one thread each, median of "
-        f"{args.repeats}, interleaved in one process. Parity: max |Δlogit| against PyTorch on that input.",
+        f"{args.repeats}, taking turns in blocks of 10 calls in one process. Parity: max |Δlogit| against PyTorch on that input.",
         "",
         f"Command: `PYTHONPATH=. python benchmarks/families.py --tokens {args.tokens} --repeats {args.repeats}`",
         "",
-        "| family | fused operators | not fused | parity fp32 / int8 | MB fp32 / int8 / pruned-int8 | pruned to "
+        "| family | fused operators | no ORT fusion for | parity fp32 / int8 | MB fp32 / int8 / pruned-int8 | pruned to "
         "(layers, heads, FFN) | PyTorch ms | int8 ms | pruned-int8 ms | int8 speed-up |",
         "|---|---|---|---|---|---|---:|---:|---:|---:|",
     ]
@@ -150,7 +159,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
         ops = ", ".join(f"{k} {v}" for k, v in sorted(r["fused_ops"].items()))
         s = r["pruned_shape"]
         lines.append(
-            f"| {r['family']} | {ops} | {', '.join(r['not_fused']) or '—'} | {r['parity_fp32']:.1e} / "
+            f"| {r['family']} | {ops} | {', '.join(r['no_fusion_for'] + r['not_fused']) or '—'} | {r['parity_fp32']:.1e} / "
             f"{r['parity_int8']:.3f} | {r['mb_fp32']:.1f} / {r['mb_int8']:.1f} / {r['mb_pruned_int8']:.1f} | "
             f"{s['layers']}, {s['heads']}, {s['ffn']} | {r['torch_ms']:.2f} | {r['int8_ms']:.2f} | "
             f"{r['pruned_int8_ms']:.2f} | {r['torch_ms'] / r['int8_ms']:.1f}× |")
