@@ -72,5 +72,6 @@ def _check_architecture(config_file: Path, config: object) -> None:
         )
     raise ConfigError(
         f"{config_file}: model_type {model_type!r} has no sequence-classification model in transformers; "
-        "use a BERT-family encoder (bert, distilbert, roberta, electra, ...)"
+        "use an encoder lpm-edge has a family adapter for (bert, distilbert, roberta, xlm-roberta, electra, mpnet, "
+        "deberta-v2, modernbert)"
     )

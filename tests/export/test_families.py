@@ -144,8 +144,8 @@ def _recipe(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["cpu-fp32", "cpu-int8", "cpu-pruned-int8"])
-def test_family_exports_passes_parity_and_predicts(family_checkpoint, recipe, tmp_path, caplog):
+@pytest.mark.parametrize("recipe", ["cpu-fp32", "cpu-int8", "cpu-pruned-int8", "cuda-fp16", "cuda-int8"])
+def test_family_exports_passes_parity_and_predicts(family_checkpoint, recipe, tmp_path, caplog, capsys):
     family, ckpt = family_checkpoint
     with caplog.at_level(logging.INFO, logger="lpm_edge"):
         out = export(ckpt, tmp_path / recipe, _recipe(recipe))
@@ -153,14 +153,24 @@ def test_family_exports_passes_parity_and_predicts(family_checkpoint, recipe, tm
     stages = m["build"]["stages"]
     assert all(v <= 1e-3 for v in stages["fp32_parity_max_abs_diff"].values())
     assert m["metrics"]["parity"]["argmax_agreement"] >= 0.95
-    fusion = stages["fusion"]
-    assert fusion["family"] == adapter_for(family).name
-    if family in ATTENTION_FUSED:
+    fusion = stages.get("fusion")
+    if fusion is None:  # cuda-int8: an unfused QDQ graph for TensorRT
+        assert recipe == "cuda-int8"
+    elif family in ATTENTION_FUSED:
         assert fusion["counts"]["attention"] == m["source"]["compression"].get("layers", {}).get("after", 2)
     else:  # no attention fusion, said in the log and the manifest
         assert fusion["counts"]["attention"] == 0 and "Attention" in fusion["unfused"]
         assert any(family in r.getMessage() and "attention stays unfused" in r.getMessage() for r in caplog.records)
-    assert fusion["counts"]["layernorm"] > 0 and fusion["counts"]["gelu"] > 0
+    if fusion is not None:
+        assert fusion["family"] == adapter_for(family).name
+        assert fusion["counts"]["layernorm"] > 0 and fusion["counts"]["gelu"] > 0
+        from lpm_edge.cli import main
+
+        assert main(["inspect", str(out)]) == 0
+        shown = capsys.readouterr().out
+        assert "fusions     " in shown and "SkipLayerNormalization" in shown
+        assert ("Attention" in shown.split("fusions")[1].splitlines()[0]) == (family in ATTENTION_FUSED)
+        assert ("unfused     " in shown) == bool(adapter_for(family).fusion.missing)
     has_types = family in ("bert", "electra")
     assert ("token_type_ids" in m["model"]["inputs"]) == has_types
 
