@@ -22,6 +22,8 @@ def input_names(model: Any, tokenizer: Any) -> list[str]:
 
     accepted = set(inspect.signature(model.forward).parameters)
     produced = set(tokenizer.model_input_names)
+    if getattr(model.config, "type_vocab_size", 1) == 0:  # DeBERTa-v3: takes token types and ignores them
+        accepted.discard("token_type_ids")
     names = [n for n in SUPPORTED_INPUTS if n in accepted and n in produced]
     if "input_ids" not in names:
         raise ExportError(f"model {type(model).__name__} does not take input_ids; not a text classifier")
@@ -53,7 +55,8 @@ def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int) -> None:
             return self.inner(**feeds).logits  # (B, labels)
 
     wrapper = Logits(model).eval()
-    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)  # (B, T)
+    # (B, T) each; token type 0 exists in every model (RoBERTa's table has only that one)
+    example = tuple((torch.zeros if n == "token_type_ids" else torch.ones)((2, 8), dtype=torch.long) for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes["logits"] = {0: "batch"}
     with torch.inference_mode(False), torch.no_grad():
@@ -62,6 +65,14 @@ def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int) -> None:
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     model.eval()  # export restores the modes modules had; keep what we run in eval
+    import onnx
+
+    declared = [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+    if declared != list(names):  # the exporter drops inputs the graph does not use
+        raise ExportError(
+            f"the exported graph takes {declared}, not {list(names)}: {type(model).__name__} ignores "
+            f"{sorted(set(names) - set(declared))}; please report this model type"
+        )
 
 
 def attention_shape(model: Any) -> tuple[int, int]:

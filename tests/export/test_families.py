@@ -187,3 +187,23 @@ def test_family_exports_passes_parity_and_predicts(family_checkpoint, recipe, tm
         assert c["ffn"] == {"before": 64, "after": 32}
         assert c["heads"]["after"] == (4 if family in NO_HEADS else 3)
         assert ("skipped" in c) == (family in NO_HEADS)
+
+
+@pytest.mark.parametrize("family, expected", [
+    ("deberta-v2", ["input_ids", "attention_mask"]),  # DeBERTa-v3's tokenizer makes token types; the model ignores them
+    ("roberta", ["input_ids", "attention_mask", "token_type_ids"]),  # a table of one type: zeros are valid
+    ("distilbert", ["input_ids", "attention_mask"]),  # forward() takes none
+])
+def test_graph_inputs_are_what_the_model_uses(family, expected, family_model, tmp_path):
+    import onnx
+    from transformers import AutoTokenizer
+
+    from lpm_edge.export.onnx_graph import input_names, to_onnx
+
+    path = family_model(tmp_path / family, family)
+    tokenizer = AutoTokenizer.from_pretrained(path, model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+    model = _model(path, family)
+    names = input_names(model, tokenizer)
+    assert names == expected
+    to_onnx(model, names, tmp_path / "raw.onnx", 17)
+    assert [i.name for i in onnx.load(str(tmp_path / "raw.onnx")).graph.input] == expected
