@@ -131,7 +131,8 @@ def measure(family: str, make: Any, work: Path, tokens: int, repeats: int) -> di
         "no_fusion_for": [k for k in ("attention", "embed_layernorm") if k not in fam.fusion.expects],
         "parity_fp32": diff["fp32"], "parity_int8": diff["int8"],
         "mb_fp32": mb(g["fused"]), "mb_int8": mb(g["int8"]), "mb_pruned_int8": mb(gp["int8"]),
-        "pruned_shape": P.shape(pruned), "torch_ms": ms["torch"], "int8_ms": ms["int8"], "pruned_int8_ms": ms["pruned_int8"],
+        "pruned_shape": P.shape(pruned),
+        "torch_ms": ms["torch"], "int8_ms": ms["int8"], "pruned_int8_ms": ms["pruned_int8"],
     }
 
 
@@ -144,10 +145,11 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
         "# Encoder families: fusion, parity, size, batch-1 latency",
         "",
         f"Machine: {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, VNNI: {cpu.get('vnni', '?')}; load average "
-        f"{load} at the end (a shared machine stretches long calls most: PyTorch's); {seconds:.0f} s in all. Random-initialised "
-        f"classifiers, hidden {SHAPE['hidden']}, {SHAPE['layers']} layers, {SHAPE['heads']} heads, FFN {SHAPE['ffn']}, "
-        f"{SHAPE['vocab_size']:,} embedding rows. Latency: batch 1, {args.tokens} tokens, one thread each, median of "
-        f"{args.repeats}, taking turns in blocks of 10 calls in one process. Parity: max |Δlogit| against PyTorch on that input.",
+        f"{load} at the end (a shared machine stretches long calls most: PyTorch's); {seconds:.0f} s in all. "
+        f"Random-initialised classifiers, hidden {SHAPE['hidden']}, {SHAPE['layers']} layers, {SHAPE['heads']} heads, "
+        f"FFN {SHAPE['ffn']}, {SHAPE['vocab_size']:,} embedding rows. Latency: batch 1, {args.tokens} tokens, one "
+        f"thread each, median of {args.repeats}, taking turns in blocks of 10 calls in one process. Parity: max "
+        "|Δlogit| against PyTorch on that input.",
         "",
         f"Command: `PYTHONPATH=. python benchmarks/families.py --tokens {args.tokens} --repeats {args.repeats}`",
         "",
@@ -158,8 +160,9 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
     for r in rows:
         ops = ", ".join(f"{k} {v}" for k, v in sorted(r["fused_ops"].items()))
         s = r["pruned_shape"]
+        unfused = ", ".join(r["no_fusion_for"] + r["not_fused"]) or "—"
         lines.append(
-            f"| {r['family']} | {ops} | {', '.join(r['no_fusion_for'] + r['not_fused']) or '—'} | {r['parity_fp32']:.1e} / "
+            f"| {r['family']} | {ops} | {unfused} | {r['parity_fp32']:.1e} / "
             f"{r['parity_int8']:.3f} | {r['mb_fp32']:.1f} / {r['mb_int8']:.1f} / {r['mb_pruned_int8']:.1f} | "
             f"{s['layers']}, {s['heads']}, {s['ffn']} | {r['torch_ms']:.2f} | {r['int8_ms']:.2f} | "
             f"{r['pruned_int8_ms']:.2f} | {r['torch_ms'] / r['int8_ms']:.1f}× |")

@@ -42,7 +42,8 @@ def family(model: Any) -> Family:
     try:
         return adapter_for(model.config)
     except ConfigError as exc:  # here it is the export that cannot go on
-        raise ExportError(f"structured pruning: {exc}. Remove [prune] from the recipe (distillation alone works)") from None
+        raise ExportError(
+            f"structured pruning: {exc}. Remove [prune] from the recipe (distillation alone works)") from None
 
 
 def encoder_layers(model: Any) -> Sequence[Any]:

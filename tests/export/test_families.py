@@ -67,7 +67,8 @@ def test_pruning_removes_exactly_what_it_should(tiny_family, tmp_path):
     # the kept neurons are the original ones: the first kept layer's FFN input rows are a subset
     old = fam.layers(model)[keep_layers[0]].get_submodule(fam.ffn_out).weight[:, list(plan.keep_neurons[0])]
     torch.testing.assert_close(fam.layers(student)[0].get_submodule(fam.ffn_out).weight, old)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), _model(path, family).state_dict().values()))
+    untouched = _model(path, family).state_dict()
+    assert all(torch.equal(v, untouched[k]) for k, v in model.state_dict().items())
 
     student.save_pretrained(tmp_path)  # still loadable, same function
     loaded = _model(tmp_path, family)
@@ -207,3 +208,15 @@ def test_graph_inputs_are_what_the_model_uses(family, expected, family_model, tm
     assert names == expected
     to_onnx(model, names, tmp_path / "raw.onnx", 17)
     assert [i.name for i in onnx.load(str(tmp_path / "raw.onnx")).graph.input] == expected
+
+
+def test_export_refuses_an_unknown_family_before_any_work(tiny_checkpoint, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "albert"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**config, "model_type": "albert"}))
+    with pytest.raises(ConfigError, match="'albert'.*no family adapter"):
+        export(ckpt, tmp_path / "out", "cpu-int8")
+    assert not (tmp_path / "out").exists()
