@@ -5,7 +5,7 @@ One small random-initialised classifier per family, all of the same shape (hidde
 random weights time the same). Each is exported as the export pipeline does it, with its family
 adapter's attention implementation and fusion settings: fp32 (fused), dynamic int8 per-channel,
 and pruned int8 (a third of the heads where the family can lose them, half the FFN, 4 -> 3
-layers where it can, by weight magnitude, no distillation). Latency: the int8 graph in ONNX
+layers, by weight magnitude, no distillation). Latency: the int8 graph in ONNX
 Runtime against the same model in PyTorch (the family's default attention), batch 1, one
 thread each, interleaved in one process, median of --repeats runs.
 
@@ -94,6 +94,8 @@ def measure(family: str, make: Any, work: Path, tokens: int, repeats: int) -> di
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from lpm_edge.export import prune as P
+    from lpm_edge.export.compress import _keep_layers
+    from lpm_edge.export.recipe import PruneConfig
     from lpm_edge.families import adapter_for
 
     fam = adapter_for(family)
@@ -105,7 +107,8 @@ def measure(family: str, make: Any, work: Path, tokens: int, repeats: int) -> di
 
     pruned = copy.deepcopy(model)
     heads, ffn = P.magnitude_importance(pruned)
-    keep = tuple(range(SHAPE["layers"])) if fam.no_layers else P.evenly_spaced(SHAPE["layers"], 3)
+    keep = _keep_layers(pruned, PruneConfig(layers=3, layer_selection="even"), [], SHAPE["layers"],
+                        fam.layer_period(pruned.config))  # as the export chooses them
     P.apply(pruned, P.plan(heads, ffn, 0.0 if fam.no_heads else 0.334, 0.5, keep))
     gp = _graphs(pruned, tokenizer, work, family + "-pruned")
 

@@ -84,6 +84,11 @@ class Family:
                 if hasattr(module, "layer_idx"):
                     module.layer_idx = new
 
+    def layer_period(self, config: Any) -> int:
+        """Layers are removed in whole blocks of this many consecutive layers (block 0 always stays)
+        when a layer's position decides its kind; 1 = any layer alone."""
+        return 1
+
     def heads(self, layer: Any) -> int:
         owner, _, attr = self.heads_attr.rpartition(".")
         return int(getattr(layer.get_submodule(owner) if owner else layer, attr))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
+from ..errors import ExportError
 from .base import GELU, LAYERNORM, Family, Fusion, _replace
 
 if TYPE_CHECKING:
@@ -15,6 +16,21 @@ if TYPE_CHECKING:
 class ModernBert(Family):
     def qkv_weights(self, layer: Any) -> list["torch.Tensor"]:
         return list(layer.attn.Wqkv.weight.chunk(3, dim=0))  # each (H*d, hidden)
+
+    def layer_period(self, config: Any) -> int:
+        # A layer's index decides global or sliding-window attention (global every n-th), its rotary
+        # base, and (layer 0 only) no attention LayerNorm; from_pretrained reassigns these by position.
+        # Removing whole periods of n layers after the first keeps every kept layer's kind in place.
+        return int(config.global_attn_every_n_layers)
+
+    def keep_layers(self, model: Any, keep: Sequence[int]) -> None:
+        n = self.layer_period(model.config)
+        if not keep or keep[0] != 0 or any(old % n != new % n for new, old in enumerate(keep)):
+            raise ExportError(
+                f"ModernBERT layers {list(keep)} would change kind on reload (global attention every {n} layers, "
+                f"by position); remove whole blocks of {n} consecutive layers after the first"
+            )
+        super().keep_layers(model, keep)
 
     def prune_ffn(self, layer: Any, index: "torch.Tensor") -> None:
         import torch
@@ -41,7 +57,4 @@ MODERNBERT = ModernBert(
     heads_attr="attn.num_heads",
     no_heads="its head size is hidden_size / num_attention_heads with no config key to keep it, so a model with "
              "fewer heads would not load with from_pretrained",
-    no_layers="a layer's index decides global or sliding-window attention, its rotary base and whether it has an "
-              "attention LayerNorm; from_pretrained reassigns these by position, so removing layers changes the "
-              "ones kept",
 )

@@ -21,7 +21,6 @@ TEXTS = ["a really great film", "awful boring plot", "the movie was fine", "dull
          "superb lovely story " * 20, ""]
 FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", "deberta-v2", "modernbert")
 NO_HEADS = {"mpnet", "deberta-v2", "modernbert"}  # families whose heads stay (see each adapter's no_heads)
-NO_LAYERS = {"modernbert"}
 ATTENTION_FUSED = {"bert", "roberta", "xlm-roberta", "electra", "distilbert"}
 
 
@@ -51,7 +50,7 @@ def test_pruning_removes_exactly_what_it_should(tiny_family, tmp_path):
     x = dict(tokenizer(TEXTS[:4], padding=True, return_tensors="pt"))
     heads, ffn = P.gradient_importance(model, [(x, torch.tensor([1, 0, 1, 0]))])
     assert heads.shape == (3, 4) and ffn.shape == (3, 64) and (heads > 0).any() and (ffn > 0).any()
-    keep_layers = (0, 1, 2) if family in NO_LAYERS else (0, 2)
+    keep_layers = (0, 1) if family == "modernbert" else (0, 2)  # ModernBERT: global attention every 2nd layer
     plan = P.plan(heads, ffn, 0.0 if family in NO_HEADS else 0.5, 0.25, keep_layers)
     student = copy.deepcopy(model)
     P.apply(student, plan)
@@ -97,6 +96,33 @@ def test_heads_of_a_family_that_keeps_them_are_refused(tiny_family):
         P.apply(model, plan)
 
 
+def test_modernbert_layers_go_in_whole_periods(family_model, tmp_path):
+    from lpm_edge.export.compress import _keep_layers
+    from lpm_edge.export.recipe import PruneConfig
+
+    path = family_model(tmp_path / "mb", "modernbert", layers=5)  # global attention at layers 0, 2, 4
+    model = _model(path, "modernbert")
+    assert adapter_for("modernbert").layer_period(model.config) == 2
+    x = {"input_ids": torch.tensor([[2, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 3]]),
+         "attention_mask": torch.ones(1, 13, dtype=torch.long)}  # longer than the local window of 8
+
+    def keep(n, how="even"):
+        return _keep_layers(model, PruneConfig(layers=n, layer_selection=how), [(x, torch.tensor([1]))], 5, 2)
+
+    assert keep(1) == keep(2) == (0, 1) and keep(3) == (0, 1, 4) and keep(5) == tuple(range(5))
+    assert keep(3, "importance") in ((0, 1, 2, 3), (0, 1, 4))  # the first block stays, whole blocks go
+    with pytest.raises(lpm_edge.errors.ExportError, match="whole blocks of 2"):
+        adapter_for("modernbert").keep_layers(copy.deepcopy(model), (0, 2))  # layer 2 is global, new index 1 local
+    student = copy.deepcopy(model)
+    P.apply(student, P.PrunePlan((0, 1, 4), {}, tuple(tuple(range(64)) for _ in range(3))))
+    student.save_pretrained(tmp_path / "pruned")
+    loaded = _model(tmp_path / "pruned", "modernbert")
+    kinds = [l.attn.local_attention for l in adapter_for("modernbert").layers(loaded)]
+    assert kinds == [l.attn.local_attention for l in adapter_for("modernbert").layers(student)]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**x).logits, student(**x).logits)
+
+
 def test_unknown_family_is_refused_with_the_supported_ones():
     with pytest.raises(ConfigError, match="'albert'.*use one of .*distilbert.*modernbert"):
         adapter_for({"model_type": "albert"})
@@ -107,7 +133,7 @@ def test_capabilities_say_what_a_recipe_skips(caplog):
     with caplog.at_level(logging.WARNING, logger="lpm_edge.families"):
         notes = check_capabilities({"model_type": "modernbert"}, recipe)
     assert any("prune.heads" in n and "heads stay" in n for n in notes)
-    assert any("prune.layers" in n for n in notes) and any("Attention" in n for n in notes)
+    assert any("Attention" in n for n in notes) and not any("prune.layers" in n for n in notes)
     assert len(caplog.records) == len(notes)
     assert check_capabilities({"model_type": "bert"}, recipe) == []
 
