@@ -326,6 +326,9 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
         "total_bytes": sum(v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)),
         "source": _dig(manifest.source, "checkpoint", "name") or _dig(manifest.source, "checkpoint"), "parameters": _dig(manifest.source, "parameters"),
         "fusion": _dig(manifest.build, "stages", "fusion", "counts"), "metrics": dict(manifest.metrics),
+        "fused_ops": _dig(manifest.build, "stages", "fusion", "operators") or {},
+        "family": _dig(manifest.build, "stages", "fusion", "family"),
+        "unfused": _dig(manifest.build, "stages", "fusion", "unfused") or "",
         "compression": _dig(manifest.source, "compression") or {},
         "created": _dig(manifest.build, "created"), "lpm_edge": _dig(manifest.build, "lpm_edge"),
     }
@@ -340,6 +343,11 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
     print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
+    if s["fused_ops"]:
+        family = f" ({s['family']} family)" if s["family"] else ""
+        print("fusions     " + ", ".join(f"{op} {n}" for op, n in sorted(s["fused_ops"].items())) + family)
+    if s["unfused"]:
+        print(f"unfused     {s['unfused']}")
     if s["fp32_fallback"]:
         lo, hi = s["fp32_fallback"]["tokens"]
         print(f"fallback    batches of {lo}..{hi} tokens run {s['fp32_fallback']['file']} (fp32)")

@@ -147,3 +147,59 @@ def _restore_logging():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", "deberta-v2", "modernbert")
+
+
+def make_tiny_family_model(
+    directory: Path, model_type: str, layers: int = 2, hidden: int = 32, heads: int = 4, ffn: int = 64,
+    vocab_size: int | None = None,
+) -> Path:
+    """A randomly initialised classifier of `model_type` (one of FAMILIES) with the test words'
+    WordPiece vocabulary. Families whose models take no token_type_ids get a tokenizer without them,
+    as their own tokenizers are. vocab_size: embedding rows, if more than the tokenizer's (benchmarks)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    make_tiny_model(directory, layers, hidden, heads, ffn)  # the tokenizer, and the bert model
+    if model_type == "bert" and vocab_size is None:
+        return directory
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    ids = {k: tokenizer.convert_tokens_to_ids(t) for k, t in (("pad", "[PAD]"), ("cls", "[CLS]"), ("sep", "[SEP]"))}
+    shape: dict[str, Any] = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                                 intermediate_size=ffn, max_position_embeddings=128)
+    extra: dict[str, Any] = {
+        # position ids start after the padding index, as in the released checkpoints
+        "roberta": dict(type_vocab_size=1, max_position_embeddings=128 + ids["pad"] + 1),
+        "xlm-roberta": dict(type_vocab_size=1, max_position_embeddings=128 + ids["pad"] + 1),
+        "bert": {},
+        "electra": dict(embedding_size=hidden),
+        "distilbert": dict(dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=ffn),
+        "mpnet": dict(max_position_embeddings=128 + ids["pad"] + 1),
+        # DeBERTa-v3's layout: relative attention with shared keys, no absolute positions, no token types
+        "deberta-v2": dict(relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=16,
+                           max_relative_positions=-1, share_att_key=True, norm_rel_ebd="layer_norm",
+                           position_biased_input=False, type_vocab_size=0),
+        "modernbert": dict(global_attn_every_n_layers=2, local_attention=8, bos_token_id=ids["cls"],
+                           eos_token_id=ids["sep"], cls_token_id=ids["cls"], sep_token_id=ids["sep"]),
+    }[model_type]
+    config = AutoConfig.for_model(
+        model_type, vocab_size=max(vocab_size or 0, tokenizer.vocab_size), pad_token_id=ids["pad"], num_labels=2,
+        id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)}, **{**shape, **extra},
+    )
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config)
+    if model_type in ("roberta", "xlm-roberta", "distilbert", "mpnet", "deberta-v2", "modernbert"):
+        tokenizer = AutoTokenizer.from_pretrained(directory, model_input_names=["input_ids", "attention_mask"])
+        tokenizer.save_pretrained(directory)
+    for old in directory.glob("*.safetensors"):
+        old.unlink()
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def family_model() -> Callable[..., Path]:
+    """make_tiny_family_model, for test modules (they cannot import conftest in importlib mode)."""
+    return make_tiny_family_model

@@ -24,6 +24,7 @@ def test_inspect_text_and_json(tiny_bundle, capsys):
     text = capsys.readouterr().out
     assert "cpu-int8" in text and "neg, pos" in text and "accuracy" in text
     assert "on 40 validation texts of tiny.csv (a 10% cut, seed 20240611)" in text
+    assert "fusions     Attention 2," in text and "(bert family)" in text
     assert main(["inspect", str(tiny_bundle), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["labels"] == ["neg", "pos"]

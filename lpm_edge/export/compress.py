@@ -29,7 +29,8 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
 
     started = time.perf_counter()
     p, d = recipe.prune, recipe.distill
-    max_length = min(recipe.max_length, getattr(model.config, "max_position_embeddings", 512))
+    fam = _prune.family(model)
+    max_length = min(recipe.max_length, fam.max_length(model.config))
     device = pick_device()
     student = copy.deepcopy(model).eval()
     before = _prune.shape(student) if (p.heads or p.ffn or p.layers is not None) else None
@@ -45,8 +46,12 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
             head_scores, ffn_scores = _prune.gradient_importance(student, batches)
         else:
             head_scores, ffn_scores = _prune.magnitude_importance(student)
-        keep_layers = _keep_layers(student, p, batches, before["layers"])
-        plan = _prune.plan(head_scores, ffn_scores, p.heads, p.ffn, keep_layers)
+        # What the family cannot lose stays (check_capabilities said so before any work).
+        skipped = {k: why for k, why in (("heads", fam.no_heads if p.heads else ""),
+                                         ("layers", fam.no_layers if p.layers is not None else "")) if why}
+        keep_layers = tuple(range(before["layers"])) if "layers" in skipped else _keep_layers(
+            student, p, batches, before["layers"], fam.layer_period(student.config))
+        plan = _prune.plan(head_scores, ffn_scores, 0.0 if "heads" in skipped else p.heads, p.ffn, keep_layers)
         _prune.apply(student, plan)
         student.to("cpu").eval()
         after = _prune.shape(student)
@@ -56,6 +61,7 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
             "kept_layers": list(plan.keep_layers),
             "pruned_heads": {str(k): list(v) for k, v in plan.drop_heads.items()},
             **{k: {"before": before[k], "after": after[k]} for k in ("layers", "heads", "ffn")},
+            **({"skipped": skipped} if skipped else {}),
         })
         log.info("pruned: layers %d -> %d, heads/layer %d -> %d, FFN %d -> %d, parameters %.2fM -> %.2fM",
                  before["layers"], after["layers"], before["heads"], after["heads"], before["ffn"], after["ffn"],
@@ -74,14 +80,27 @@ def _parameters(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def _keep_layers(model: Any, p: Any, batches: list, total: int) -> tuple[int, ...]:
+def _keep_layers(model: Any, p: Any, batches: list, total: int, period: int = 1) -> tuple[int, ...]:
+    """Layers to keep. With period k > 1 (ModernBERT) whole blocks of k consecutive layers go, never
+    the first block, and the count asked for is rounded up to whole blocks."""
     if p.layers is None or p.layers >= total:
         if p.layers is not None:
             log.warning("prune.layers=%d but the model has %d layers; keeping all", p.layers, total)
         return tuple(range(total))
+    blocks = [tuple(range(s, min(s + period, total))) for s in range(0, total, period)]
+    want = max(1, -(-p.layers // period))  # blocks, rounded up
+    if period > 1:
+        log.info("prune.layers=%d: layers go in blocks of %d for this family; keeping %d", p.layers, period,
+                 sum(len(b) for b in blocks[:want]))
+    if want >= len(blocks):
+        return tuple(range(total))
     if p.layer_selection == "even":
-        return _prune.evenly_spaced(total, p.layers)
-    scores = _prune.layer_importance(model, batches)  # KL when that one layer is skipped
-    ranked = sorted(range(total), key=lambda i: scores[i], reverse=True)
-    log.info("layer importance (KL when skipped): %s", ", ".join(f"{s:.4f}" for s in scores))
-    return tuple(sorted(ranked[: p.layers]))
+        chosen = (0,) if want == 1 and period > 1 else _prune.evenly_spaced(len(blocks), want)
+    else:
+        scores = _prune.layer_importance(model, batches)  # KL when that one layer is skipped
+        log.info("layer importance (KL when skipped): %s", ", ".join(f"{s:.4f}" for s in scores))
+        block_scores = [sum(scores[i] for i in b) for b in blocks]
+        first = (0,) if period > 1 else ()  # the first block stays
+        ranked = sorted((i for i in range(len(blocks)) if i not in first), key=lambda i: block_scores[i], reverse=True)
+        chosen = tuple(sorted(first + tuple(ranked[: want - len(first)])))
+    return tuple(i for b in chosen for i in blocks[b])

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ExportError
+
+if TYPE_CHECKING:
+    from ..families import Fusion
 
 log = logging.getLogger("lpm_edge.export")
 
@@ -19,6 +22,8 @@ def input_names(model: Any, tokenizer: Any) -> list[str]:
 
     accepted = set(inspect.signature(model.forward).parameters)
     produced = set(tokenizer.model_input_names)
+    if getattr(model.config, "type_vocab_size", 1) == 0:  # DeBERTa-v3: takes token types and ignores them
+        accepted.discard("token_type_ids")
     names = [n for n in SUPPORTED_INPUTS if n in accepted and n in produced]
     if "input_ids" not in names:
         raise ExportError(f"model {type(model).__name__} does not take input_ids; not a text classifier")
@@ -26,8 +31,17 @@ def input_names(model: Any, tokenizer: Any) -> list[str]:
 
 
 def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int) -> None:
-    """Export with the TorchScript exporter (about 10× faster than dynamo here; its graph fuses)."""
+    """Export with the TorchScript exporter (about 10× faster than dynamo here; its graph fuses).
+
+    A model that takes token_type_ids whose tokenizer does not produce them (RoBERTa, XLM-R) gets
+    zeros shaped like input_ids inside the graph: its own default is a buffer sliced to the
+    sequence length, which leaves quant_pre_process's symbolic shape inference incomplete.
+    """
+    import inspect
+
     import torch
+
+    zero_types = "token_type_ids" not in names and "token_type_ids" in inspect.signature(model.forward).parameters
 
     class Logits(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
@@ -35,10 +49,14 @@ def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int) -> None:
             self.inner = inner
 
         def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, tensors))).logits  # (B, labels)
+            feeds = dict(zip(names, tensors))
+            if zero_types:
+                feeds["token_type_ids"] = torch.zeros_like(feeds["input_ids"])  # (B, T)
+            return self.inner(**feeds).logits  # (B, labels)
 
     wrapper = Logits(model).eval()
-    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)  # (B, T)
+    # (B, T) each; token type 0 exists in every model (RoBERTa's table has only that one)
+    example = tuple((torch.zeros if n == "token_type_ids" else torch.ones)((2, 8), dtype=torch.long) for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes["logits"] = {0: "batch"}
     with torch.inference_mode(False), torch.no_grad():
@@ -47,15 +65,21 @@ def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int) -> None:
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     model.eval()  # export restores the modes modules had; keep what we run in eval
+    import onnx
+
+    declared = [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+    if declared != list(names):  # the exporter drops inputs the graph does not use
+        raise ExportError(
+            f"the exported graph takes {declared}, not {list(names)}: {type(model).__name__} ignores "
+            f"{sorted(set(names) - set(declared))}; please report this model type"
+        )
 
 
 def attention_shape(model: Any) -> tuple[int, int]:
     """(heads per layer, hidden size of attention) as the graph has them, pruned or not."""
-    layer = model.base_model.encoder.layer[0] if hasattr(model.base_model, "encoder") else None
-    if layer is not None and hasattr(layer.attention, "self"):
-        heads = layer.attention.self.num_attention_heads
-        return heads, heads * layer.attention.self.attention_head_size
-    return model.config.num_attention_heads, model.config.hidden_size
+    from ..families import adapter_for
+
+    return adapter_for(model.config).attention_shape(model)
 
 
 FUSED_KINDS = {
@@ -63,13 +87,18 @@ FUSED_KINDS = {
     "layernorm": ("LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
                   "EmbedLayerNormalization", "SkipSimplifiedLayerNormalization"),
     "gelu": ("Gelu", "FastGelu", "BiasGelu", "QuickGelu"),
+    "embed_layernorm": ("EmbedLayerNormalization",),
 }
 
 
-def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int, model_type: str = "bert") -> dict[str, Any]:
-    """ONNX Runtime's transformer optimizer; returns counts of fused operators by kind."""
+def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int, fusion: "Fusion | None" = None) -> dict[str, Any]:
+    """ONNX Runtime's transformer optimizer with a family's settings; returns counts of fused
+    operators by kind, what the family expects, and the kinds it expected but did not get."""
     from onnxruntime.transformers.optimizer import optimize_model
 
+    from ..families import Fusion
+
+    fusion = fusion or Fusion()
     # The optimizer's fusion modules warn about every pattern they skip (for tiny or pruned models,
     # many); what fused is counted below and checked by the caller, so keep only their errors.
     quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith(("fusion", "onnx_model"))]
@@ -78,7 +107,7 @@ def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int, model_type: str
         lg.setLevel(logging.ERROR)
     try:
         optimized = optimize_model(
-            str(src), model_type=model_type, num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+            str(src), model_type=fusion.model_type, num_heads=num_heads, hidden_size=hidden_size, opt_level=0
         )
     finally:
         for lg, level in zip(quiet, levels):
@@ -86,7 +115,9 @@ def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int, model_type: str
     optimized.save_model_to_file(str(dst))
     ops = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     counts = {kind: sum(ops.get(op, 0) for op in names) for kind, names in FUSED_KINDS.items()}
-    return {"operators": ops, "counts": counts, "num_heads": num_heads, "hidden_size": hidden_size}
+    missing = [kind for kind in fusion.expects if not counts.get(kind)]
+    return {"operators": ops, "counts": counts, "num_heads": num_heads, "hidden_size": hidden_size,
+            **fusion.to_dict(), "not_fused": missing}
 
 
 def quantize_dynamic_int8(
@@ -98,8 +129,9 @@ def quantize_dynamic_int8(
     from onnxruntime.quantization.registry import IntegerOpsRegistry
 
     prepared = work / "preprocessed.onnx"
-    # Shape inference first: without it, fused graphs fail with "Unable to find data type".
-    quant_pre_process(str(src), str(prepared), skip_optimization=True)
+    # Shape inference first: without it, fused graphs fail with "Unable to find data type". auto_merge
+    # (as the static path has it): DeBERTa's relative positions otherwise leave it "incomplete".
+    quant_pre_process(str(src), str(prepared), skip_optimization=True, auto_merge=True)
     op_types = [op for op in IntegerOpsRegistry if op not in set(exclude_op_types)]
     quantize_dynamic(
         str(prepared), str(dst), op_types_to_quantize=op_types, per_channel=per_channel,

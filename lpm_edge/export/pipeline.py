@@ -21,13 +21,13 @@ from .. import __version__, bundle as _bundle, sysinfo
 from ..data import Dataset, Split, load_dataset
 from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError, require
 from ..evaluate import accuracy
+from ..families import Family, adapter_for, check_capabilities
 from .onnx_graph import attention_shape, fuse, input_names, onnx_logits, quantize_dynamic_int8, to_onnx
 from .provenance import model_record
 from .recipe import Recipe, load_recipe
 
 log = logging.getLogger("lpm_edge.export")
 PARITY_SAMPLE = 64
-ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "camembert", "deberta")
 
 
 def preflight(recipe: Recipe) -> None:
@@ -111,21 +111,20 @@ def export(
     dataset = checkpoint_dataset(data, info, validation=validation, test=test, text_column=text_column,
                                  label_column=label_column, strict=strict)
 
+    family = _family(ckpt, recipe)  # before any minutes are spent
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
     if recipe.vocab_prune:  # a tokenizer kind it cannot prune fails now, not after distillation
         from .vocab import tokenizer_kind
 
         tokenizer_kind(tokenizer)
-    # Eager attention: ONNX Runtime's attention fusion matches the eager graph, not sdpa's.
+    # The attention implementation whose TorchScript export ONNX Runtime's attention fusion matches.
     model = AutoModelForSequenceClassification.from_pretrained(
-        ckpt, local_files_only=True, use_safetensors=True, attn_implementation="eager"
+        ckpt, local_files_only=True, use_safetensors=True, attn_implementation=family.attn_implementation
     ).eval()
-    if model.config.model_type not in ENCODER_TYPES:
-        raise ExportError(f"{ckpt}: model type {model.config.model_type!r} is not a BERT-family encoder")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if list(dataset.labels) != labels:
         raise ExportError(f"{ckpt} predicts {labels} but the data has labels {list(dataset.labels)}")
-    max_length = min(recipe.max_length, getattr(model.config, "max_position_embeddings", 512))
+    max_length = min(recipe.max_length, family.max_length(model.config))
     split = dataset.validation
     if recipe.check.eval_samples:
         split = split.head(recipe.check.eval_samples)
@@ -162,6 +161,15 @@ def export(
     log.info("wrote %s: accuracy %.4f (full model %.4f) on %s", out, metrics["bundle_accuracy"],
              metrics["reference_accuracy"], split.describe())
     return out
+
+
+def _family(ckpt: Path, recipe: Recipe) -> Family:
+    """The checkpoint's family adapter, after the capability check (ConfigError for an unknown family)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(ckpt, local_files_only=True)
+    check_capabilities(config, recipe)
+    return adapter_for(config)
 
 
 def checkpoint_dataset(
@@ -214,7 +222,7 @@ def _compress(
     if (path / "compression.json").is_file():
         log.info("reusing the pruned, distilled student %s", path)
         student = AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, attn_implementation="eager").eval()
+            path, local_files_only=True, attn_implementation=adapter_for(model.config).attn_implementation).eval()
         return student, json.loads((path / "compression.json").read_text())
     student, info = compress(model, tokenizer, dataset, recipe)
     with _bundle.atomic_directory(path, force=True) as tmp:
@@ -261,12 +269,20 @@ def _build_graph(
     graph = raw
     if recipe.optimize.fusion:
         fused = work / "fused.onnx"
+        family = adapter_for(student.config)
         heads, hidden = attention_shape(student)
-        stages["fusion"] = fuse(raw, fused, heads, hidden)
-        if recipe.optimize.require_fusion and not stages["fusion"]["counts"]["attention"]:
+        stages["fusion"] = fuse(raw, fused, heads, hidden, family.fusion)
+        stages["fusion"]["family"] = family.name
+        if family.fusion.missing:
+            log.info("%s: %s", family.name, family.fusion.missing)
+        # Only what the family's fusion is expected to find: attention where ORT has a pattern for it,
+        # else the LayerNorms.
+        required = [k for k in ("attention", "layernorm") if k in family.fusion.expects][:1]
+        absent = [k for k in required if k in stages["fusion"]["not_fused"]]
+        if recipe.optimize.require_fusion and absent:
             raise ExportError(
-                f"graph fusion fused no attention ({stages['fusion']['operators']}); "
-                "this transformers/onnxruntime pair may have changed the attention pattern. "
+                f"graph fusion fused no {absent[0]} for this {family.name} model ({stages['fusion']['operators']}); "
+                "this transformers/onnxruntime pair may have changed the pattern. "
                 "Set optimize.require_fusion = false in the recipe to export unfused"
             )
         diffs["fused"] = float(np.abs(np.concatenate(onnx_logits(fused, feeds)) - expected).max())

@@ -1,10 +1,11 @@
-"""Structured pruning of BERT-layout encoders: whole layers, attention heads, FFN neurons.
+"""Structured pruning of encoders: whole layers, attention heads, FFN neurons.
 
 Removing structure (not zeroing it) is what makes ONNX Runtime faster: a zeroed weight costs
 as much as any other. Heads and FFN width are cut by the same amount in every layer, so the
 graph keeps one `num_heads` (the fusion needs it) and the config stays loadable by
 `from_pretrained` (`intermediate_size`, `num_hidden_layers`, and `pruned_heads`, which
-transformers 4.x re-applies on load).
+transformers 4.x re-applies on load). Where the modules live is the family adapter's business
+(lpm_edge.families); a family whose heads cannot be removed keeps them, and says why.
 
 Importance (Michel et al. 2019, "Are Sixteen Heads Really Better than One?"): the absolute
 gradient of the task loss with respect to a mask of ones on each head's attention output and
@@ -18,7 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from ..errors import ExportError
+from ..errors import ConfigError, ExportError
+from ..families import Family, adapter_for
 
 if TYPE_CHECKING:
     import torch
@@ -35,24 +37,27 @@ class PrunePlan:
     keep_neurons: tuple[tuple[int, ...], ...]  # per kept layer: FFN neuron indices kept, ascending
 
 
-def encoder_layers(model: Any) -> Sequence[Any]:
-    """The encoder's layers, checked to have the BERT layout pruning works on."""
-    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
-    ok = layers is not None and len(layers) > 0 and all(
-        hasattr(l, "attention") and hasattr(l.attention, "self") and hasattr(l.attention.self, "query")
-        and hasattr(l, "intermediate") and hasattr(l, "output") for l in layers
-    )
-    if not ok:
+def family(model: Any) -> Family:
+    """The model's family adapter; an unknown family is an ExportError naming the fix."""
+    try:
+        return adapter_for(model.config)
+    except ConfigError as exc:  # here it is the export that cannot go on
         raise ExportError(
-            f"structured pruning supports BERT-layout encoders (bert, roberta, xlm-roberta, electra, camembert); "
-            f"{model.config.model_type!r} is not one. Remove [prune] from the recipe (distillation alone works)"
-        )
+            f"structured pruning: {exc}. Remove [prune] from the recipe (distillation alone works)") from None
+
+
+def encoder_layers(model: Any) -> Sequence[Any]:
+    """The encoder's layers, where the model's family keeps them."""
+    layers = family(model).layers(model)
+    if not len(layers):
+        raise ExportError(f"{model.config.model_type!r} model has no encoder layers to prune")
     return layers
 
 
 def heads_per_layer(model: Any) -> int:
     """Attention heads in each layer; refuses a model whose layers differ (fusion needs one count)."""
-    counts = {l.attention.self.num_attention_heads for l in encoder_layers(model)}
+    fam = family(model)
+    counts = {fam.heads(l) for l in encoder_layers(model)}
     if len(counts) != 1:
         raise ExportError(
             f"the model's layers have different head counts {sorted(counts)}; lpm-edge prunes and fuses "
@@ -67,7 +72,7 @@ def shape(model: Any) -> dict[str, int]:
     return {
         "layers": len(layers),
         "heads": heads_per_layer(model),
-        "ffn": layers[0].intermediate.dense.out_features,
+        "ffn": family(model).ffn_width(layers[0]),
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
 
@@ -77,32 +82,46 @@ def gradient_importance(
 ) -> tuple["torch.Tensor", "torch.Tensor"]:
     """|d loss / d mask| summed over batches: heads (L, H) and FFN neurons (L, I).
 
-    Dropout is off (eval mode) so the scores describe the function that will be exported. Only
-    the masks receive gradients (torch.autograd.grad), so the model's .grad fields stay empty.
+    The masks multiply what the attention output projection and the FFN output projection take
+    in: each head's slice of the concatenated heads (B, T, H*d) and each FFN activation (B, T, I),
+    the same in every family. Dropout is off (eval mode) so the scores describe the function that
+    will be exported. Only the masks receive gradients (torch.autograd.grad), so the model's .grad
+    fields stay empty.
     """
     import torch
     import torch.nn.functional as F
 
+    fam = family(model)
     layers = encoder_layers(model)
     n_layers, n_heads = len(layers), heads_per_layer(model)
-    width = layers[0].intermediate.dense.out_features
+    width = fam.ffn_width(layers[0])
     device = next(model.parameters()).device
     head_mask = torch.ones(n_layers, n_heads, device=device, requires_grad=True)  # (L, H)
     ffn_mask = torch.ones(n_layers, width, device=device, requires_grad=True)  # (L, I)
     head_score = torch.zeros(n_layers, n_heads, device=device)
     ffn_score = torch.zeros(n_layers, width, device=device)
 
-    def masker(index: int) -> Any:
-        # intermediate output (B, T, I) * mask (I,): a zero removes neuron i from the FFN
-        return lambda module, inputs, output: output * ffn_mask[index]
+    def head_masker(index: int) -> Any:
+        def hook(module: Any, inputs: tuple) -> tuple:
+            x = inputs[0]  # (B, T, H*d)
+            masked = (x.unflatten(-1, (n_heads, -1)) * head_mask[index][:, None]).flatten(-2)
+            return (masked, *inputs[1:])
+        return hook
 
-    hooks = [layer.intermediate.register_forward_hook(masker(i)) for i, layer in enumerate(layers)]
+    def ffn_masker(index: int) -> Any:
+        # FFN activations (B, T, I) * mask (I,): a zero removes neuron i
+        return lambda module, inputs: (inputs[0] * ffn_mask[index], *inputs[1:])
+
+    hooks = [layer.get_submodule(fam.attn_out).register_forward_pre_hook(head_masker(i))
+             for i, layer in enumerate(layers)]
+    hooks += [layer.get_submodule(fam.ffn_out).register_forward_pre_hook(ffn_masker(i))
+              for i, layer in enumerate(layers)]
     was_training = model.training
     model.eval()
     seen = 0
     try:
         for inputs, labels in batches:
-            logits = model(**inputs, head_mask=head_mask).logits  # (B, labels)
+            logits = model(**inputs).logits  # (B, labels)
             loss = F.cross_entropy(logits, labels)
             g_heads, g_ffn = torch.autograd.grad(loss, [head_mask, ffn_mask])
             head_score += g_heads.abs()
@@ -121,21 +140,23 @@ def magnitude_importance(model: Any) -> tuple["torch.Tensor", "torch.Tensor"]:
     """Weight norms: heads (L, H) from their Q/K/V rows and output columns; neurons (L, I)."""
     import torch
 
+    fam = family(model)
     n_heads = heads_per_layer(model)
     heads, neurons = [], []
     with torch.no_grad():
         for layer in encoder_layers(model):
-            att = layer.attention.self
-            size = att.attention_head_size
+            size = fam.head_size(layer)
             per_head = torch.zeros(n_heads)
-            for w in (att.query.weight, att.key.weight, att.value.weight):  # (H*d, hidden)
+            for w in fam.qkv_weights(layer):  # (H*d, hidden)
                 per_head += w.detach().float().cpu().reshape(n_heads, size, -1).pow(2).sum((1, 2))
-            out = layer.attention.output.dense.weight.detach().float().cpu()  # (hidden, H*d)
+            out = layer.get_submodule(fam.attn_out).weight.detach().float().cpu()  # (hidden, H*d)
             per_head += out.reshape(out.shape[0], n_heads, size).pow(2).sum((0, 2))
             heads.append(per_head.sqrt())
-            w_in = layer.intermediate.dense.weight.detach().float().cpu()  # (I, hidden)
-            w_out = layer.output.dense.weight.detach().float().cpu()  # (hidden, I)
-            neurons.append(w_in.norm(dim=1) * w_out.norm(dim=0))
+            w_out = layer.get_submodule(fam.ffn_out).weight.detach().float().cpu()  # (hidden, I)
+            width = w_out.shape[1]
+            w_in = layer.get_submodule(fam.ffn_in).weight.detach().float().cpu()  # (I or 2I gated, hidden)
+            rows = w_in.norm(dim=1).reshape(-1, width).prod(0)  # (I,): a gated FFN's two rows multiply
+            neurons.append(rows * w_out.norm(dim=0))
     return torch.stack(heads), torch.stack(neurons)
 
 
@@ -143,11 +164,11 @@ def layer_importance(
     model: Any, batches: Sequence[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]
 ) -> list[float]:
     """Per layer: mean KL from the full model's outputs to those with only that layer skipped."""
-    import torch
     import torch.nn.functional as F
+    import torch
 
-    encoder = model.base_model.encoder
-    layers = encoder.layer
+    fam = family(model)
+    layers = list(fam.layers(model))
     was_training = model.training
     model.eval()
     scores = []
@@ -155,14 +176,14 @@ def layer_importance(
         with torch.no_grad():
             full = [F.log_softmax(model(**x).logits, -1) for x, _ in batches]  # each (B, labels)
             for skip in range(len(layers)):
-                encoder.layer = torch.nn.ModuleList([l for i, l in enumerate(layers) if i != skip])
+                fam.replace_layers(model, [l for i, l in enumerate(layers) if i != skip])
                 kl = sum(
                     float(F.kl_div(F.log_softmax(model(**x).logits, -1), f, log_target=True, reduction="batchmean"))
                     for (x, _), f in zip(batches, full)
                 )
                 scores.append(kl / max(1, len(batches)))
     finally:
-        encoder.layer = layers
+        fam.replace_layers(model, layers)
         model.train(was_training)
     return scores
 
@@ -205,35 +226,24 @@ def plan(
 
 
 def apply(model: Any, p: PrunePlan) -> None:
-    """Prune `model` in place by `p`: layers first, then heads (model.prune_heads), then FFN."""
+    """Prune `model` in place by `p`: layers first, then heads, then FFN neurons, each where the
+    model's family keeps them. Heads of a family that cannot lose them stay (the caller skips them)."""
     import torch
-    from transformers.pytorch_utils import prune_linear_layer
 
-    layers = encoder_layers(model)
-    encoder = model.base_model.encoder
-    old_pruned = {int(k): v for k, v in (model.config.pruned_heads or {}).items()}
-    kept = [layers[i] for i in p.keep_layers]
-    encoder.layer = torch.nn.ModuleList(kept)
-    model.config.num_hidden_layers = len(kept)
+    fam = family(model)
+    old_pruned = {int(k): v for k, v in (getattr(model.config, "pruned_heads", None) or {}).items()}
+    fam.keep_layers(model, p.keep_layers)
     # config.pruned_heads is keyed by layer index: follow the layers that moved.
     model.config.pruned_heads = {new: old_pruned[old] for new, old in enumerate(p.keep_layers) if old in old_pruned}
-    for new, layer in enumerate(kept):
-        if hasattr(layer.attention.self, "layer_idx"):
-            layer.attention.self.layer_idx = new
-
-    # prune_heads takes head numbers of the original, unpruned layer: map the current ones.
-    original = {}
-    for new, current in p.drop_heads.items():
-        gone = kept[new].attention.pruned_heads
-        alive = [h for h in range(model.config.num_attention_heads) if h not in gone]
-        original[new] = [alive[h] for h in current]
-    if original:
-        model.prune_heads(original)
+    kept = fam.layers(model)
+    if p.drop_heads:
+        if fam.no_heads:
+            raise ExportError(f"{fam.name} models keep their heads: {fam.no_heads}; set prune.heads = 0")
+        fam.prune_heads(model, p.drop_heads)
 
     for layer, keep in zip(kept, p.keep_neurons):
-        index = torch.tensor(keep, dtype=torch.long, device=layer.intermediate.dense.weight.device)
-        layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, index, dim=0)  # (I', hidden)
-        layer.output.dense = prune_linear_layer(layer.output.dense, index, dim=1)  # (hidden, I')
+        index = torch.tensor(keep, dtype=torch.long, device=layer.get_submodule(fam.ffn_out).weight.device)
+        fam.prune_ffn(layer, index)
     if p.keep_neurons:
-        model.config.intermediate_size = len(p.keep_neurons[0])
+        setattr(model.config, fam.ffn_config, len(p.keep_neurons[0]))
     heads_per_layer(model)  # the uniform-heads invariant still holds

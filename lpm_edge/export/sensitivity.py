@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 log = logging.getLogger("lpm_edge.export")
-LAYER = re.compile(r"(?:^|/)layer\.(\d+)/")
+LAYER = re.compile(r"(?:^|/)layers?\.(\d+)/")  # encoder.layer.N (BERT, DistilBERT), layers.N (ModernBERT)
 
 # quantize(dst, nodes_to_exclude) writes an int8 graph; drop_of(graph) -> accuracy points lost.
 Quantize = Callable[[Path, Sequence[str]], None]

@@ -34,6 +34,9 @@ def resolve_model_dir(model: Path | str | None) -> Path:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_file}: not valid JSON ({exc}); re-save the model with save_pretrained()") from None
     _check_architecture(config_file, config)
+    from ..families import check_capabilities
+
+    check_capabilities(config)  # a family that export cannot handle is refused before training, not after
     if not any((path / name).is_file() for name in WEIGHTS):
         raise ConfigError(f"model {path} has no weights ({' or '.join(WEIGHTS[::2])}); {HOW}")
     require_safetensors(path)
@@ -69,5 +72,6 @@ def _check_architecture(config_file: Path, config: object) -> None:
         )
     raise ConfigError(
         f"{config_file}: model_type {model_type!r} has no sequence-classification model in transformers; "
-        "use a BERT-family encoder (bert, distilbert, roberta, electra, ...)"
+        "use an encoder lpm-edge has a family adapter for (bert, distilbert, roberta, xlm-roberta, electra, mpnet, "
+        "deberta-v2, modernbert)"
     )

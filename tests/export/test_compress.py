@@ -174,12 +174,13 @@ def test_distillation_lowers_kl_to_teacher(trained, dataset):
     assert not student.training
 
 
-def test_pruning_refuses_a_non_bert_layout():
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+def test_pruning_refuses_a_family_without_an_adapter():
+    from transformers import AlbertConfig, AlbertForSequenceClassification
 
-    model = DistilBertForSequenceClassification(DistilBertConfig(
-        vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=32))
-    with pytest.raises(ExportError, match="Remove \\[prune\\]"):
+    model = AlbertForSequenceClassification(AlbertConfig(
+        vocab_size=50, embedding_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32))
+    with pytest.raises(ExportError, match="'albert'.*Remove \\[prune\\]"):
         P.shape(model)
 
 
