@@ -103,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--recipe auto: the search's budget, default 1.0)")
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
     p.add_argument("--student-cache", type=Path, default=None, metavar="DIR",
-                   help="keep pruned, distilled students here and reuse them across exports")
+                   help="keep pruned, distilled students here and reuse them across exports "
+                        "(default: OUT.work/students)")
+    p.add_argument("--no-student-cache", action="store_true",
+                   help="keep no student (by default, OUT.work keeps them so that a re-run does not distill again)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 
@@ -198,7 +201,7 @@ def cmd_export(a: argparse.Namespace) -> int:
                           "carries its own target (e.g. --recipe cuda-fp16)")
     else:
         out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
-                     force=a.force, student_cache=a.student_cache)
+                     force=a.force, student_cache=_student_cache(a))
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
@@ -210,6 +213,12 @@ def cmd_export(a: argparse.Namespace) -> int:
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
+
+
+def _student_cache(a: argparse.Namespace) -> Path | bool:
+    if a.no_student_cache and a.student_cache is not None:
+        raise ConfigError("--student-cache and --no-student-cache contradict each other; pass one")
+    return False if a.no_student_cache else (a.student_cache or True)
 
 
 def _export_auto(a: argparse.Namespace) -> Path:

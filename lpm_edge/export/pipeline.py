@@ -7,8 +7,6 @@ directory beside the destination; the bundle is renamed into place only when it 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -23,6 +21,7 @@ from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError,
 from ..metrics import accuracy
 from .onnx_graph import attention_shape, fuse, input_names, onnx_logits, quantize_dynamic_int8, to_onnx
 from .recipe import Recipe, load_recipe
+from .workdir import cached_compress, resolve_cache
 
 log = logging.getLogger("lpm_edge.export")
 PARITY_SAMPLE = 64
@@ -64,12 +63,14 @@ def export(
     data: str | None = None,
     max_accuracy_drop: float | None = None,
     force: bool = False,
-    student_cache: str | Path | None = None,
+    student_cache: str | Path | bool | None = True,
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
     student_cache: a directory where pruned, distilled students are kept by (checkpoint, prune,
-    distill) so that exports differing only in graph or precision settings reuse them.
+    distill) so that exports differing only in graph or precision settings reuse them; True (the
+    default): OUT.work/students beside `out`; False or None: keep nothing. An interrupted
+    distillation resumes from its last checkpoint there.
 
     data: dataset to evaluate on (validation split); default: the one the checkpoint was
     trained on. max_accuracy_drop: points of accuracy the bundle may lose against the
@@ -122,7 +123,7 @@ def export(
     torch.manual_seed(0)
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
-    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, student_cache)
+    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache))
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -177,23 +178,7 @@ def _compress(
 
     if cache is None:
         return compress(model, tokenizer, dataset, recipe)
-    from transformers import AutoModelForSequenceClassification
-
-    settings = recipe.to_dict()
-    key = hashlib.sha256(json.dumps(
-        [str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name,
-         settings["prune"], settings["distill"]], sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache) / key
-    if (path / "compression.json").is_file():
-        log.info("reusing the pruned, distilled student %s", path)
-        student = AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, attn_implementation="eager").eval()
-        return student, json.loads((path / "compression.json").read_text())
-    student, info = compress(model, tokenizer, dataset, recipe)
-    with _bundle.atomic_directory(path, force=True) as tmp:
-        student.save_pretrained(tmp)
-        (tmp / "compression.json").write_text(json.dumps(info, default=str))
-    return student, info
+    return cached_compress(model, tokenizer, dataset, recipe, ckpt, Path(cache))
 
 
 def _prune_vocab(

@@ -88,7 +88,7 @@ def calibration_reader(texts: Sequence[str], encode: Any, batch_size: int = CALI
 
         def __init__(self) -> None:
             self.total = (len(texts) + batch_size - 1) // batch_size
-            self.progress = Progress(self.total, "calibrate")
+            self.progress = Progress(self.total, "calibrate", unit="batches")
             self._it = self._batches()
 
         def _batches(self) -> Iterator[dict[str, Any]]:
