@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("accept", help="publish a bundle that missed its accuracy budget (OUT.rejected) as OUT")
+    p.add_argument("rejected", type=Path, help="the OUT.rejected folder a failed export kept")
+    p.add_argument("--out", type=Path, default=None, help="where to publish it (default: the name without .rejected)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+
     p = sub.add_parser("predict", help="classify texts with a bundle")
     p.add_argument("bundle", type=Path)
     p.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
@@ -322,6 +327,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
     print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
+    if m.get("accepted") is False:
+        print(f"status      REJECTED: {m.get('rejected_reason', '?')}; publish it anyway with `lpm-edge accept`")
     if s["fp32_fallback"]:
         lo, hi = s["fp32_fallback"]["tokens"]
         print(f"fallback    batches of {lo}..{hi} tokens run {s['fp32_fallback']['file']} (fp32)")
@@ -342,9 +349,24 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
-              f"of {m.get('data')}")
+              f"of {m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
               f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
+    return 0
+
+
+def cmd_accept(a: argparse.Namespace) -> int:
+    from .export.rejected import accept
+
+    rejected: Path = a.rejected
+    out = a.out or (rejected.with_name(rejected.name[: -len(".rejected")]) if rejected.name.endswith(".rejected")
+                    else None)
+    if out is None:
+        raise ConfigError(f"{rejected} does not end in .rejected; pass --out to say where to publish it")
+    from .bundle import read_manifest
+
+    accept(rejected, out, force=a.force)
+    print(f"{out}: accepted over its budget ({read_manifest(out).metrics.get('accepted_over_budget', '')})")
     return 0
 
 
@@ -460,7 +482,7 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
 
 
 COMMANDS = {"train": cmd_train, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
-            "pack": cmd_pack, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo}
+            "pack": cmd_pack, "accept": cmd_accept, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

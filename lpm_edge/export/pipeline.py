@@ -19,6 +19,7 @@ from .. import __version__, bundle as _bundle, sysinfo
 from ..data import Dataset, load_dataset
 from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError, require
 from ..metrics import accuracy
+from . import rejected
 from .onnx_graph import attention_shape, fuse, input_names, onnx_logits, quantize_dynamic_int8, to_onnx
 from .recipe import Recipe, load_recipe
 from .workdir import cached_compress, resolve_cache
@@ -74,9 +75,22 @@ def export(
 
     data: dataset to evaluate on (validation split); default: the one the checkpoint was
     trained on. max_accuracy_drop: points of accuracy the bundle may lose against the
-    checkpoint; overrides the recipe's value. Raises AccuracyBudgetError (writing nothing)
-    when the bundle loses more.
+    checkpoint; overrides the recipe's value. When the bundle loses more, it is kept in
+    OUT.rejected (manifest: accepted false), an int8 recipe whose fp32 student met the budget
+    is tried again with quantize.auto_exclude, and AccuracyBudgetError says what to do next;
+    nothing is written to `out`.
     """
+    try:
+        return _export(checkpoint, out, recipe, data=data, max_accuracy_drop=max_accuracy_drop, force=force,
+                       student_cache=student_cache)
+    except _Rejected as miss:
+        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache)
+
+
+def _export(
+    checkpoint: str | Path, out: str | Path, recipe: str | Path | Recipe, *, data: str | None,
+    max_accuracy_drop: float | None, force: bool, student_cache: str | Path | bool | None,
+) -> Path:
     require("torch", "export")
     require("onnx", "export")
     import torch
@@ -144,12 +158,51 @@ def export(
             manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression)
             _bundle.write_manifest(bdir, manifest)
-            metrics = _measure(bdir, texts, split.labels, full_logits, source_logits, budget, dataset.name)
+            metrics = _measure(bdir, texts, split.labels, full_logits, source_logits, dataset.name)
+            miss = rejected.budget_miss(metrics, budget)
+            metrics.update(rejected.verdict(miss, budget))
             manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression, metrics)
             _bundle.write_manifest(bdir, manifest)
+            if miss:  # raised inside the block: `out` stays as it was
+                log.info("kept the bundle that missed its budget in %s", rejected.keep(bdir, out))
+                raise _Rejected(miss, metrics, recipe, budget)
     log.info("wrote %s: accuracy %.4f (full model %.4f)", out, metrics["bundle_accuracy"], metrics["reference_accuracy"])
     return out
+
+
+class _Rejected(Exception):
+    """The bundle missed its budget and was kept in OUT.rejected."""
+
+    def __init__(self, reason: str, metrics: dict[str, Any], recipe: Recipe, budget: float | None) -> None:
+        super().__init__(reason)
+        self.reason, self.metrics, self.recipe, self.budget = reason, metrics, recipe, budget
+
+
+def _after_budget_miss(
+    miss: _Rejected, checkpoint: str | Path, out: Path, data: str | None, force: bool,
+    student_cache: str | Path | bool | None,
+) -> Path:
+    """Try the int8 rescue where it can help, else raise AccuracyBudgetError saying what to do next."""
+    m, recipe, budget = miss.metrics, miss.recipe, miss.budget
+    tried = [f"recipe {recipe.name} as written (drop {m['accuracy_drop_points']:.2f})"]
+    cached = resolve_cache(out, student_cache) is not None
+    better = rejected.rescue(recipe, m, budget)
+    if better is not None and (cached or not recipe.distill.steps):  # without the cache it would distill again
+        log.warning("%s; trying again with the most sensitive layers back in fp32 (quantize.auto_exclude)",
+                    miss.reason)
+        try:
+            return _export(checkpoint, out, better, data=data, max_accuracy_drop=budget, force=force,
+                           student_cache=student_cache)
+        except _Rejected as again:
+            m = again.metrics
+            tried.append(f"quantize.auto_exclude (drop {m['accuracy_drop_points']:.2f})")
+            miss = again
+    p = recipe.prune
+    compressed = bool(p.heads or p.ffn or p.layers or recipe.distill.steps)
+    student_drop = (m["reference_accuracy"] - m["source_accuracy"]) * 100 if compressed else None
+    raise AccuracyBudgetError(rejected.error_message(
+        miss.reason, out, tried, Path(checkpoint), cached and bool(recipe.distill.steps), student_drop, budget))
 
 
 def checkpoint_dataset(data: str | None, info: dict[str, Any]) -> Dataset:
@@ -306,7 +359,7 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
 
 def _measure(
     bdir: Path, texts: list[str], y: Sequence[int], full_logits: np.ndarray, source_logits: np.ndarray,
-    budget: float | None, data_name: str,
+    data_name: str,
 ) -> dict[str, Any]:
     from ..runtime import load
 
@@ -323,17 +376,12 @@ def _measure(
         "source_accuracy": src_acc,
         "bundle_accuracy": acc,
         "accuracy_drop_points": drop,
+        "cpu_class": sysinfo.cpu_class(),  # int8 kernels, and so int8 accuracy, differ between CPU classes
         "parity": {
             "max_abs_logit_diff": float(np.abs(bundle_logits - source_logits).max()) if len(texts) else 0.0,
             "argmax_agreement": float((bundle_logits.argmax(1) == source_logits.argmax(1)).mean()),
         },
     }
-    if budget is not None and drop > budget:
-        raise AccuracyBudgetError(
-            f"the bundle's accuracy {acc:.4f} is {drop:.2f} points below the full model's {ref_acc:.4f} "
-            f"on {len(texts)} validation texts, over the allowed {budget:g}; no bundle written. "
-            "Try a milder recipe (e.g. cpu-int8 with quantize.exclude_nodes) or raise --max-accuracy-drop"
-        )
     return metrics
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from .. import bundle as _bundle
 from ..errors import BundleError, ConfigError, MissingDependencyError
 from . import providers as _providers
+from .caveats import warn_about
 from .tokenize import PROBE, check_texts, encode_batch, length_batches, load_tokenizer, pad_batch
 
 log = logging.getLogger("lpm_edge.runtime")
@@ -96,6 +97,7 @@ class Classifier:
         self._inputs = names
         self._output = manifest.outputs[0]
         self._check_model()
+        warn_about(self.path, manifest)
 
     def _open_session(
         self, ort: Any, model_path: Path, name: str, providers: str | Sequence[str], threads: int | None, spin: bool,
