@@ -294,7 +294,8 @@ def _build_graph(
                                                            expected, drop_of, budget)
     elif mode == "dynamic":
         final = work / "int8.onnx"
-        quantize_dynamic_int8(graph, final, work, q.per_channel, q.exclude_nodes, q.exclude_op_types)
+        quantize_dynamic_int8(graph, final, work, q.per_channel, q.exclude_nodes, q.exclude_op_types,
+                              q.reduce_range)
         graph = final
     elif mode != "none":
         from .precision import convert
@@ -322,7 +323,8 @@ def _auto_exclude(
         op_types = [op for op in IntegerOpsRegistry if op not in set(q.exclude_op_types)]
 
         def quantize(dst: Path, exclude: Sequence[str]) -> None:
-            quantize_dynamic_int8(graph, dst, work, q.per_channel, [*fixed, *exclude], q.exclude_op_types)
+            quantize_dynamic_int8(graph, dst, work, q.per_channel, [*fixed, *exclude], q.exclude_op_types,
+                                  q.reduce_range)
     else:
         op_types = [op for op in STATIC_OP_TYPES if op not in set(q.exclude_op_types)]
         static = static_quantizer(graph, work, recipe, source, calibration)
