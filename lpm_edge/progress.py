@@ -71,6 +71,20 @@ class Progress:
 
     advance = update
 
+    def skip(self, n: int = 1) -> None:
+        """Count `n` units that took no work (cached): they shorten what is left, not the rate."""
+        n = min(n, self.total - self.done)
+        self.done += n
+        self._start_done += n
+
+    def timing(self) -> str:
+        """'1 min 31 s elapsed, ~18 min 40 s left' (what is left from the rate so far)."""
+        elapsed, rate = time.monotonic() - self._start, self.rate()
+        if self.done >= self.total:
+            return f"{duration(elapsed)} elapsed"
+        left = f"~{duration((self.total - self.done) / rate)} left" if rate > 0 else "time left unknown"
+        return f"{duration(elapsed)} elapsed, {left}"
+
     def close(self) -> None:
         """End the bar line, or log the final count without a terminal."""
         if self.bar:
@@ -87,12 +101,10 @@ class Progress:
 
     def line(self) -> str:
         """'distill: 120/1600 steps (7.5%), 1.32 steps/s, 1 min 31 s elapsed, ~18 min 40 s left, loss 0.4123'."""
-        elapsed, rate = time.monotonic() - self._start, self.rate()
-        left = (self.total - self.done) / rate if rate > 0 else float("nan")
-        parts = [f"{self.desc}: {self.done}/{self.total} {self.unit} ({self.done / self.total:.1%})",
-                 f"{rate:.3g} {self.unit}/s", f"{duration(elapsed)} elapsed"]
-        if self.done < self.total:
-            parts.append(f"~{duration(left)} left" if rate > 0 else "time left unknown")
+        rate = self.rate()
+        speed = f"{rate:.3g} {self.unit}/s" if rate >= 1 or rate == 0 else f"{duration(1 / rate)} each"
+        parts = [f"{self.desc}: {self.done}/{self.total} {self.unit} ({self.done / self.total:.1%})", speed,
+                 self.timing()]
         parts += [f"{k} {v:.4f}" for k, v in self.stats.items()]
         if self.label:
             parts.append(self.label)

@@ -202,7 +202,7 @@ def test_progress_logs_rate_and_eta_when_stderr_is_not_a_terminal(caplog, monkey
         progress.close()
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 7  # at 30, 60, ..., 180 s and on close
-    assert lines[0] == "distill: 6/40 steps (15.0%), 0.2 steps/s, 30 s elapsed, ~2 min 50 s left, loss 0.5000"
+    assert lines[0] == "distill: 6/40 steps (15.0%), 5 s each, 30 s elapsed, ~2 min 50 s left, loss 0.5000"
     assert "loss 0.5000" in lines[0]
     assert lines[-1].startswith("distill: 40/40 steps (100.0%)") and "left" not in lines[-1]
     assert sys.stderr.getvalue() == ""  # no bar drawn
