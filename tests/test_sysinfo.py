@@ -46,6 +46,7 @@ def test_manifest_records_cpu_class_and_load_warns_on_another(tiny_bundle, monke
         lpm_edge.load(tiny_bundle, providers="cpu")
     assert f"was measured on {metrics['cpu_class']}; this CPU is {other}" in caplog.text
     assert "lpm-edge bench" in caplog.text
+    assert ("exact_int8=True" in caplog.text) == (other == "x86-64 AVX2 (no VNNI)")
 
 
 def test_fp32_bundle_gives_no_cpu_class_warning(tiny_fp32_bundle, monkeypatch, caplog):
@@ -53,3 +54,12 @@ def test_fp32_bundle_gives_no_cpu_class_warning(tiny_fp32_bundle, monkeypatch, c
     with caplog.at_level(logging.WARNING, logger="lpm_edge.runtime"):
         lpm_edge.load(tiny_fp32_bundle, providers="cpu")
     assert "measured on" not in caplog.text
+
+
+def test_exact_int8_sets_the_session_option(tiny_bundle):
+    clf = lpm_edge.load(tiny_bundle, providers="cpu", exact_int8=True)
+    options = clf._session.get_session_options()
+    assert options.get_session_config_entry("session.x64quantprecision") == "1"
+    if sysinfo.cpu_info()["vnni"]:  # no saturation to avoid: the same kernels, the same numbers
+        texts = ["a really great film", "awful boring plot"]
+        assert (clf.logits(texts) == lpm_edge.load(tiny_bundle, providers="cpu").logits(texts)).all()

@@ -10,6 +10,7 @@ from .. import sysinfo
 
 log = logging.getLogger("lpm_edge.runtime")
 INT8_MODES = ("dynamic", "static")
+SATURATING = ("x86-64 AVX2 (no VNNI)", "x86-64 (no AVX2)")  # u8s8 kernels sum pairs in 16 bits
 
 
 def warn_about(path: Path, manifest: Any) -> None:
@@ -25,8 +26,10 @@ def warn_about(path: Path, manifest: Any) -> None:
         here = sysinfo.cpu_class()
         if here != measured_on:
             log.warning("%s: its int8 accuracy (%s) was measured on %s; this CPU is %s, whose int8 kernels round "
-                        "differently: re-measure it here with `lpm-edge bench %s --reference CHECKPOINT`",
-                        path, _accuracy(metrics), measured_on, here, path)
+                        "differently: re-measure it here with `lpm-edge bench %s --reference CHECKPOINT`%s",
+                        path, _accuracy(metrics), measured_on, here, path,
+                        " (on a CPU without VNNI, load(..., exact_int8=True) avoids u8s8 saturation)"
+                        if here in SATURATING else "")
 
 
 def _accuracy(metrics: dict[str, Any]) -> str:
