@@ -68,8 +68,9 @@ def export(
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
-    student_cache: a directory where pruned, distilled students are kept by (checkpoint, prune,
-    distill) so that exports differing only in graph or precision settings reuse them; True (the
+    student_cache: a directory where pruned, distilled students are kept by (checkpoint, data,
+    prune, distill, max_length) so that exports differing only in graph, precision or budget
+    reuse them; True (the
     default): OUT.work/students beside `out`; False or None: keep nothing. An interrupted
     distillation resumes from its last checkpoint there.
 
