@@ -42,7 +42,7 @@ def test_report_json_golden_keys(report):
     assert doc["schema"] == "lpm-edge.bench-report" and doc["schema_version"] == 2
     assert set(doc["method"]) == METHOD_KEYS
     assert set(doc["machine"]) == {"cpu", "platform", "python", "libraries"}
-    assert set(doc["machine"]["cpu"]) == {"model", "cores", "flags", "vnni"}
+    assert set(doc["machine"]["cpu"]) == {"model", "cores", "flags", "vnni", "class"}
     assert [c["name"] for c in doc["candidates"]] == ["ref", "fast", "fast (fast)"]
     for c in doc["candidates"]:
         assert set(c) == CANDIDATE_KEYS
