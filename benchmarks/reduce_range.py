@@ -79,6 +79,8 @@ def main() -> int:
     p.add_argument("--n-train", type=int, default=2000, help="training texts for the head")
     p.add_argument("--rounds", type=int, default=300, help="timed batch-1 calls per bundle")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="a fine-tuned checkpoint to use instead of fitting a head on frozen features")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
@@ -90,7 +92,7 @@ def main() -> int:
     from lpm_edge.metrics import accuracy
 
     started = time.perf_counter()
-    ckpt = head_checkpoint(a.out / "checkpoint", a.n_train, a.threads)
+    ckpt = a.checkpoint or head_checkpoint(a.out / "checkpoint", a.n_train, a.threads)
     int8 = load_recipe("cpu-int8")
     recipes = {
         "fp32": load_recipe("cpu-fp32"),
@@ -131,8 +133,9 @@ def main() -> int:
     lines = [f"# int8 with and without reduce_range on {result['cpu_class']}", "",
              f"`{result['command']}` ({result['seconds']:.0f} s; {result['machine']['cpu']['model']}, "
              f"{a.threads} thread(s), ONNX Runtime {result['machine']['libraries'].get('onnxruntime')})", "",
-             f"all-MiniLM-L6-v2 + a logistic-regression head on frozen pooled features ({a.n_train} training texts); "
-             f"full model validation accuracy {result['reference_validation_accuracy']:.4f} on "
+             (f"checkpoint {a.checkpoint}; " if a.checkpoint else
+              f"all-MiniLM-L6-v2 + a logistic-regression head on frozen pooled features ({a.n_train} training texts); ")
+             + f"full model validation accuracy {result['reference_validation_accuracy']:.4f} on "
              f"{result['validation_texts']} texts; test split {len(texts)} texts; batch-1 latency median of "
              f"{a.rounds} calls, interleaved.", "",
              "| bundle | validation acc | drop (points) | test acc | test agreement with fp32 | max / mean abs logit diff vs fp32 | batch 1 ms | model MB |",
