@@ -19,6 +19,7 @@ the int8 graph as this CPU runs it and as an AVX2 CPU without VNNI would, with a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -105,7 +106,8 @@ def quantize_unfused(src: Path, dst: Path, work: Path, reduce_range: bool) -> No
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
     prepared = work / f"pre-{dst.name}"
-    quant_pre_process(str(src), str(prepared), skip_optimization=True, auto_merge=True)
+    with contextlib.chdir(work):  # symbolic shape inference leaves temporary files in the working directory
+        quant_pre_process(str(src), str(prepared), skip_optimization=True, auto_merge=True)
     quantize_dynamic(str(prepared), str(dst), op_types_to_quantize=["MatMul"], per_channel=True,
                      weight_type=QuantType.QInt8, reduce_range=reduce_range)
 
