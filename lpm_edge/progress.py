@@ -102,7 +102,9 @@ class Progress:
     def line(self) -> str:
         """'distill: 120/1600 steps (7.5%), 1.32 steps/s, 1 min 31 s elapsed, ~18 min 40 s left, loss 0.4123'."""
         rate = self.rate()
-        speed = f"{rate:.3g} {self.unit}/s" if rate >= 1 or rate == 0 else f"{duration(1 / rate)} each"
+        each = 1 / rate if rate > 0 else 0.0
+        speed = (f"{rate:.3g} {self.unit}/s" if rate >= 1 or rate == 0
+                 else f"{each:.2g} s each" if each < 10 else f"{duration(each)} each")
         parts = [f"{self.desc}: {self.done}/{self.total} {self.unit} ({self.done / self.total:.1%})", speed,
                  self.timing()]
         parts += [f"{k} {v:.4f}" for k, v in self.stats.items()]
