@@ -124,6 +124,8 @@ def session(path: Path) -> Any:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="where the tokenizer is (default: the checkpoint; a student kept in OUT.work has none)")
     p.add_argument("--data", default="rotten-tomatoes")
     p.add_argument("--texts", type=int, default=300, help="validation texts, one at a time")
     p.add_argument("--report", type=Path, default=None)
@@ -138,7 +140,7 @@ def main() -> int:
 
     started = time.perf_counter()
     torch.set_num_threads(1)
-    tok = AutoTokenizer.from_pretrained(a.checkpoint)
+    tok = AutoTokenizer.from_pretrained(a.tokenizer or a.checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(a.checkpoint, attn_implementation="eager").eval()
     names = input_names(model, tok)
     split = load_dataset(a.data).validation
