@@ -126,9 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--recipe auto: the search's budget, default 1.0)")
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
     p.add_argument("--student-cache", type=Path, default=None, metavar="DIR",
-                   help="keep pruned, distilled students here and reuse them across exports")
+                   help="keep pruned, distilled students here and reuse them across exports "
+                        "(default: OUT.work/students)")
+    p.add_argument("--no-student-cache", action="store_true",
+                   help="keep no student (by default, OUT.work keeps them so that a re-run does not distill again)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("accept", help="publish a bundle that missed its accuracy budget (OUT.rejected) as OUT")
+    p.add_argument("rejected", type=Path, help="the OUT.rejected folder a failed export kept")
+    p.add_argument("--out", type=Path, default=None, help="where to publish it (default: the name without .rejected)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
 
     p = sub.add_parser("predict", help="classify texts with a bundle")
     p.add_argument("bundle", type=Path)
@@ -225,7 +233,7 @@ def cmd_export(a: argparse.Namespace) -> int:
                           "carries its own target (e.g. --recipe cuda-fp16)")
     else:
         out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
-                     force=a.force, student_cache=a.student_cache, **_split_args(a))
+                     force=a.force, student_cache=_student_cache(a), **_split_args(a))
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
@@ -237,6 +245,12 @@ def cmd_export(a: argparse.Namespace) -> int:
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
+
+
+def _student_cache(a: argparse.Namespace) -> Path | bool:
+    if a.no_student_cache and a.student_cache is not None:
+        raise ConfigError("--student-cache and --no-student-cache contradict each other; pass one")
+    return False if a.no_student_cache else (a.student_cache or True)
 
 
 def _export_auto(a: argparse.Namespace) -> Path:
@@ -348,6 +362,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         print("fusions     " + ", ".join(f"{op} {n}" for op, n in sorted(s["fused_ops"].items())) + family)
     if s["unfused"]:
         print(f"unfused     {s['unfused']}")
+    if m.get("accepted") is False:
+        print(f"status      REJECTED: {m.get('rejected_reason', '?')}; publish it anyway with `lpm-edge accept`")
     if s["fp32_fallback"]:
         lo, hi = s["fp32_fallback"]["tokens"]
         print(f"fallback    batches of {lo}..{hi} tokens run {s['fp32_fallback']['file']} (fp32)")
@@ -368,9 +384,24 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
-              f"of {m.get('source') or m.get('data')}")
+              f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
               f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
+    return 0
+
+
+def cmd_accept(a: argparse.Namespace) -> int:
+    from .export.rejected import accept
+
+    rejected: Path = a.rejected
+    out = a.out or (rejected.with_name(rejected.name[: -len(".rejected")]) if rejected.name.endswith(".rejected")
+                    else None)
+    if out is None:
+        raise ConfigError(f"{rejected} does not end in .rejected; pass --out to say where to publish it")
+    from .bundle import read_manifest
+
+    accept(rejected, out, force=a.force)
+    print(f"{out}: accepted over its budget ({read_manifest(out).metrics.get('accepted_over_budget', '')})")
     return 0
 
 
@@ -491,7 +522,7 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
 
 
 COMMANDS = {"train": cmd_train, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
-            "pack": cmd_pack, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo}
+            "pack": cmd_pack, "accept": cmd_accept, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,49 +36,63 @@ def _proc_cpuinfo() -> tuple[str | None, set[str] | None]:
     return model, flags
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's instruction-set flags as Linux names them (avx2, avx512_vnni, ...); empty where
-    /proc/cpuinfo is unreadable (macOS, Windows)."""
-    return _proc_cpuinfo()[1] or set()
-
-
-def cpu_class(flags: set[str] | None = None, machine: str | None = None) -> str:
-    """What int8 speed depends on, in a few words: "x86-64 AVX-512 VNNI", "x86-64 AVX2 (no VNNI)", "arm64".
-
-    Figures measured on one class do not carry to another (dynamic int8 gave 4.2x throughput
-    with AVX-512 VNNI and 1.35x on AVX2 without VNNI), so every report names its class.
-    """
-    arch = (machine or platform.machine()).lower()
-    if arch in ("aarch64", "arm64"):
-        return "arm64"
-    if arch not in ("x86_64", "amd64", "i386", "i686", "x86"):
-        return arch or "unknown CPU"
-    flags = cpu_flags() if flags is None else flags
-    if not flags:
-        return "x86-64 (instruction sets unknown)"
-    if "amx_int8" in flags:
-        return "x86-64 AMX int8 (AVX-512 VNNI)"
-    if "avx512_vnni" in flags:
-        return "x86-64 AVX-512 VNNI"
-    if "avx_vnni" in flags:
-        return "x86-64 AVX2 with AVX-VNNI"
-    if "avx512f" in flags:
-        return "x86-64 AVX-512 (no VNNI)"
-    if "avx2" in flags:
-        return "x86-64 AVX2 (no VNNI)"
-    return "x86-64 (no AVX2)"
-
-
 def cpu_info() -> dict[str, Any]:
     model, flags = _proc_cpuinfo()
     flags = flags or set()
     return {
         "model": model or platform.processor() or platform.machine(),
-        "class": cpu_class(flags),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "flags": {name: flag in flags for flag, name in FLAGS.items()},
         "vnni": bool({"avx512_vnni", "avx_vnni"} & flags),
+        "class": cpu_class(frozenset(flags)),
     }
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The instruction-set flags of the first CPU in /proc/cpuinfo ('flags' on x86, 'Features' on
+    arm64); empty where there is no such file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_class(flags: frozenset[str] | set[str] | None = None, arch: str | None = None) -> str:
+    """What decides int8 numerics and speed: which int8 dot-product instructions the CPU has.
+
+    ONNX Runtime's u8s8 int8 kernels sum pairs of products in 16 bits on x86 without VNNI (they
+    can saturate); with VNNI (AVX-512 or AVX) they accumulate in 32 bits. Figures measured on one
+    class do not carry to another (dynamic int8 gave 4.2x PyTorch's throughput with AVX-512 VNNI
+    and 1.35x on AVX2 without VNNI), so reports and manifests name it. One of
+    "x86-64 AMX int8 (AVX-512 VNNI)", "x86-64 AVX-512 VNNI", "x86-64 AVX-VNNI",
+    "x86-64 AVX-512 (no VNNI)", "x86-64 AVX2 (no VNNI)", "x86-64 (no AVX2)",
+    "x86-64 (instruction sets unknown)", "arm64 i8mm", "arm64 dotprod", "arm64 (no dotprod)",
+    or the machine name.
+    """
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    arch = (arch or platform.machine()).lower()
+    if arch in ("x86_64", "amd64", "i386", "i686", "x86") or "sse2" in flags:
+        if not flags:  # no /proc/cpuinfo (macOS, Windows)
+            return "x86-64 (instruction sets unknown)"
+        if "amx_int8" in flags:
+            return "x86-64 AMX int8 (AVX-512 VNNI)"
+        if "avx512_vnni" in flags:
+            return "x86-64 AVX-512 VNNI"
+        if "avx_vnni" in flags:
+            return "x86-64 AVX-VNNI"
+        if "avx512f" in flags:
+            return "x86-64 AVX-512 (no VNNI)"
+        return "x86-64 AVX2 (no VNNI)" if "avx2" in flags else "x86-64 (no AVX2)"
+    if arch in ("aarch64", "arm64") or "asimd" in flags:
+        if "i8mm" in flags:
+            return "arm64 i8mm"
+        return "arm64 dotprod" if "asimddp" in flags else "arm64 (no dotprod)"
+    return arch or "unknown"
 
 
 def library_versions() -> dict[str, str]:

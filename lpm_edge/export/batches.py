@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 if TYPE_CHECKING:
     import torch
+
+from ..progress import Progress as _Progress
 
 log = logging.getLogger("lpm_edge.export")
 SEED = 0
@@ -79,27 +80,9 @@ def length_grouped(order: list[int], lengths: Sequence[int], batch_size: int, se
     return batches
 
 
-class Progress:
-    """A tqdm bar when stderr is a terminal; otherwise a plain log line every ~10% of the work."""
+class Progress(_Progress):
+    """Export progress (distillation, calibration): a bar on a terminal, else a log line on
+    lpm_edge.export every few seconds with the rate and the time left."""
 
-    def __init__(self, total: int, desc: str) -> None:
-        self.total, self.desc, self.done = total, desc, 0
-        self.every = max(1, total // 10)
-        self._bar = None
-        if sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, leave=False)
-
-    def update(self, **stats: float) -> None:
-        self.done += 1
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix({k: f"{v:.4f}" for k, v in stats.items()}, refresh=False)
-        elif self.done % self.every == 0 or self.done == self.total:
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in stats.items())
-            log.info("%s: %d/%d %s", self.desc, self.done, self.total, shown)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+    def __init__(self, total: int, desc: str, *, unit: str = "steps", done: int = 0) -> None:
+        super().__init__(total, desc, unit=unit, done=done, logger="lpm_edge.export")

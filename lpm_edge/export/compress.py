@@ -12,6 +12,8 @@ from .batches import labelled_batches, pick_device
 from .distill import distill
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..data import Dataset
     from .recipe import Recipe
 
@@ -19,8 +21,12 @@ log = logging.getLogger("lpm_edge.export")
 KL_SAMPLE = 256  # validation texts on which the student's KL to the teacher is reported
 
 
-def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -> tuple[Any, dict[str, Any]]:
+def compress(
+    model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", resume: "Path | None" = None
+) -> tuple[Any, dict[str, Any]]:
     """Return (student, info): `model` pruned by recipe.prune, then distilled from `model`.
+
+    resume: a folder for distillation checkpoints; a run killed midway continues from the last one.
 
     `model` is never changed; the student is a deep copy, in eval mode, on the CPU. `info` says
     what was removed and what distillation achieved; the manifest stores it.
@@ -70,7 +76,8 @@ def compress(model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe") -
     if d.steps:
         torch.manual_seed(0)
         eval_texts = list(dataset.validation.texts[:KL_SAMPLE])
-        info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts)
+        info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts,
+                                  checkpoint=resume)
     info["parameters"]["after"] = _parameters(student)
     info["seconds"] = round(time.perf_counter() - started, 2)
     return student, info

@@ -7,8 +7,11 @@ a softmax at temperature T (Hinton et al. 2015; the T² keeps the soft gradients
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
+import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .batches import Progress, encode, labelled_batches
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lpm_edge.export")
 WARMUP = 0.06  # fraction of steps with a rising learning rate
+CHECKPOINT_SECONDS = 120.0  # how often a resumable distillation saves its state
+CHECKPOINT_FILE = "distill.pt"
 
 
 def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], max_length: int,
@@ -48,12 +53,15 @@ def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], ma
 
 def distill(
     student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "DistillConfig", max_length: int,
-    device: str, eval_texts: Sequence[str],
+    device: str, eval_texts: Sequence[str], checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     """Train `student` in place against `teacher` for config.steps steps; return what happened.
 
     The teacher is never changed: on a GPU it is copied there, on the CPU it runs as it is, in
     eval mode under no_grad. The student ends in eval mode on the CPU, ready for export.
+    checkpoint: a folder where the state (student, optimizer, schedule, step, random state) is
+    saved every CHECKPOINT_SECONDS; a run started with the same folder continues from there and
+    ends with the weights an uninterrupted run would have.
     """
     import torch
     import torch.nn.functional as F
@@ -63,16 +71,23 @@ def distill(
     if device != "cpu" or teacher.training:
         teacher = copy.deepcopy(teacher).eval().to(device)
     student.to(device)
-    kl_before = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
     optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=config.learning_rate)
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP * config.steps), config.steps)
     temp, alpha = config.temperature, config.alpha
-    progress = Progress(config.steps, "distill")
-    student.train()
     loss_value, done = float("nan"), 0
+    state = _resume(checkpoint, student, optimizer, schedule, config, device)
+    if state is not None:
+        done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
+        started -= state["seconds"]
+    else:
+        kl_before = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
+    progress = Progress(config.steps, "distill", done=done)
+    student.train()
+    saved = time.monotonic()
+    batches = labelled_batches(tokenizer, train.texts, train.labels, config.batch_size, max_length, device,
+                               limit=config.steps)
     try:
-        for inputs, labels in labelled_batches(tokenizer, train.texts, train.labels, config.batch_size,
-                                               max_length, device, limit=config.steps):
+        for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():
                 t_logits = teacher(**inputs).logits.float()  # (B, C)
             s_logits = student(**inputs).logits.float()  # (B, C)
@@ -88,6 +103,10 @@ def distill(
             loss_value = float(loss.detach())
             done += 1
             progress.update(loss=loss_value)
+            if checkpoint is not None and done < config.steps and time.monotonic() - saved >= CHECKPOINT_SECONDS:
+                _save(checkpoint, student, optimizer, schedule, config, device, done, kl_before, loss_value,
+                      time.perf_counter() - started)
+                saved = time.monotonic()
     finally:
         progress.close()
         student.eval()
@@ -101,3 +120,54 @@ def distill(
         "kl_before": kl_before, "kl_after": kl_after, "final_loss": loss_value,
         "eval_texts": len(eval_texts), "seconds": round(seconds, 2),
     }
+
+
+def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig", device: str,
+          done: int, kl_before: float, loss: float, seconds: float) -> None:
+    """Write the distillation state through a temporary file and a rename: never half-written."""
+    import dataclasses
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        "config": dataclasses.asdict(config), "done": done, "kl_before": kl_before, "loss": loss,
+        "seconds": seconds, "student": student.state_dict(), "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if device.startswith("cuda") else None,
+    }
+    tmp = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, folder / CHECKPOINT_FILE)
+    log.debug("distillation checkpoint at step %d in %s", done, folder)
+
+
+def _resume(folder: Path | None, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig",
+            device: str) -> dict[str, Any] | None:
+    """Load a checkpoint written by `_save` for these settings into the objects; None when there is none."""
+    import dataclasses
+
+    import torch
+
+    path = folder / CHECKPOINT_FILE if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if state.get("config") != dataclasses.asdict(config) or not 0 < state["done"] < config.steps:
+            raise ValueError("other settings")
+        own, saved = student.state_dict(), state["student"]
+        if set(own) != set(saved) or any(own[k].shape != v.shape for k, v in saved.items()):
+            raise ValueError("another pruned shape")  # checked first: a failed load would leave half the weights
+        student.load_state_dict(state["student"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
+        log.warning("ignoring the distillation checkpoint %s (%s); distilling from the start", path,
+                    str(exc).splitlines()[0][:200])
+        return None
+    torch.set_rng_state(state["rng"])
+    if state.get("cuda_rng") is not None and device.startswith("cuda"):
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    log.info("resuming distillation at step %d of %d from %s", state["done"], config.steps, path)
+    return state

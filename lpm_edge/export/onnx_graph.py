@@ -122,9 +122,11 @@ def fuse(src: Path, dst: Path, num_heads: int, hidden_size: int, fusion: "Fusion
 
 def quantize_dynamic_int8(
     src: Path, dst: Path, work: Path, per_channel: bool, exclude_nodes: Sequence[str] = (),
-    exclude_op_types: Sequence[str] = (),
+    exclude_op_types: Sequence[str] = (), reduce_range: bool = False,
 ) -> None:
-    """Dynamic int8: weights int8 ahead of time, activations quantized per call."""
+    """Dynamic int8: weights int8 ahead of time, activations quantized per call.
+
+    reduce_range: 7-bit weights (no u8s8 saturation on x86 CPUs without VNNI)."""
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
     from onnxruntime.quantization.registry import IntegerOpsRegistry
 
@@ -135,7 +137,7 @@ def quantize_dynamic_int8(
     op_types = [op for op in IntegerOpsRegistry if op not in set(exclude_op_types)]
     quantize_dynamic(
         str(prepared), str(dst), op_types_to_quantize=op_types, per_channel=per_channel,
-        weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude_nodes) or None,
+        weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude_nodes) or None, reduce_range=reduce_range,
     )
 
 

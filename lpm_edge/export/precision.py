@@ -58,7 +58,7 @@ def static_quantizer(
     def run(dst: Path, exclude_nodes: Sequence[str]) -> None:
         quantize_static_int8(graph, dst, work, texts, encode, per_channel=q.per_channel,
                              symmetric_activations=recipe.target == "cuda", exclude_nodes=exclude_nodes,
-                             exclude_op_types=q.exclude_op_types)
+                             exclude_op_types=q.exclude_op_types, reduce_range=q.reduce_range)
 
     return run
 
@@ -88,7 +88,7 @@ def calibration_reader(texts: Sequence[str], encode: Any, batch_size: int = CALI
 
         def __init__(self) -> None:
             self.total = (len(texts) + batch_size - 1) // batch_size
-            self.progress = Progress(self.total, "calibrate")
+            self.progress = Progress(self.total, "calibrate", unit="batches")
             self._it = self._batches()
 
         def _batches(self) -> Iterator[dict[str, Any]]:
@@ -112,6 +112,7 @@ def calibration_reader(texts: Sequence[str], encode: Any, batch_size: int = CALI
 def quantize_static_int8(
     src: Path, dst: Path, work: Path, texts: Sequence[str], encode: Any, *, per_channel: bool = True,
     symmetric_activations: bool = False, exclude_nodes: Sequence[str] = (), exclude_op_types: Sequence[str] = (),
+    reduce_range: bool = False,
 ) -> None:
     """Static QDQ int8: weights int8, activation ranges calibrated (MinMax) on `texts`.
 
@@ -135,7 +136,7 @@ def quantize_static_int8(
             op_types_to_quantize=op_types, per_channel=per_channel,
             activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
             weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude_nodes) or None,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=CalibrationMethod.MinMax, reduce_range=reduce_range,
             # MinMax keeps only each tensor's per-batch min and max, so memory stays small; its
             # CalibMaxIntermediateOutputs option is avoided: ORT 1.32 discards (not merges) those batches.
             extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True},

@@ -60,6 +60,9 @@ class QuantizeConfig:
     # int8 only: [low, high] padded lengths (inclusive) whose batches run an fp32 copy of the graph
     # shipped beside the int8 one; None = int8 for every length
     fp32_tokens: tuple[int, int] | None = None
+    # int8 only: 7-bit weights, so that ONNX Runtime's u8s8 kernels on x86 CPUs without VNNI
+    # (AVX2) cannot saturate their 16-bit pair sums; costs a little precision everywhere
+    reduce_range: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,9 @@ def _validate(obj: Any, where: str) -> None:
                       "e.g. [0, 32]")
         if obj.fp32_tokens is not None and obj.mode not in ("dynamic", "static"):
             raise bad(f"quantize.fp32_tokens falls back from int8 to fp32; it needs mode 'dynamic' or 'static', "
+                      f"not {obj.mode!r}")
+        if obj.reduce_range and obj.mode not in ("dynamic", "static"):
+            raise bad(f"quantize.reduce_range narrows int8 weights to 7 bits; it needs mode 'dynamic' or 'static', "
                       f"not {obj.mode!r}")
         if obj.calibration_samples < 1:
             raise bad(f"quantize.calibration_samples={obj.calibration_samples} must be at least 1")

@@ -14,6 +14,7 @@ import numpy as np
 from .. import bundle as _bundle
 from ..errors import BundleError, ConfigError, InferenceError, MissingDependencyError, brief
 from . import providers as _providers
+from .caveats import warn_about
 from .tokenize import PROBE, check_texts, encode_batch, largest_id, length_batches, load_tokenizer, pad_batch
 
 log = logging.getLogger("lpm_edge.runtime")
@@ -47,6 +48,7 @@ class Classifier:
         batch_size: int = BATCH_SIZE,
         spin: bool = True,
         max_batch_tokens: int | str | None = "auto",
+        exact_int8: bool = False,
     ) -> None:
         try:
             import onnxruntime as ort  # the runtime's one heavy import, kept out of `import lpm_edge`
@@ -77,7 +79,7 @@ class Classifier:
             self._sessions = {}
             for name in graphs:  # an fp32 fallback graph, when the bundle has one, loads the same way
                 path = _bundle.copy_verified(directory, manifest, name, Path(private.name))
-                self._sessions[name] = self._open_session(ort, path, name, providers, threads, spin)
+                self._sessions[name] = self._open_session(ort, path, name, providers, threads, spin, exact_int8)
             tok_bytes = _bundle.read_verified(directory, manifest, manifest.tokenizer_file)
             _bundle.verify(directory, manifest, skip={*graphs, manifest.tokenizer_file})
         self._session = self._sessions[manifest.model_file]
@@ -104,9 +106,11 @@ class Classifier:
         self._quiet = ort.RunOptions()
         self._quiet.log_severity_level = 4  # fatal only
         self._check_model()
+        warn_about(self.path, manifest)
 
     def _open_session(
         self, ort: Any, model_path: Path, name: str, providers: str | Sequence[str], threads: int | None, spin: bool,
+        exact_int8: bool = False,
     ) -> Any:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -115,6 +119,8 @@ class Classifier:
         options.log_severity_level = 3
         # Spinning threads buy a little latency but burn idle cores; off when sharing them.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        if exact_int8:  # u8u8 instead of u8s8 int8 products on x86 CPUs without VNNI: no 16-bit saturation
+            options.add_session_config_entry("session.x64quantprecision", "1")
         asked, auto = _providers.requested(providers, ort.get_available_providers())
         try:
             session = ort.InferenceSession(str(model_path), sess_options=options, providers=asked)
@@ -271,6 +277,7 @@ def load(
     batch_size: int = BATCH_SIZE,
     spin: bool = True,
     max_batch_tokens: int | str | None = "auto",
+    exact_int8: bool = False,
 ) -> Classifier:
     """Load a bundle (directory or .zip) and return a ready, thread-safe classifier.
 
@@ -282,9 +289,12 @@ def load(
     max_batch_tokens: at most this many tokens (texts × padded length) per model call, which bounds
     activation memory; "auto" = 256 on the CPU and no limit on CUDA; None = no limit.
     spin: let idle ONNX Runtime threads spin (lower latency); turn off when sharing cores.
+    exact_int8: on x86 CPUs without VNNI (AVX2 only), ONNX Runtime's fast u8s8 int8 kernels add
+    pairs of products in 16 bits, which can saturate; True runs them as u8u8 (its
+    session.x64quantprecision option): slower, no saturation. No effect on CPUs with VNNI.
     Texts longer than the bundle's max_length are truncated.
     A bundle that is damaged, or whose parts do not fit together, raises BundleError here; a failure
     of ONNX Runtime or tokenizers on some later input raises InferenceError (a BundleError).
     """
     return Classifier(bundle, providers=providers, threads=threads, batch_size=batch_size, spin=spin,
-                      max_batch_tokens=max_batch_tokens)
+                      max_batch_tokens=max_batch_tokens, exact_int8=exact_int8)

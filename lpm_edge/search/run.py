@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from ..bundle import write_text_atomic
 from ..errors import ConfigError, LpmEdgeError
+from ..progress import Progress
 from .pareto import Point, choose, pareto_front
 from .space import Candidate
 
@@ -96,6 +97,8 @@ def run_search(
     """
     start = time.perf_counter()
     queue = list(space)
+    # Each candidate counts once: measured ones set the rate, skipped and cached ones only shorten what is left.
+    progress = Progress(len(queue), "search", unit="candidates", bar=False, logger="lpm_edge.search")
     points: list[Point] = []
     broken: list[Candidate] = []
     met: list[Candidate] = []
@@ -104,28 +107,33 @@ def run_search(
     while i < len(queue):
         cand = queue[i]
         i += 1
+        progress.total = len(queue)  # rescue variants join the queue as the search goes
         if max_minutes is not None and time.perf_counter() - start > max_minutes * 60:
             skipped += [f"{c.label()} (time budget)" for c in queue[i - 1 :]]
             log.info("time budget of %g min spent; %d candidates left unmeasured", max_minutes, len(queue) - i + 1)
             break
         if any(cand.at_least_as_aggressive_as(b, full_layers) for b in broken):
             skipped.append(f"{cand.label()} (a milder candidate already broke the budget)")
+            progress.skip()
             continue
         # Distillation is the costly step and precision variants differ by a few percent in speed:
         # once an architecture met the budget, a longer distillation of it is not worth its minutes.
         if any(cand.same_architecture_as(m) and m.distill_steps < cand.distill_steps for m in met):
             skipped.append(f"{cand.label()} (a shorter distillation of this architecture already met the budget)")
+            progress.skip()
             continue
         point = cache.get(cand.key())
         if point is None:
-            log.info("[%d/%d] measuring %s", i, len(queue), cand.label())
+            log.info("[%d/%d] measuring %s (%s)", i, len(queue), cand.label(), progress.timing())
             point = evaluate(cand)
+            progress.update()
             if point is None:  # cached too, so that a resumed run does not rebuild it
                 point = Point(key=cand.key(), label=cand.label(), accuracy=float("nan"), latency_ms=float("nan"),
                               size_bytes=0, extra={"failed": "could not be built within the budget"})
             cache.put(point)
         else:
             log.info("[%d/%d] cached %s", i, len(queue), cand.label())
+            progress.skip()
         if point.extra.get("failed"):
             skipped.append(f"{cand.label()} ({point.extra['failed']})")
             continue

@@ -60,6 +60,32 @@ def _log_callback() -> Any:
     return LogCallback()
 
 
+def _progress_callback() -> Any:
+    """Steps, rate and time left as log lines every few seconds (tqdm draws the bar on a terminal)."""
+    from transformers import TrainerCallback
+
+    from ..progress import Progress
+
+    class ProgressCallback(TrainerCallback):
+        progress: Progress | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                self.progress = Progress(state.max_steps, "train", done=state.global_step, bar=False,
+                                         logger="lpm_edge.train")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.progress is not None:
+                self.progress.update()
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.progress is not None:
+                self.progress.close()
+                self.progress = None
+
+    return ProgressCallback()
+
+
 @contextmanager
 def _torch_threads(n: int | None) -> Iterator[int]:
     """Run with `n` intra-op threads (None: leave as is), then restore the process's setting."""
@@ -200,6 +226,8 @@ def _train(
     )
     trainer.remove_callback(PrinterCallback)  # it prints metric dicts on stdout; we log instead
     trainer.add_callback(_log_callback())
+    if not sys.stderr.isatty():
+        trainer.add_callback(_progress_callback())
     main = trainer.is_world_process_zero()
     log.log(
         logging.INFO if main else logging.DEBUG,

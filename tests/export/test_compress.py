@@ -184,19 +184,26 @@ def test_pruning_refuses_a_family_without_an_adapter():
         P.shape(model)
 
 
-def test_progress_logs_plain_lines_when_stderr_is_not_a_terminal(caplog, monkeypatch):
+def test_progress_logs_rate_and_eta_when_stderr_is_not_a_terminal(caplog, monkeypatch):
     import io
     import logging
     import sys
 
+    from lpm_edge import progress as P
     from lpm_edge.export.batches import Progress
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a TTY
+    now = [0.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: now[0])
     with caplog.at_level(logging.INFO, logger="lpm_edge.export"):
-        progress = Progress(40, "distill")
+        progress = Progress(40, "distill")  # a step every 5 s, a line every 30 s
         for _ in range(40):
+            now[0] += 5
             progress.update(loss=0.5)
         progress.close()
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 10 and lines[-1] == "distill: 40/40 loss 0.5000"
+    assert len(lines) == 7  # at 30, 60, ..., 180 s and on close
+    assert lines[0] == "distill: 6/40 steps (15.0%), 5 s each, 30 s elapsed, ~2 min 50 s left, loss 0.5000"
+    assert "loss 0.5000" in lines[0]
+    assert lines[-1].startswith("distill: 40/40 steps (100.0%)") and "left" not in lines[-1]
     assert sys.stderr.getvalue() == ""  # no bar drawn

@@ -57,3 +57,10 @@ def test_bad_recipes_are_refused_with_the_fix(tmp_path, text, message):
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe(tmp_path / "nope.toml")
+
+
+def test_reduce_range_needs_int8():
+    ok = Recipe.from_dict({"name": "r", "quantize": {"mode": "dynamic", "reduce_range": True}})
+    assert ok.quantize.reduce_range is True
+    with pytest.raises(ConfigError, match="reduce_range .* needs mode 'dynamic' or 'static'"):
+        Recipe.from_dict({"name": "r", "quantize": {"mode": "none", "reduce_range": True}})

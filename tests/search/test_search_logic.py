@@ -204,3 +204,23 @@ def test_a_failed_rescue_is_cached_and_not_rebuilt(tmp_path):
         result = run_search([Candidate(exclude_budget=1.0)], evaluate, REF, 1.0, Cache(tmp_path / "c.json", {}), 4)
         assert not result.points and "could not be built" in result.skipped[0]
     assert len(calls) == 1
+
+
+def test_search_logs_time_left_per_candidate(tmp_path, caplog, monkeypatch):
+    import logging
+
+    from lpm_edge import progress as P
+
+    now = [0.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: now[0])
+    evaluate = synthetic_eval([])
+
+    def slow(c):  # each measured candidate takes 60 s
+        now[0] += 60
+        return evaluate(c)
+
+    with caplog.at_level(logging.INFO, logger="lpm_edge.search"):
+        run_search(synthetic_space(), slow, REF, 1.0, Cache(tmp_path / "c.json", {}), 4)
+    measuring = [r.getMessage() for r in caplog.records if "measuring" in r.getMessage()]
+    assert measuring[0].endswith("(0 s elapsed, time left unknown)")
+    assert measuring[1].endswith("(1 min 00 s elapsed, ~3 min 00 s left)")  # 3 of 4 left at 60 s each

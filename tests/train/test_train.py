@@ -60,3 +60,19 @@ def test_string_labels_map_to_ids_in_a_stable_order_and_travel_with_the_checkpoi
     info = read_training_info(out)
     assert info["labels"] == ["high", "low", "mid"]
     assert info["data"]["text_column"] == "review" and info["data"]["label_column"] == "stars"
+
+
+def test_training_logs_progress_lines_off_a_terminal(tmp_path, tiny_config, monkeypatch, caplog):
+    import io
+    import logging
+    import sys
+
+    from lpm_edge import progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a TTY
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)  # a line per step
+    with caplog.at_level(logging.INFO, logger="lpm_edge.train"):
+        train(tiny_config(tmp_path / "ckpt", max_steps=3, epochs=1))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train: ")]
+    assert lines[0].startswith("train: 1/3 steps (33.3%)") and "left" in lines[0]
+    assert lines[-1].startswith("train: 3/3 steps (100.0%)")
