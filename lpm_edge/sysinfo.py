@@ -18,11 +18,11 @@ LIBRARIES = ("lpm-edge", "onnxruntime", "onnxruntime-gpu", "tokenizers", "numpy"
              "transformers", "onnx", "optimum", "optimum-onnx")
 
 
-def _proc_cpuinfo() -> tuple[str | None, set[str] | None]:
+def _proc_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str | None, set[str] | None]:
     """(model name, flags) of the first CPU in /proc/cpuinfo; None for what it does not say."""
     model, flags = None, None
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key = key.strip()
@@ -51,15 +51,7 @@ def cpu_info() -> dict[str, Any]:
 def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
     """The instruction-set flags of the first CPU in /proc/cpuinfo ('flags' on x86, 'Features' on
     arm64); empty where there is no such file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return frozenset(value.split())
-    except OSError:
-        pass
-    return frozenset()
+    return frozenset(_proc_cpuinfo(path)[1] or ())
 
 
 def cpu_class(flags: frozenset[str] | set[str] | None = None, arch: str | None = None) -> str:
