@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AccuracyBudgetError,
+    BenchError,
     BundleError,
     ConfigError,
     DataError,
@@ -54,7 +55,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AccuracyBudgetError", "BundleError", "Classifier", "ConfigError", "DataError", "ExportError", "InferenceError",
+    "AccuracyBudgetError", "BenchError", "BundleError", "Classifier", "ConfigError", "DataError", "ExportError", "InferenceError",
     "LpmEdgeError", "MissingDependencyError", "ParityError", "Prediction", "ProviderError", "Recipe",
     "TrainConfig", "bench", "export", "load", "load_dataset", "train", "__version__",
 ]

@@ -1,4 +1,4 @@
-"""`lpm-edge` command line: train, export, predict, inspect, pack, bench, demo.
+"""`lpm-edge` command line: train, export, accept, predict, inspect, pack, bench, search, demo.
 
 Exit codes: 0 ok, 1 a known error (one line on stderr; traceback with --debug), 2 usage.
 Results go to stdout (--json for machines); logs and progress go to stderr.
