@@ -32,8 +32,3 @@ def model_record(directory: str | Path | None) -> dict[str, Any] | None:
         files = sorted({f for pattern in _DEFINING for f in path.glob(pattern) if f.is_file()})
         digests = {f.name: sha256_file(f) for f in files}
     return {"name": path.name, "sha256": digests}
-
-
-def public_name(source: str | Path | None) -> str | None:
-    """A data file or directory by its name only (a built-in dataset's name is kept as it is)."""
-    return None if source is None else Path(str(source)).name
