@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p, None)
     _add_splits(p)
     p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
-                   help="fail, writing nothing, if the bundle loses more accuracy than this "
+                   help="fail if the bundle loses more accuracy than this, writing nothing to --out (the bundle is kept in "
+                        "OUT.rejected; `lpm-edge accept` publishes it) "
                         "(--recipe auto: the search's budget, default 1.0)")
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
     p.add_argument("--student-cache", type=Path, default=None, metavar="DIR",
