@@ -66,7 +66,8 @@ def _add_splits(p: argparse.ArgumentParser, columns: bool = True) -> None:
         p.add_argument("--label-column", default=None, help="label column, as --text-column")
         p.add_argument("--validation", type=Path, default=None,
                        help="validation file (default: the checkpoint's, else a 10%% cut of --data)")
-    default = "the checkpoint's, else a 10%% cut of --data" if columns else "a 10%% cut of --data"  # train has no checkpoint yet
+    # train (columns=False) has no checkpoint yet to take a test file from
+    default = "the checkpoint's, else a 10%% cut of --data" if columns else "a 10%% cut of --data"
     p.add_argument("--test", type=Path, default=None, help=f"test file, every row of it evaluated (default: {default})")
     p.add_argument("--strict", action="store_true",
                    help="refuse data where a text is in two splits (default: drop it from validation/test, warning)")
