@@ -8,7 +8,7 @@ features (no fine-tune: minutes, not an hour), exported three ways with lpm-edge
 cpu-int8, cpu-int8 + reduce_range); the bundles are measured on the test split and timed at
 batch 1, interleaved round-robin in one process.
 
-    PYTHONPATH=. /work/main/.venv/bin/python benchmarks/reduce_range.py --out runs/reduce-range \\
+    PYTHONPATH=. .venv/bin/python benchmarks/reduce_range.py --out runs/reduce-range \\
         --report benchmarks/results/reduce_range
 """
 

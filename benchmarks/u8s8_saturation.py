@@ -12,7 +12,7 @@ It then compares, text by text at batch 1 (no padding: dynamic int8 scales depen
 the int8 graph as this CPU runs it and as an AVX2 CPU without VNNI would, with and without
 `reduce_range` (7-bit weights, whose pair sums cannot saturate), against the fp32 graph.
 
-    PYTHONPATH=. /work/main/.venv/bin/python benchmarks/u8s8_saturation.py --checkpoint runs/reduce-range/checkpoint \\
+    PYTHONPATH=. .venv/bin/python benchmarks/u8s8_saturation.py --checkpoint runs/reduce-range/checkpoint \\
         --texts 300 --report benchmarks/results/u8s8_saturation
 """
 
