@@ -61,6 +61,3 @@ class TorchClassifier:
                 batch = self.encode([texts[i] for i in rows])
                 out[rows] = self.model(**batch).logits.float().numpy()
         return out
-
-    def predict_ids(self, texts: Sequence[str]) -> np.ndarray:
-        return self.logits(texts).argmax(axis=1)

@@ -59,10 +59,6 @@ class Candidate:
             parts.append(f"fp32@{self.fp32_tokens[0]}-{self.fp32_tokens[1]}tok")
         return " ".join(parts)
 
-    def student_only(self) -> "Candidate":
-        """The same student and quantization, without rescue variants."""
-        return dataclasses.replace(self, exclude_budget=None, fp32_tokens=None)
-
     def student_key(self) -> tuple[Any, ...]:
         """Candidates sharing this key share one pruned, distilled student."""
         return (self.layers, self.heads, self.ffn, self.distill_steps)
