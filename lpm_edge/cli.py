@@ -1,4 +1,4 @@
-"""`lpm-edge` command line: train, export, predict, inspect, pack, bench, demo.
+"""`lpm-edge` command line: train, export, predict, inspect, pack, bench, demo, serve.
 
 Exit codes: 0 ok, 1 a known error (one line on stderr; traceback with --debug), 2 usage.
 Results go to stdout (--json for machines); logs and progress go to stderr.
@@ -150,6 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=_float_list, default=None, help="fractions of heads to remove, e.g. 0,0.334,0.5")
     p.add_argument("--ffn", type=_float_list, default=None, help="fractions of FFN width to remove, e.g. 0,0.5,0.75")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("serve", help="serve a bundle over HTTP (POST /predict) with micro-batching")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=_positive_int, default=1, help="processes, each with its own model")
+    p.add_argument("--threads", type=_positive_int, default=None, help="ONNX Runtime threads per worker "
+                                                                      "(default: cores // workers)")
+    p.add_argument("--providers", default="auto")
+    p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    p.add_argument("--max-batch", type=_positive_int, default=64, help="texts per model call at most")
+    p.add_argument("--no-batching", action="store_true", help="one model call per request")
+    p.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request at most")
+    p.add_argument("--max-chars", type=_positive_int, default=20_000, help="characters per text at most")
+    p.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
 
     p = sub.add_parser("demo", help="the whole path on built-in defaults: train, export, predict, bench")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
@@ -451,6 +466,19 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .serve import Batching, Limits, ServeConfig, serve
+
+    if a.max_wait_ms < 0:
+        raise ConfigError(f"--max-wait-ms must be 0 or more, got {a.max_wait_ms}")
+    serve(ServeConfig(
+        bundle=str(a.bundle), host=a.host, port=a.port, workers=a.workers, threads=a.threads, providers=a.providers,
+        batching=Batching(enabled=not a.no_batching, max_wait_ms=a.max_wait_ms, max_batch=a.max_batch),
+        limits=Limits(max_body_bytes=a.max_body_bytes, max_texts=a.max_texts, max_chars=a.max_chars),
+    ))
+    return 0
+
+
 _OS_FIXES = {
     errno.ENOSPC: "free some disk space or write to another disk",
     errno.EDQUOT: "free some space within your quota or write elsewhere",
@@ -499,7 +527,8 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
 
 
 COMMANDS = {"train": cmd_train, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
-            "pack": cmd_pack, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo}
+            "pack": cmd_pack, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo,
+            "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
