@@ -32,6 +32,7 @@ _LAZY = {
     "Recipe": ("lpm_edge.export.recipe", "Recipe"),
     "bench": ("lpm_edge.bench", "bench"),
     "load_dataset": ("lpm_edge.data", "load_dataset"),
+    "score_file": ("lpm_edge.scoring", "score_file"),
 }
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .export import export
     from .export.recipe import Recipe
     from .runtime.classifier import Classifier, Prediction, load
+    from .scoring import score_file
     from .train import TrainConfig, train
 
 
@@ -55,5 +57,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AccuracyBudgetError", "BundleError", "Classifier", "ConfigError", "DataError", "ExportError",
     "LpmEdgeError", "MissingDependencyError", "ParityError", "Prediction", "ProviderError", "Recipe",
-    "TrainConfig", "bench", "export", "load", "load_dataset", "train", "__version__",
+    "TrainConfig", "bench", "export", "load", "load_dataset", "score_file", "train", "__version__",
 ]

@@ -201,6 +201,9 @@ def _predict_file(a: argparse.Namespace) -> int:
     if a.ray is not None:
         from .integrations.ray import score_file_ray
 
+        if a.resume or a.skip_bad:
+            raise ConfigError("--resume and --skip-bad work on one machine; drop them with --ray")
+
         result = score_file_ray(a.bundle, a.input, a.output, address=None if a.ray == "local" else a.ray,
                                 text_column=a.text_column, concurrency=a.workers, force=a.force)
     else:
