@@ -14,9 +14,6 @@ from typing import Any, Iterator
 
 import pytest
 
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -9,8 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
-from lpm_edge.serve.app import Limits, parse_texts
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from lpm_edge.serve.app import Limits, parse_texts  # noqa: E402  (needs the serve extra)
 
 from ..conftest import synthetic_rows
 
