@@ -5,8 +5,8 @@
 
 Short texts are synthesised from the built-in Rotten Tomatoes snippets (cycled, each row with an id)
 into a CSV file. Each run is a fresh Python process calling `score_file` (or `score_file_ray`);
-peak memory is the maximum resident set (ru_maxrss) of that process plus that of its largest
-child (the workers; for Ray, its actors are not children, so only the driver counts).
+peak memory is the maximum resident set (ru_maxrss) of that process plus N times that of its
+largest child (the N workers); for Ray, whose actors are not children, only the driver's.
 Writes scoring.json and scoring.md.
 """
 
@@ -63,7 +63,8 @@ def run(bundle: Path, src: Path, out: Path, workers: int, ray: bool, cores: int)
     result.update(process_seconds=round(time.perf_counter() - t, 2), workers=workers,
                   path="ray" if ray else "score_file", input_mib=round(src.stat().st_size / 2**20, 1))
     result["texts_per_s"] = round(result["rows"] / result["seconds"], 1)
-    result["peak_mib"] = result["peak_mib_main"] + result["peak_mib_child"]
+    # ru_maxrss of children is that of the largest one: with N alike workers, main + N x largest
+    result["peak_mib"] = result["peak_mib_main"] + (result["peak_mib_child"] * workers if not ray else 0)
     print(json.dumps(result), flush=True)
     return result
 
