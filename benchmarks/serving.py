@@ -76,7 +76,7 @@ def start(backend: str, bundle: Path, checkpoint: Path | None, batching: bool, c
     raise SystemExit(f"{backend} server not ready in 180 s")
 
 
-def load(port: int, texts: list[str], concurrency: int, seconds: float, warmup: float = 1.5) -> dict:
+def load(port: int, texts: list[str], concurrency: int, seconds: float, warmup: float = 3.0) -> dict:
     latencies: list[float] = []
     errors = [0]
     stop_at = [0.0]
