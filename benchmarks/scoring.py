@@ -75,6 +75,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=20_000, help="rows for the 1 / 2 workers / Ray comparison")
     p.add_argument("--memory-rows", default="10000,100000", help="input sizes for the memory-growth runs (1 worker)")
     p.add_argument("--no-ray", action="store_true")
+    p.add_argument("--memory-only", action="store_true", help="only the memory-growth runs")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = p.parse_args()
     from lpm_edge.scoring.run import available_cores
@@ -84,9 +85,10 @@ def main() -> None:
     results: dict = {"machine": machine(), "bundle": str(a.bundle), "command": " ".join(sys.argv),
                      "throughput": [], "memory": []}
     with tempfile.TemporaryDirectory() as tmp:
-        src = synthesise(Path(tmp) / f"texts-{a.rows}.csv", a.rows)
-        for workers, ray in [(1, False), (2, False)] + ([] if a.no_ray else [(2, True)]):
-            results["throughput"].append(run(a.bundle, src, Path(tmp) / "out.csv", workers, ray, cores))
+        if not a.memory_only:
+            src = synthesise(Path(tmp) / f"texts-{a.rows}.csv", a.rows)
+            for workers, ray in [(1, False), (2, False)] + ([] if a.no_ray else [(2, True)]):
+                results["throughput"].append(run(a.bundle, src, Path(tmp) / "out.csv", workers, ray, cores))
         for n in (int(v) for v in a.memory_rows.split(",")):
             src = synthesise(Path(tmp) / f"texts-{n}.csv", n)
             results["memory"].append(run(a.bundle, src, Path(tmp) / "out.csv", 1, False, cores))
