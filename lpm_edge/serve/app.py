@@ -103,6 +103,13 @@ def create_app(predict: Predict, labels: Sequence[str], metadata: Mapping[str, A
     async def predict_route(request: Request) -> JSONResponse:
         if not state["ready"]:
             return _error(503, "shutting_down", "the server is shutting down; retry on another instance")
+        batcher.inflight += 1  # one event loop: no lock needed
+        try:
+            return await _predict(request)
+        finally:
+            batcher.inflight -= 1
+
+    async def _predict(request: Request) -> JSONResponse:
         try:
             texts, single = parse_texts(await _read_body(request, limits.max_body_bytes), limits)
         except ApiError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,13 +70,23 @@ def test_bad_requests_get_4xx_json_errors(start_server, tiny_bundle):
 
 
 def test_shutdown_finishes_accepted_requests(start_server, tiny_bundle):
-    # A long batching window holds the requests inside the server when SIGTERM arrives.
+    # Requests inside the server when SIGTERM arrives: one whose body is still arriving (sent in
+    # two halves around the signal), and several in a long batching window.
     server = start_server(tiny_bundle, "--max-wait-ms", "1500")
+    body = json.dumps({"text": "a great film"}).encode()
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    slow.sendall(b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
     with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(server.request, "POST", "/predict", {"text": f"a great film {i}"}) for i in range(6)]
-        time.sleep(0.7)
+        time.sleep(0.5)
         server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        slow.sendall(body[10:])
         answers = [f.result() for f in futures]
+    reply = slow.recv(65536)
+    slow.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     assert [status for status, _ in answers] == [200] * 6
     assert server.proc.wait(timeout=30) == 0
 
