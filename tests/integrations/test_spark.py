@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
 
 
 @pytest.mark.slow
-def test_spark_predict_batch_udf(tiny_bundle):
+def test_spark_predict_batch_udf(tiny_bundle, monkeypatch):
     pytest.importorskip("pyspark")
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # Spark's Python workers: this environment
     if shutil.which("java") is None:
         pytest.skip("no Java runtime for Spark")
     from pyspark.ml.functions import predict_batch_udf
