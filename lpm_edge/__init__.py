@@ -34,6 +34,7 @@ _LAZY = {
     "Recipe": ("lpm_edge.export.recipe", "Recipe"),
     "bench": ("lpm_edge.bench", "bench"),
     "load_dataset": ("lpm_edge.data", "load_dataset"),
+    "score_file": ("lpm_edge.scoring", "score_file"),
 }
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from .export import export
     from .export.recipe import Recipe
     from .runtime.classifier import Classifier, Prediction, load
+    from .scoring import score_file
     from .train import TrainConfig, train
 
 
@@ -57,5 +59,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AccuracyBudgetError", "BenchError", "BundleError", "Classifier", "ConfigError", "DataError", "ExportError", "InferenceError",
     "LpmEdgeError", "MissingDependencyError", "ParityError", "Prediction", "ProviderError", "Recipe",
-    "TrainConfig", "bench", "export", "load", "load_dataset", "train", "__version__",
+    "TrainConfig", "bench", "export", "load", "load_dataset", "score_file", "train", "__version__",
 ]

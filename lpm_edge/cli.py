@@ -1,4 +1,4 @@
-"""`lpm-edge` command line: train, export, accept, predict, inspect, pack, bench, search, demo.
+"""`lpm-edge` command line: train, export, accept, predict, inspect, pack, bench, search, demo, serve.
 
 Exit codes: 0 ok, 1 a known error (one line on stderr; traceback with --debug), 2 usage.
 Results go to stdout (--json for machines); logs and progress go to stderr.
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
     p.add_argument("--providers", default="auto", help="auto, cpu, cuda, or a comma-separated list")
     p.add_argument("--json", action="store_true")
+    _add_scoring(p)
 
     p = sub.add_parser("inspect", help="summarize a bundle's manifest")
     p.add_argument("bundle", type=Path)
@@ -186,6 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ffn", type=_float_list, default=None, help="fractions of FFN width to remove, e.g. 0,0.5,0.75")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("serve", help="serve a bundle over HTTP (POST /predict) with micro-batching")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=_positive_int, default=1, help="processes, each with its own model")
+    p.add_argument("--threads", type=_positive_int, default=None, help="ONNX Runtime threads per worker "
+                                                                      "(default: cores // workers)")
+    p.add_argument("--providers", default="auto")
+    p.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    p.add_argument("--max-batch", type=_positive_int, default=64, help="texts per model call at most")
+    p.add_argument("--no-batching", action="store_true", help="one model call per request")
+    p.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request at most")
+    p.add_argument("--max-chars", type=_positive_int, default=20_000, help="characters per text at most")
+    p.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20)
+
     p = sub.add_parser("demo", help="the whole path on built-in defaults: train, export, predict, bench")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--epochs", type=float, default=3.0, help="at most this many epochs (early stopping)")
@@ -193,6 +209,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=_positive_int, default=None)
     p.add_argument("--quick", action="store_true", help="a short bench (for smoke runs)")
     return parser
+
+
+def _add_scoring(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("batch scoring of a file (--input)")
+    g.add_argument("--input", type=Path, default=None, help="a .csv, .tsv, .jsonl or .parquet file to score")
+    g.add_argument("--output", type=Path, default=None, help="where to write it, same format, with pred_label "
+                                                            "and pred_score added")
+    g.add_argument("--text-column", default="text")
+    g.add_argument("--workers", type=_positive_int, default=1, help="processes, each with cores // N threads")
+    g.add_argument("--resume", action="store_true", help="continue an interrupted run (its finished chunks are kept "
+                                                         "in .OUTPUT.work beside --output)")
+    g.add_argument("--skip-bad", action="store_true", help="skip (and count) rows without usable text instead of stopping")
+    g.add_argument("--max-chars", type=_positive_int, default=100_000, help="longer texts are bad rows")
+    g.add_argument("--chunk-rows", type=_positive_int, default=4096, help="rows scored at once; the unit of --resume")
+    g.add_argument("--force", action="store_true", help="replace an existing --output")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="score on a Ray cluster (a local one without ADDRESS); needs lpm-edge[ray]")
+
+
+def _predict_file(a: argparse.Namespace) -> int:
+    if a.texts:
+        raise ConfigError("give texts or --input, not both")
+    if a.output is None:
+        raise ConfigError("--input needs --output FILE (same format as the input)")
+    providers = a.providers.split(",") if "," in a.providers else a.providers
+    if a.ray is not None:
+        from .integrations.ray import score_file_ray
+
+        if a.resume or a.skip_bad:
+            raise ConfigError("--resume and --skip-bad work on one machine; drop them with --ray")
+
+        result = score_file_ray(a.bundle, a.input, a.output, address=None if a.ray == "local" else a.ray,
+                                text_column=a.text_column, concurrency=a.workers, force=a.force)
+    else:
+        from .scoring import score_file
+
+        result = score_file(a.bundle, a.input, a.output, text_column=a.text_column, workers=a.workers,
+                            resume=a.resume, skip_bad=a.skip_bad, force=a.force, chunk_rows=a.chunk_rows,
+                            max_chars=a.max_chars, providers=providers)
+    if a.json:
+        _print_json(result.to_dict())
+    else:
+        print(f"{result.output}: {result.rows:,} rows scored in {result.seconds:.1f} s"
+              + (f", {result.skipped:,} bad rows skipped" if result.skipped else ""))
+    return 0
 
 
 def _print_json(obj: Any) -> None:
@@ -298,6 +359,11 @@ def _read_texts(args: Sequence[str]) -> list[str]:
 
 def cmd_predict(a: argparse.Namespace) -> int:
     from .runtime import load
+
+    if a.input is not None:
+        return _predict_file(a)
+    if a.output is not None or a.ray is not None:
+        raise ConfigError("--output and --ray score a file: give it with --input FILE")
 
     providers = a.providers.split(",") if "," in a.providers else a.providers
     clf = load(a.bundle, providers=providers)  # before reading stdin: a bad bundle fails at once
@@ -476,6 +542,19 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .serve import Batching, Limits, ServeConfig, serve
+
+    if a.max_wait_ms < 0:
+        raise ConfigError(f"--max-wait-ms must be 0 or more, got {a.max_wait_ms}")
+    serve(ServeConfig(
+        bundle=str(a.bundle), host=a.host, port=a.port, workers=a.workers, threads=a.threads, providers=a.providers,
+        batching=Batching(enabled=not a.no_batching, max_wait_ms=a.max_wait_ms, max_batch=a.max_batch),
+        limits=Limits(max_body_bytes=a.max_body_bytes, max_texts=a.max_texts, max_chars=a.max_chars),
+    ))
+    return 0
+
+
 _OS_FIXES = {
     errno.ENOSPC: "free some disk space or write to another disk",
     errno.EDQUOT: "free some space within your quota or write elsewhere",
@@ -524,7 +603,8 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
 
 
 COMMANDS = {"train": cmd_train, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
-            "pack": cmd_pack, "accept": cmd_accept, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo}
+            "pack": cmd_pack, "accept": cmd_accept, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo,
+            "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,322 @@
+"""Streaming readers and writers for batch scoring: CSV, TSV, JSONL (stdlib) and Parquet (pyarrow).
+
+A reader yields `Chunk`s of at most `chunk_rows` input rows, so memory stays bounded whatever
+the file size. Chunk boundaries depend only on the file and `chunk_rows`, which is what lets an
+interrupted run resume by chunk index. Each format keeps its rows in its own form (CSV: lists of
+fields, JSONL: dicts, Parquet: a RecordBatch) and writes them back with two columns added, so every
+other column passes through untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from ..errors import ConfigError, DataError, require
+
+LABEL_COLUMN = "pred_label"
+SCORE_COLUMN = "pred_score"
+
+SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass
+class Chunk:
+    index: int
+    texts: list[str]  # the text of every good row, in input order
+    rows: Any  # the good rows in the format's own form
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line or row number, reason)
+    size: int = 0  # input rows read, good and bad
+
+
+def format_of(path: Path) -> str:
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{path}: unknown file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
+    return fmt
+
+
+def check_text(text: object, max_chars: int) -> str | None:
+    """Why `text` cannot be scored, or None when it can."""
+    if not isinstance(text, str):
+        return f"not text ({'missing' if text is None else type(text).__name__})"
+    if len(text) > max_chars:
+        return f"too long ({len(text):,} characters, limit {max_chars:,}; raise --max-chars)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, kept by errors="surrogateescape"
+        return "not UTF-8 text"
+    return None
+
+
+class Format:
+    """One file format: `chunks()` reads, `write_part()` and `join()` write."""
+
+    name = ""
+    part_suffix = ""
+
+    def __init__(self, path: Path, text_column: str, chunk_rows: int, max_chars: int) -> None:
+        self.path, self.text_column, self.chunk_rows, self.max_chars = path, text_column, chunk_rows, max_chars
+
+    def chunks(self) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def progress(self) -> float:
+        """Fraction of the input read so far (for the ETA)."""
+        raise NotImplementedError
+
+    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+        raise NotImplementedError
+
+    def join(self, parts: Sequence[Path], out: Path) -> None:
+        """Concatenate the parts, in order, into `out` (the header once, where there is one)."""
+        with open(out, "wb") as f:
+            f.write(self._head())
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, f, 1 << 20)
+
+    def _head(self) -> bytes:
+        return b""
+
+
+class _Bytes:
+    """A binary file that counts how far it was read (for the progress fraction)."""
+
+    def __init__(self, path: Path) -> None:
+        self.f = open(path, "rb")
+        self.total = max(1, path.stat().st_size)
+
+    def fraction(self) -> float:
+        return 0.0 if self.f.closed else self.f.tell() / self.total
+
+
+class CsvFormat(Format):
+    name = "csv"
+    part_suffix = ".csv"
+    delimiter = ","
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.header: list[str] = []
+        self._src: _Bytes | None = None
+        # TSV files (GLUE and most exports) do not quote fields: a '"' in a text is just a character
+        self.quoting = csv.QUOTE_NONE if self.delimiter == "\t" else csv.QUOTE_MINIMAL
+        self._read_header()
+
+    def _open(self) -> Any:
+        self._src = _Bytes(self.path)
+        import io
+
+        # surrogateescape: a field that is not UTF-8 becomes a bad row (for the text column) or
+        # passes through byte for byte (for the other columns) instead of stopping the run.
+        text = io.TextIOWrapper(self._src.f, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        return text, csv.reader(text, delimiter=self.delimiter, **self._dialect())
+
+    def _dialect(self) -> dict[str, Any]:
+        # A TSV field read without quoting holds no tab and no line break: it writes back as it came.
+        return {"quoting": csv.QUOTE_NONE, "quotechar": None} if self.quoting == csv.QUOTE_NONE else {}
+
+    def _read_header(self) -> None:
+        text, reader = self._open()
+        with text:
+            try:
+                self.header = next(reader)
+            except StopIteration:
+                raise DataError(f"{self.path}: empty file, expected a header row") from None
+        if self.text_column not in self.header:
+            raise DataError(f"{self.path}:1: no column {self.text_column!r} in the header; columns are "
+                            f"{self.header}. Choose with --text-column")
+        taken = {LABEL_COLUMN, SCORE_COLUMN} & set(self.header)
+        if taken:
+            raise DataError(f"{self.path}:1: the input already has column(s) {sorted(taken)}, which scoring adds; "
+                            "rename them first")
+        self.text_index = self.header.index(self.text_column)
+
+    def chunks(self) -> Iterator[Chunk]:
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long fields are judged by --max-chars, per row
+        text, reader = self._open()
+        width = len(self.header)
+        with text:
+            next(reader)
+            line = reader.line_num
+            chunk = Chunk(0, [], [])
+            while True:
+                start = line + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # e.g. a quote never closed: the rest of the file is one field
+                    raise DataError(f"{self.path}:{start}: malformed CSV ({exc}); fix the file") from None
+                line = reader.line_num
+                chunk.size += 1
+                reason = (f"{len(row)} fields, the header has {width}" if len(row) != width
+                          else check_text(row[self.text_index], self.max_chars))
+                if reason:
+                    chunk.bad.append((start, reason))
+                else:
+                    chunk.texts.append(row[self.text_index])
+                    chunk.rows.append(row)
+                if chunk.size == self.chunk_rows:
+                    yield chunk
+                    chunk = Chunk(chunk.index + 1, [], [])
+            if chunk.size:
+                yield chunk
+
+    def progress(self) -> float:
+        return self._src.fraction() if self._src else 0.0
+
+    def _writer(self, f: Any) -> Any:
+        return csv.writer(f, delimiter=self.delimiter, lineterminator="\n", **self._dialect())
+
+    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+        with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            w = self._writer(f)
+            for row, label, score in zip(rows, labels, scores):
+                w.writerow([*row, label, f"{score:.6f}"])
+
+    def _head(self) -> bytes:
+        import io
+
+        buf = io.StringIO()
+        self._writer(buf).writerow([*self.header, LABEL_COLUMN, SCORE_COLUMN])
+        return buf.getvalue().encode("utf-8", errors="surrogateescape")
+
+
+class TsvFormat(CsvFormat):
+    name = "tsv"
+    part_suffix = ".tsv"
+    delimiter = "\t"
+
+
+class JsonlFormat(Format):
+    name = "jsonl"
+    part_suffix = ".jsonl"
+    _src: _Bytes | None = None
+
+    def chunks(self) -> Iterator[Chunk]:
+        self._src = _Bytes(self.path)
+        chunk = Chunk(0, [], [])
+        with self._src.f as f:
+            for line_no, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                chunk.size += 1
+                reason, record = self._parse(raw)
+                if reason:
+                    chunk.bad.append((line_no, reason))
+                else:
+                    chunk.texts.append(record[self.text_column])
+                    chunk.rows.append(record)
+                if chunk.size == self.chunk_rows:
+                    yield chunk
+                    chunk = Chunk(chunk.index + 1, [], [])
+        if chunk.size:
+            yield chunk
+
+    def _parse(self, raw: bytes) -> tuple[str | None, Any]:
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return "not UTF-8 text", None
+        except json.JSONDecodeError as exc:
+            return f"not valid JSON ({exc.msg})", None
+        if not isinstance(record, dict):
+            return f"expected a JSON object, got {type(record).__name__}", None
+        if self.text_column not in record:
+            return f"no key {self.text_column!r} (keys: {sorted(record)[:10]}); choose with --text-column", None
+        if LABEL_COLUMN in record or SCORE_COLUMN in record:
+            return f"already has {LABEL_COLUMN!r} or {SCORE_COLUMN!r}, which scoring adds", None
+        return check_text(record[self.text_column], self.max_chars), record
+
+    def progress(self) -> float:
+        return self._src.fraction() if self._src else 0.0
+
+    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for record, label, score in zip(rows, labels, scores):
+                f.write(json.dumps({**record, LABEL_COLUMN: label, SCORE_COLUMN: round(float(score), 6)},
+                                   ensure_ascii=False) + "\n")
+
+
+class ParquetFormat(Format):
+    name = "parquet"
+    part_suffix = ".parquet"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        require("pyarrow", "batch")
+        import pyarrow.parquet as pq
+
+        try:
+            self._file = pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid and friends
+            raise DataError(f"{self.path}: not a readable Parquet file ({str(exc)[:200]})") from None
+        schema = self._file.schema_arrow
+        if self.text_column not in schema.names:
+            raise DataError(f"{self.path}: no column {self.text_column!r}; columns are {schema.names}. "
+                            "Choose with --text-column")
+        kind = str(schema.field(self.text_column).type)
+        if kind not in ("string", "large_string", "string_view"):
+            raise DataError(f"{self.path}: column {self.text_column!r} holds {kind}, not text; choose the text "
+                            "column with --text-column")
+        taken = {LABEL_COLUMN, SCORE_COLUMN} & set(schema.names)
+        if taken:
+            raise DataError(f"{self.path}: the input already has column(s) {sorted(taken)}, which scoring adds; "
+                            "rename them first")
+        self._read = 0
+
+    def chunks(self) -> Iterator[Chunk]:
+        import pyarrow as pa
+
+        first = 0
+        for index, batch in enumerate(self._file.iter_batches(batch_size=self.chunk_rows)):
+            texts = batch.column(self.text_column).to_pylist()
+            good, bad, keep = [], [], []
+            for i, text in enumerate(texts):
+                reason = check_text(text, self.max_chars)
+                if reason:
+                    bad.append((first + i + 1, reason))  # a 1-based row number
+                else:
+                    good.append(text)
+                keep.append(reason is None)
+            rows = batch if not bad else batch.filter(pa.array(keep))
+            first += batch.num_rows
+            self._read = first
+            yield Chunk(index, good, rows, bad, batch.num_rows)
+
+    def progress(self) -> float:
+        return self._read / max(1, self._file.metadata.num_rows)
+
+    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_batches([rows]).append_column(LABEL_COLUMN, pa.array(list(labels), pa.string()))
+        table = table.append_column(SCORE_COLUMN, pa.array(scores, pa.float32()))
+        pq.write_table(table, path)
+
+    def join(self, parts: Sequence[Path], out: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = self._file.schema_arrow.append(pa.field(LABEL_COLUMN, pa.string())).append(
+            pa.field(SCORE_COLUMN, pa.float32()))
+        with pq.ParquetWriter(out, schema) as writer:
+            for part in parts:  # one part in memory at a time
+                writer.write_table(pq.read_table(part, schema=schema))
+
+
+FORMATS: dict[str, type[Format]] = {"csv": CsvFormat, "tsv": TsvFormat, "jsonl": JsonlFormat, "parquet": ParquetFormat}
+
+
+def open_format(path: Path, text_column: str, chunk_rows: int, max_chars: int) -> Format:
+    if not path.is_file():
+        raise DataError(f"input file {path} does not exist")
+    return FORMATS[format_of(path)](path, text_column, chunk_rows, max_chars)
