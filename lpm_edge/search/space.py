@@ -20,7 +20,7 @@ class Candidate:
     heads: float = 0.0  # fraction of heads removed per layer
     ffn: float = 0.0  # fraction of FFN neurons removed
     distill_steps: int = 0
-    quantize: str = "dynamic"  # dynamic | static (cpu); fp16 | static (cuda)
+    quantize: str = "dynamic"  # dynamic | static | none (fused fp32) (cpu); fp16 | static (cuda)
     per_channel: bool = True
     # Rescue variants, tried only when int8 broke the budget that the fp32 student met:
     exclude_budget: float | None = None  # return sensitive layers to fp32 until this budget holds
@@ -52,7 +52,10 @@ class Candidate:
             parts.append(f"ffn-{self.ffn:.0%}")
         if self.distill_steps:
             parts.append(f"kd{self.distill_steps}")
-        parts.append(f"{self.quantize}{'-pc' if self.per_channel and self.quantize != 'fp16' else ''}")
+        if self.quantize == "none":
+            parts.append("fp32")
+        else:
+            parts.append(f"{self.quantize}{'-pc' if self.per_channel and self.quantize != 'fp16' else ''}")
         if self.exclude_budget is not None:
             parts.append("auto-excl")
         if self.fp32_tokens is not None:
@@ -103,12 +106,18 @@ def default_space(
     heads: Iterable[float] = (0.0, 1 / 3, 0.5),
     ffn: Iterable[float] = (0.0, 0.5, 0.75),
     target: str = "cpu",
+    fp32: bool | None = None,
 ) -> list[Candidate]:
     """Candidates cheap first: every architecture at the shortest distillation budget, mild to
     aggressive, before any longer budget.
 
     CPU: dynamic int8 per channel and per tensor, and static int8 only on CPUs with VNNI (without
-    it, dynamic int8 was measured faster, static QDQ S8S8 slowest). CUDA: fp16, and static int8 QDQ.
+    it, dynamic int8 was measured faster, static QDQ S8S8 slowest). `fp32` adds the fused fp32 graph
+    (quantize mode "none") for every architecture; by default only on CPUs without VNNI, where int8
+    adds little to what fusion gives (4 layers / 6 heads ran 5.9x PyTorch fp32 in fused fp32 and
+    5.5x in int8 on an AVX2 CPU), while with VNNI int8 is where most of the speed comes from (dynamic
+    int8 gave 4.2x PyTorch's throughput there, 1.35x on AVX2), so the extra export would not win.
+    CUDA: fp16, and static int8 QDQ.
     A longer distillation budget is only worth measuring for an architecture that a shorter one did
     not bring within the accuracy budget; `run_search` skips it otherwise.
     """
@@ -118,6 +127,8 @@ def default_space(
         quant = [("fp16", False), ("static", True)]
     else:
         quant = [("dynamic", True), ("dynamic", False)] + ([("static", True)] if vnni else [])
+        if fp32 if fp32 is not None else not vnni:
+            quant.append(("none", False))
     out = []
     for n_layers, h, f in itertools.product(layer_options, heads, ffn):
         pruned = bool(n_layers and n_layers < full_layers) or h or f

@@ -69,10 +69,43 @@ def test_no_candidate_meets_budget(tmp_path):
 def test_default_space_is_mild_first_and_skips_static_without_vnni():
     space = default_space(6, vnni=False)
     assert space[0] == Candidate()  # unpruned dynamic per-channel int8 first
-    assert all(c.quantize == "dynamic" for c in space)
+    assert all(c.quantize in ("dynamic", "none") for c in space)
     assert any(c.quantize == "static" for c in default_space(6, vnni=True))
     assert all(c.distill_steps > 0 for c in space if c.pruned)
     assert len({c.key() for c in space}) == len(space)
+
+
+def test_fused_fp32_is_a_choice_only_where_int8_does_not_pay():
+    from lpm_edge.sysinfo import cpu_class
+
+    avx2 = frozenset({"sse2", "avx2", "fma"})
+    vnni = avx2 | {"avx512f", "avx512_vnni"}
+    assert cpu_class(avx2, "x86_64") == "x86-64 AVX2 (no VNNI)"
+    without = default_space(6, vnni="avx512_vnni" in avx2)
+    with_vnni = default_space(6, vnni="avx512_vnni" in vnni)
+    fp32 = [c for c in without if c.quantize == "none"]
+    # every architecture once, in fp32, unquantized and fused as the cpu-fp32 recipe
+    assert {c.student_key() for c in fp32} == {c.student_key() for c in without}
+    r = fp32[0].recipe()
+    assert r.quantize.mode == "none" and r.optimize.fusion and fp32[0].label().endswith("fp32")
+    assert not any(c.quantize == "none" for c in with_vnni)
+    assert any(c.quantize == "none" for c in default_space(6, vnni=True, fp32=True))
+    assert not any(c.quantize == "none" for c in default_space(6, vnni=False, fp32=False))
+    assert not any(c.quantize == "none" for c in default_space(6, vnni=False, target="cuda"))
+
+
+def test_search_picks_fp32_where_it_is_faster_within_the_budget(tmp_path):
+    # an AVX2 CPU: the pruned student runs faster in fused fp32 than in int8, both within budget
+    space = [Candidate(layers=4, heads=0.5, distill_steps=10), Candidate(layers=4, heads=0.5, distill_steps=10,
+                                                                         quantize="none", per_channel=False)]
+    ms = {"dynamic": (0.845, 5.5), "none": (0.848, 5.1)}
+
+    def evaluate(c):
+        acc, lat = ms[c.quantize]
+        return Point(key=c.key(), label=c.label(), accuracy=acc, latency_ms=lat, size_bytes=100)
+
+    result = run_search(space, evaluate, REF, 1.0, Cache(tmp_path / "c.json", {}), 6)
+    assert result.chosen.key == space[1].key()
 
 
 def test_candidate_recipe_is_valid():
@@ -139,7 +172,7 @@ def test_no_rescue_when_the_student_itself_broke_the_budget(tmp_path):
 
 
 def test_longer_distillation_only_where_a_shorter_one_broke_the_budget(tmp_path):
-    space = default_space(6, vnni=False, distill_steps=(200, 100), layers=[3, 2], heads=[0.5], ffn=[0.5])
+    space = default_space(6, vnni=False, fp32=False, distill_steps=(200, 100), layers=[3, 2], heads=[0.5], ffn=[0.5])
     assert [(c.layers, c.distill_steps) for c in space] == [(3, 100)] * 2 + [(2, 100)] * 2 + [(3, 200)] * 2 + [(2, 200)] * 2
     acc = {(3, 100): 0.845, (3, 200): 0.85, (2, 100): 0.80, (2, 200): 0.842}
     calls = []
