@@ -5,6 +5,8 @@ Candidates, all from the same checkpoint, on the same machine, split and texts:
   2. PyTorch dynamic int8 (torch.ao.quantization.quantize_dynamic on nn.Linear)
   3. Hugging Face Optimum: optimum-onnx export + ORTQuantizer avx2(is_static=False), through
      ORTModelForSequenceClassification
+  3b. Hugging Face Optimum O2: the same export fused by ORTOptimizer AutoOptimizationConfig.O2(),
+     fp32 (Optimum's fastest path on CPUs without VNNI)
   4. every lpm-edge bundle given
 
 Writes OUT/report.md, OUT/report.json and the PNGs (`lpm-edge bench`'s report), with the
@@ -55,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed rounds before each cell (default 10)")
     p.add_argument("--throughput-rounds", type=int, default=None, help="whole-split rounds (default 3, quick 1)")
     p.add_argument("--process-runs", type=int, default=None, help="fresh processes per model (default 3, quick 1)")
-    p.add_argument("--no-optimum", action="store_true", help="leave out the Optimum peer")
+    p.add_argument("--no-optimum", action="store_true", help="leave out the Optimum peers")
+    p.add_argument("--no-optimum-o2", action="store_true", help="leave out Optimum's O2-fused fp32 peer")
     p.add_argument("--no-torch-int8", action="store_true", help="leave out PyTorch dynamic int8")
     p.add_argument("--no-subprocess", action="store_true", help="skip cold start and peak memory")
     p.add_argument("--no-plots", action="store_true")
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     from lpm_edge import sysinfo
     from lpm_edge.bench import BenchConfig, measure
     from lpm_edge.bench.candidates import bundle_candidate, reference_candidate
-    from lpm_edge.bench.peers import optimum_candidate, optimum_export, torch_int8_candidate
+    from lpm_edge.bench.peers import (optimum_candidate, optimum_export, optimum_o2_candidate, optimum_o2_export,
+                                      torch_int8_candidate)
     from lpm_edge.bench.run import load_split
 
     grid: dict[str, Any] = {"batch_sizes": a.batch_sizes, "seq_lengths": a.seq_lengths, "plots": not a.no_plots,
@@ -121,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = optimum_export(a.checkpoint, a.out / "optimum")
         log.info("Optimum export + avx2 dynamic quantization: %.1f s", time.perf_counter() - t0)
         cands.append(optimum_candidate(model_dir, threads=cores, max_length=max_length))
+        if not a.no_optimum_o2:
+            t0 = time.perf_counter()
+            o2_dir = optimum_o2_export(a.checkpoint, a.out / "optimum")
+            log.info("Optimum O2 fusion (fp32): %.1f s", time.perf_counter() - t0)
+            cands.append(optimum_o2_candidate(o2_dir, threads=cores, max_length=max_length))
     cands += bundles
     command = "PYTHONPATH=. python benchmarks/compare.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))

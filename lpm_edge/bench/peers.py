@@ -3,6 +3,9 @@
 - PyTorch dynamic int8: `torch.ao.quantization.quantize_dynamic` on every `nn.Linear`.
 - Hugging Face Optimum: optimum-onnx's ONNX export of the checkpoint, its ORTQuantizer with the
   `AutoQuantizationConfig.avx2(is_static=False)` preset, run by `ORTModelForSequenceClassification`.
+- Hugging Face Optimum O2: the same export through ORTOptimizer with `AutoOptimizationConfig.O2()`
+  (ONNX Runtime's transformer fusions, fp32): Optimum's fastest path where int8 does not pay (CPUs
+  without VNNI).
 
 Each is served the way its documentation shows (transformers' fast tokenizer, torch tensors in).
 Heavy: imports torch, transformers and optimum when called.
@@ -24,6 +27,7 @@ from .candidates import Candidate, ChildSpec, dir_size, softmax, torch_candidate
 log = logging.getLogger("lpm_edge.bench")
 
 OPTIMUM_FILE = "model_quantized.onnx"
+OPTIMUM_O2_FILE = "model_optimized.onnx"
 
 
 def torch_int8_candidate(checkpoint: Path, threads: int, max_length: int) -> Candidate:
@@ -73,8 +77,43 @@ def optimum_export(checkpoint: Path, out: Path) -> Path:
     return q_dir
 
 
-def optimum_candidate(model_dir: Path, threads: int, max_length: int, batch_size: int = 32) -> Candidate:
-    """Optimum's quantized model through ORTModelForSequenceClassification (spinning off, like ours)."""
+def optimum_o2_export(checkpoint: Path, out: Path) -> Path:
+    """Export with optimum-onnx (reusing OUT/fp32 when `optimum_export` already wrote it) and fuse
+    with ORTOptimizer's O2 level, fp32; return the model dir."""
+    require("optimum.onnxruntime", "export")
+    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTOptimizer
+    from optimum.onnxruntime.configuration import AutoOptimizationConfig
+    from transformers import AutoTokenizer
+
+    fp32_dir, o2_dir = out / "fp32", out / "o2-fp32"
+    try:
+        if not (fp32_dir / "model.onnx").is_file():
+            ort_model = ORTModelForSequenceClassification.from_pretrained(checkpoint, export=True,
+                                                                          local_files_only=True)
+            ort_model.save_pretrained(fp32_dir)
+        optimizer = ORTOptimizer.from_pretrained(fp32_dir)  # the saved dir holds one model.onnx
+        optimizer.optimize(save_dir=o2_dir, optimization_config=AutoOptimizationConfig.O2())
+    except Exception as exc:  # optimum raises plain ValueError/RuntimeError/OSError from many layers
+        raise BenchError(f"Optimum could not export or optimize (O2) {checkpoint}: {str(exc)[:300]}; check that "
+                         "optimum-onnx is installed with transformers<4.58 (pip install \"lpm-edge[export]\")") from None
+    AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(o2_dir)
+    if not (o2_dir / OPTIMUM_O2_FILE).is_file():
+        raise BenchError(f"Optimum wrote no {OPTIMUM_O2_FILE} in {o2_dir}; files: {sorted(p.name for p in o2_dir.iterdir())}")
+    return o2_dir
+
+
+def optimum_o2_candidate(model_dir: Path, threads: int, max_length: int, batch_size: int = 32) -> Candidate:
+    """Optimum's O2-fused fp32 model, served as `optimum_candidate` serves its int8 one."""
+    return optimum_candidate(model_dir, threads, max_length, batch_size, file_name=OPTIMUM_O2_FILE,
+                             name="optimum O2 fused fp32",
+                             method="ORTOptimizer + AutoOptimizationConfig.O2() (fp32, no quantization)")
+
+
+def optimum_candidate(model_dir: Path, threads: int, max_length: int, batch_size: int = 32, *,
+                      file_name: str = OPTIMUM_FILE, name: str = "optimum avx2 dynamic int8",
+                      method: str = "ORTQuantizer + AutoQuantizationConfig.avx2(is_static=False)") -> Candidate:
+    """Optimum's quantized model through ORTModelForSequenceClassification (spinning off, like ours);
+    `file_name`, `name` and `method` serve another of Optimum's models the same way."""
     import onnxruntime as ort
     import torch
     from optimum.onnxruntime import ORTModelForSequenceClassification
@@ -86,7 +125,7 @@ def optimum_candidate(model_dir: Path, threads: int, max_length: int, batch_size
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     model = ORTModelForSequenceClassification.from_pretrained(
-        model_dir, file_name=OPTIMUM_FILE, session_options=options, provider="CPUExecutionProvider")
+        model_dir, file_name=file_name, session_options=options, provider="CPUExecutionProvider")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     # TorchClassifier's batching (sorted by length, batch_size at a time) around Optimum's model,
     # so the whole-split figures batch the same way for every candidate.
@@ -99,24 +138,24 @@ def optimum_candidate(model_dir: Path, threads: int, max_length: int, batch_size
         return {k: torch.from_numpy(v) for k, v in batch.items() if k in tokenizer.model_input_names}
 
     return Candidate(
-        name="optimum avx2 dynamic int8", kind="optimum", path=str(model_dir),
+        name=name, kind="optimum", path=str(model_dir),
         predict=lambda texts: softmax(holder.logits(list(texts))),
         encode=lambda texts: torch_feeds(holder, list(texts)), from_ids=from_ids, run=run,
-        size={"model_bytes": (model_dir / OPTIMUM_FILE).stat().st_size,
-              "total_bytes": dir_size(model_dir, (OPTIMUM_FILE, "config.json", "tokenizer*.json", "vocab.txt",
+        size={"model_bytes": (model_dir / file_name).stat().st_size,
+              "total_bytes": dir_size(model_dir, (file_name, "config.json", "tokenizer*.json", "vocab.txt",
                                                   "special_tokens_map.json"))},
         child=ChildSpec(
             imports="from optimum.onnxruntime import ORTModelForSequenceClassification\n"
                     "from transformers import AutoTokenizer",
             load=f"tok = AutoTokenizer.from_pretrained({str(model_dir)!r})\n"
                  f"model = ORTModelForSequenceClassification.from_pretrained({str(model_dir)!r}, "
-                 f"file_name={OPTIMUM_FILE!r})",
+                 f"file_name={file_name!r})",
             predict=f"enc = tok(texts, truncation=True, max_length={max_length}, padding=True, return_tensors='pt')\n"
                     "return model(**enc).logits.softmax(-1).numpy()",
         ),
         info={"providers": list(model.providers),
               "ort_threads": threads, "ort_spinning": False,
-              "quantization": "ORTQuantizer + AutoQuantizationConfig.avx2(is_static=False)",
+              "quantization": method,
               "max_length": max_length, "batch_size": batch_size},
         tokenizer=tokenizer.backend_tokenizer,
     )

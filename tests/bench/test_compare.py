@@ -20,7 +20,8 @@ def test_compare_runs_every_peer_side_by_side(tiny_bundle, tiny_checkpoint, tiny
                          "--out", str(out), "--quick", "--batch-sizes", "1,4", "--seq-lengths", "8",
                          "--no-plots"]) == 0
     doc = json.loads((out / "report.json").read_text())
-    assert [c["kind"] for c in doc["candidates"]] == ["pytorch", "pytorch-int8", "optimum", "lpm-edge"]
+    assert [c["kind"] for c in doc["candidates"]] == ["pytorch", "pytorch-int8", "optimum", "optimum", "lpm-edge"]
+    assert [c["name"] for c in doc["candidates"]][2:4] == ["optimum avx2 dynamic int8", "optimum O2 fused fp32"]
     assert all(c["process"]["peak_rss_bytes"] > 0 for c in doc["candidates"])
     md = (out / "report.md").read_text()
     assert "## Runtime targets (issue 3)" in md and "cold start" in md

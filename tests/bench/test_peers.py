@@ -1,4 +1,4 @@
-"""The peers (PyTorch dynamic int8, Optimum's AVX2 dynamic int8) as candidates, on the tiny BERT."""
+"""The peers (PyTorch dynamic int8, Optimum's AVX2 dynamic int8 and O2-fused fp32) as candidates, on the tiny BERT."""
 
 import numpy as np
 import pytest
@@ -46,4 +46,21 @@ def test_optimum_avx2_dynamic_int8(tiny_checkpoint, ref_probs, tmp_path):
     model_dir = optimum_export(tiny_checkpoint, tmp_path)
     cand = optimum_candidate(model_dir, threads=1, max_length=32)
     assert cand.kind == "optimum" and cand.info["providers"] == ["CPUExecutionProvider"]
+    _check(cand, ref_probs)
+
+
+def test_optimum_o2_fused_fp32(tiny_checkpoint, ref_probs, tmp_path):
+    pytest.importorskip("optimum.onnxruntime")
+    import onnx
+
+    from lpm_edge.bench.peers import OPTIMUM_O2_FILE, optimum_o2_candidate, optimum_o2_export
+
+    model_dir = optimum_o2_export(tiny_checkpoint, tmp_path)
+    graph = onnx.load(str(model_dir / OPTIMUM_O2_FILE)).graph
+    ops = {n.op_type for n in graph.node}
+    assert "SkipLayerNormalization" in ops  # ONNX Runtime's transformer fusions ran
+    assert not ops & {"MatMulInteger", "DynamicQuantizeLinear", "QuantizeLinear"}  # fp32, unquantized
+    cand = optimum_o2_candidate(model_dir, threads=1, max_length=32)
+    assert cand.kind == "optimum" and cand.name == "optimum O2 fused fp32" and "O2" in cand.info["quantization"]
+    np.testing.assert_allclose(cand.predict(TEXTS), ref_probs, atol=1e-4)  # fp32: the reference's scores
     _check(cand, ref_probs)
