@@ -413,7 +413,19 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
         "unfused": _dig(manifest.build, "stages", "fusion", "unfused") or "",
         "compression": _dig(manifest.source, "compression") or {},
         "created": _dig(manifest.build, "created"), "lpm_edge": _dig(manifest.build, "lpm_edge"),
+        "this_cpu": _int8_here(_dig(manifest.recipe, "quantize", "mode")),
     }
+
+
+def _int8_here(mode: Any) -> dict[str, Any] | None:
+    """For an int8 bundle: this CPU's class and whether int8 pays on it (None for other bundles)."""
+    from .runtime.caveats import INT8_MODES, int8_pays
+    from .sysinfo import cpu_class
+
+    if mode not in INT8_MODES:
+        return None
+    here = cpu_class()
+    return {"class": here, "int8_pays": int8_pays(here)}
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
@@ -432,6 +444,11 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         print(f"unfused     {s['unfused']}")
     if m.get("accepted") is False:
         print(f"status      REJECTED: {m.get('rejected_reason', '?')}; publish it anyway with `lpm-edge accept`")
+    if s["this_cpu"]:
+        cpu = s["this_cpu"]
+        print(f"this CPU    {cpu['class']}: " + ("int8 pays here (int8 dot-product instructions)" if cpu["int8_pays"]
+              else "int8 adds little to fusion here (no int8 dot-product instructions); a fused fp32 "
+                   "bundle (recipe cpu-fp32, or what `lpm-edge search` picks) may be as fast"))
     if s["fp32_fallback"]:
         lo, hi = s["fp32_fallback"]["tokens"]
         print(f"fallback    batches of {lo}..{hi} tokens run {s['fp32_fallback']['file']} (fp32)")

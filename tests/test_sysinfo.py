@@ -75,3 +75,29 @@ def test_cpu_info_names_this_machine_class(monkeypatch):
     monkeypatch.setattr(sysinfo, "_proc_cpuinfo", lambda: (None, None))  # unreadable /proc/cpuinfo
     monkeypatch.setattr(sysinfo, "cpu_flags", lambda path="/proc/cpuinfo": frozenset())
     assert sysinfo.cpu_info()["class"] == sysinfo.cpu_class(frozenset())
+
+
+@pytest.mark.parametrize("cls, pays", [
+    ("x86-64 AMX int8 (AVX-512 VNNI)", True), ("x86-64 AVX-512 VNNI", True), ("x86-64 AVX-VNNI", True),
+    ("arm64 i8mm", True), ("arm64 dotprod", True),
+    ("x86-64 AVX-512 (no VNNI)", False), ("x86-64 AVX2 (no VNNI)", False), ("x86-64 (no AVX2)", False),
+    ("x86-64 (instruction sets unknown)", False), ("arm64 (no dotprod)", False), ("riscv64", False),
+])
+def test_int8_pays_only_with_int8_dot_product_instructions(cls, pays):
+    from lpm_edge.runtime import int8_pays
+
+    assert int8_pays(cls) is pays
+
+
+def test_inspect_says_whether_int8_pays_on_this_cpu(tiny_bundle, tiny_fp32_bundle, monkeypatch, capsys):
+    from lpm_edge.cli import inspect_summary, main
+
+    for flags, pays, words in [({"sse2", "avx2"}, False, "int8 adds little to fusion here"),
+                               ({"sse2", "avx2", "avx512_vnni"}, True, "int8 pays here")]:
+        monkeypatch.setattr(sysinfo, "cpu_flags", lambda path="/proc/cpuinfo", f=flags: frozenset(f))
+        assert inspect_summary(tiny_bundle)["this_cpu"] == {"class": sysinfo.cpu_class(), "int8_pays": pays}
+        assert main(["inspect", str(tiny_bundle)]) == 0
+        assert f"this CPU    {sysinfo.cpu_class()}: {words}" in capsys.readouterr().out
+    assert inspect_summary(tiny_fp32_bundle)["this_cpu"] is None  # fp32: nothing to choose
+    assert main(["inspect", str(tiny_fp32_bundle)]) == 0
+    assert "this CPU" not in capsys.readouterr().out
