@@ -47,7 +47,7 @@ def search(
     report names each split's source.
     """
     from ..export.pipeline import checkpoint_dataset
-    from ..runtime import load
+    from ..runtime import int8_pays, load
     from ..sysinfo import cpu_info
     from ..train import read_training_info
     from .evaluate import BundleEvaluator
@@ -67,7 +67,8 @@ def search(
     dataset = checkpoint_dataset(data, info, **data_args)
     full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
     space = list(space) if space is not None else default_space(
-        full_layers, vnni=cpu_info()["vnni"], distill_steps=distill_steps, target=target, **(grid or {}))
+        full_layers, vnni=cpu_info()["vnni"], fp32=not int8_pays(), distill_steps=distill_steps, target=target,
+        **(grid or {}))
     val = dataset.validation.texts
     texts = list(val[:: max(1, len(val) // latency_texts)][:latency_texts])
     max_length = Candidate().recipe(target).max_length

@@ -113,7 +113,8 @@ def default_space(
 
     CPU: dynamic int8 per channel and per tensor, and static int8 only on CPUs with VNNI (without
     it, dynamic int8 was measured faster, static QDQ S8S8 slowest). `fp32` adds the fused fp32 graph
-    (quantize mode "none") for every architecture; by default only on CPUs without VNNI, where int8
+    (quantize mode "none") for every architecture (`search` passes `not runtime.int8_pays()`);
+    by default only on CPUs without VNNI, where int8
     adds little to what fusion gives (4 layers / 6 heads ran 5.9x PyTorch fp32 in fused fp32 and
     5.5x in int8 on an AVX2 CPU), while with VNNI int8 is where most of the speed comes from (dynamic
     int8 gave 4.2x PyTorch's throughput there, 1.35x on AVX2), so the extra export would not win.
