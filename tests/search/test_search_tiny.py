@@ -111,3 +111,13 @@ def test_evaluator_measures_accuracy_on_the_given_validation(tiny_checkpoint, tm
         ev = BundleEvaluator(tiny_checkpoint, tmp_path / str(label), texts[:2], validation=split)
         accs.append(ev(Candidate()).accuracy)
     assert abs(sum(accs) - 1.0) < 1e-9  # every text counted once, against the labels given
+
+
+def test_fused_fp32_candidate_exports_unquantized_and_fused(tiny_checkpoint, tmp_path):
+    space = [Candidate(quantize="none", per_channel=False)]
+    result = search(tiny_checkpoint, tmp_path / "s", max_accuracy_drop=100.0, space=space, latency_texts=5)
+    [point] = result.points
+    assert point.label == "fp32" and result.chosen.key == space[0].key()
+    manifest = json.loads((tmp_path / "s" / "bundles" / space[0].key() / "manifest.json").read_text())
+    assert manifest["recipe"]["quantize"]["mode"] == "none" and manifest["recipe"]["optimize"]["fusion"] is True
+    assert manifest["build"]["stages"]["fusion"]["counts"]["attention"] > 0
