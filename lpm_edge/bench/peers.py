@@ -17,7 +17,7 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -60,21 +60,32 @@ def optimum_export(checkpoint: Path, out: Path) -> Path:
     require("optimum.onnxruntime", "export")
     from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
-    from transformers import AutoTokenizer
 
     fp32_dir, q_dir = out / "fp32", out / "avx2-dynamic-int8"
-    try:
-        ort_model = ORTModelForSequenceClassification.from_pretrained(checkpoint, export=True, local_files_only=True)
-        ort_model.save_pretrained(fp32_dir)
+
+    def quantize() -> None:
+        ORTModelForSequenceClassification.from_pretrained(checkpoint, export=True, local_files_only=True) \
+            .save_pretrained(fp32_dir)
         quantizer = ORTQuantizer.from_pretrained(fp32_dir)  # the saved dir holds one model.onnx
         quantizer.quantize(save_dir=q_dir, quantization_config=AutoQuantizationConfig.avx2(is_static=False))
+
+    return _optimum_step(checkpoint, q_dir, OPTIMUM_FILE, "export or quantize", quantize)
+
+
+def _optimum_step(checkpoint: Path, out_dir: Path, file_name: str, what: str, step: Callable[[], None]) -> Path:
+    """Run one Optimum export step writing `out_dir`, with its failures as one BenchError line; save
+    the tokenizer beside the model and check that `file_name` was written."""
+    from transformers import AutoTokenizer
+
+    try:
+        step()
     except Exception as exc:  # optimum raises plain ValueError/RuntimeError/OSError from many layers
-        raise BenchError(f"Optimum could not export or quantize {checkpoint}: {str(exc)[:300]}; check that "
+        raise BenchError(f"Optimum could not {what} {checkpoint}: {str(exc)[:300]}; check that "
                          "optimum-onnx is installed with transformers<4.58 (pip install \"lpm-edge[export]\")") from None
-    AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(q_dir)
-    if not (q_dir / OPTIMUM_FILE).is_file():
-        raise BenchError(f"Optimum wrote no {OPTIMUM_FILE} in {q_dir}; files: {sorted(p.name for p in q_dir.iterdir())}")
-    return q_dir
+    AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(out_dir)
+    if not (out_dir / file_name).is_file():
+        raise BenchError(f"Optimum wrote no {file_name} in {out_dir}; files: {sorted(p.name for p in out_dir.iterdir())}")
+    return out_dir
 
 
 def optimum_o2_export(checkpoint: Path, out: Path) -> Path:
@@ -83,23 +94,17 @@ def optimum_o2_export(checkpoint: Path, out: Path) -> Path:
     require("optimum.onnxruntime", "export")
     from optimum.onnxruntime import ORTModelForSequenceClassification, ORTOptimizer
     from optimum.onnxruntime.configuration import AutoOptimizationConfig
-    from transformers import AutoTokenizer
 
     fp32_dir, o2_dir = out / "fp32", out / "o2-fp32"
-    try:
+
+    def optimize() -> None:
         if not (fp32_dir / "model.onnx").is_file():
-            ort_model = ORTModelForSequenceClassification.from_pretrained(checkpoint, export=True,
-                                                                          local_files_only=True)
-            ort_model.save_pretrained(fp32_dir)
+            ORTModelForSequenceClassification.from_pretrained(checkpoint, export=True, local_files_only=True) \
+                .save_pretrained(fp32_dir)
         optimizer = ORTOptimizer.from_pretrained(fp32_dir)  # the saved dir holds one model.onnx
         optimizer.optimize(save_dir=o2_dir, optimization_config=AutoOptimizationConfig.O2())
-    except Exception as exc:  # optimum raises plain ValueError/RuntimeError/OSError from many layers
-        raise BenchError(f"Optimum could not export or optimize (O2) {checkpoint}: {str(exc)[:300]}; check that "
-                         "optimum-onnx is installed with transformers<4.58 (pip install \"lpm-edge[export]\")") from None
-    AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(o2_dir)
-    if not (o2_dir / OPTIMUM_O2_FILE).is_file():
-        raise BenchError(f"Optimum wrote no {OPTIMUM_O2_FILE} in {o2_dir}; files: {sorted(p.name for p in o2_dir.iterdir())}")
-    return o2_dir
+
+    return _optimum_step(checkpoint, o2_dir, OPTIMUM_O2_FILE, "export or optimize (O2)", optimize)
 
 
 def optimum_o2_candidate(model_dir: Path, threads: int, max_length: int, batch_size: int = 32) -> Candidate:
