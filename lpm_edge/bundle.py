@@ -22,10 +22,13 @@ from typing import Any, Collection, Iterator, Mapping
 
 from .errors import BundleError, ConfigError
 
-# Version 2 adds `model.fp32_fallback`; a bundle without one is written as version 1, which
-# older lpm-edge releases read.
-SCHEMA_VERSION = 2
-SCHEMA_VERSIONS = (1, 2)
+# Version 2 added `model.fp32_fallback`. Version 3 makes `task` a section (kind, labels, input
+# fields and the task's own fields, such as decision thresholds) in place of the task name and the
+# top-level `labels`; every bundle is written as version 3, and versions 1 and 2 (always single-label
+# classifiers) still load.
+SCHEMA_VERSION = 3
+SCHEMA_VERSIONS = (1, 2, 3)
+LEGACY_TASK = "text-classification"  # the only task of schema versions 1 and 2
 FALLBACK_FILE = "model-fp32.onnx"
 FORMAT = "lpm-edge-bundle"
 MANIFEST = "manifest.json"
@@ -40,7 +43,6 @@ MAX_ZIP_FILES = 64
 MAX_ZIP_RATIO = 20
 ZIP_RATIO_FREE_BYTES = 1024**2
 MAX_MANIFEST_BYTES = 1024**2
-TASKS = ("text-classification",)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -66,7 +68,10 @@ class Manifest:
     # int8 `model_file` for the rest; None = one graph for every batch.
     fallback_file: str | None = None
     fallback_tokens: tuple[int, int] | None = None
-    schema_version: int = 1  # written as at least the version the fields used need
+    schema_version: int = SCHEMA_VERSION  # as read; always written as SCHEMA_VERSION
+    # What the task records besides kind and labels (e.g. thresholds), and its input fields.
+    task_info: Mapping[str, Any] = field(default_factory=dict)
+    input_fields: tuple[str, ...] = ("text",)
 
     def graph_for(self, tokens: int) -> str:
         """The graph file that runs a batch padded to `tokens`."""
@@ -81,9 +86,9 @@ class Manifest:
             model["fp32_fallback"] = {"file": self.fallback_file, "tokens": list(self.fallback_tokens or ())}
         return {
             "format": FORMAT,
-            "schema_version": max(self.schema_version, 2 if self.fallback_file else 1),
-            "task": self.task,
-            "labels": list(self.labels),
+            "schema_version": SCHEMA_VERSION,
+            "task": {"kind": self.task, "labels": list(self.labels), "inputs": list(self.input_fields),
+                     **dict(self.task_info)},
             "max_length": self.max_length,
             "model": model,
             "tokenizer": {"file": self.tokenizer_file, "pad_id": self.pad_id},
@@ -119,14 +124,11 @@ class Manifest:
                 f"{where}: bundle schema version {version} is not supported by this lpm-edge "
                 f"(it reads versions {', '.join(map(str, SCHEMA_VERSIONS))}); upgrade lpm-edge or re-export the bundle"
             )
-        task = need(data, "task", str, "")
-        if task not in TASKS:
-            raise BundleError(f"{where}: task {task!r} is not supported; this lpm-edge runs {', '.join(TASKS)}")
-        labels = need(data, "labels", list, "")
-        if not labels or not all(isinstance(x, str) for x in labels):
-            raise BundleError(f"{where}: 'labels' must be a non-empty list of strings")
+        task, labels, task_info, input_fields, ctx = _task_section(data, version, need, where)
+        if not all(isinstance(x, str) for x in labels):
+            raise BundleError(f"{where}: '{ctx}labels' must be a list of strings")
         if len(set(labels)) != len(labels):
-            raise BundleError(f"{where}: 'labels' has duplicates ({labels}); each label must be unique")
+            raise BundleError(f"{where}: '{ctx}labels' has duplicates ({labels}); each label must be unique")
         max_length = need(data, "max_length", int, "")
         if not 1 <= max_length <= 1_000_000:
             raise BundleError(f"{where}: 'max_length' {max_length} is out of range")
@@ -179,8 +181,50 @@ class Manifest:
             fallback_file=fallback_file,
             fallback_tokens=fallback_tokens,
             schema_version=version,
+            task_info=task_info,
+            input_fields=input_fields,
             **sections,
         )
+
+
+def _task_section(data: dict[str, Any], version: int, need: Any, where: str) -> tuple[str, list, dict, tuple, str]:
+    """(kind, labels, the task's own fields, input fields, where labels sit) from either layout:
+    schema 3's `task` section, or versions 1 and 2's task name with top-level `labels`."""
+    from .tasks import KINDS
+
+    if version < 3:
+        task = need(data, "task", str, "")
+        if task != LEGACY_TASK:
+            raise BundleError(f"{where}: task {task!r} is not supported in schema version {version} "
+                              f"(it has only {LEGACY_TASK!r}); re-export the bundle")
+        labels = need(data, "labels", list, "")
+        if not labels:
+            raise BundleError(f"{where}: 'labels' must be a non-empty list of strings")
+        return task, labels, {}, ("text",), ""
+    section = dict(need(data, "task", dict, ""))
+    task = need(section, "kind", str, "task.")
+    if task not in KINDS:
+        raise BundleError(f"{where}: task {task!r} is not supported; this lpm-edge runs {', '.join(KINDS)} "
+                          "(upgrade lpm-edge)")
+    labels = need(section, "labels", list, "task.")
+    fields = need(section, "inputs", list, "task.")
+    if not fields or not all(isinstance(x, str) for x in fields) or len(fields) > 8:
+        raise BundleError(f"{where}: 'task.inputs' must list the input fields (1 to 8 names)")
+    info = {k: v for k, v in section.items() if k not in ("kind", "labels", "inputs")}
+    if all(isinstance(x, str) for x in labels) and len(set(labels)) == len(labels):
+        _check_task(task, labels, info, where)
+    return task, labels, info, tuple(fields), "task."
+
+
+def _check_task(kind: str, labels: list, info: dict, where: str) -> None:
+    """The task's own checks of its section (labels it needs, thresholds, ...): the one place this
+    module imports beyond the standard library (the task's module, numpy)."""
+    from .tasks import task_class
+
+    try:
+        task_class(kind).from_section(tuple(labels), info, f"{where}: task")
+    except ConfigError as exc:
+        raise BundleError(f"{exc}; re-export the bundle") from None
 
 
 def is_token_range(value: Any) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, DataError, LpmEdgeError
+from .tasks import KINDS
 
 log = logging.getLogger("lpm_edge")
 
@@ -89,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=None, help="local Hugging Face model dir (default: built-in MiniLM-L6)")
     _add_data(p, "rotten-tomatoes")
     p.add_argument("--out", type=Path, default=Path("runs/checkpoint"))
+    p.add_argument("--task", default="text-classification", choices=list(KINDS),
+                   help="what the model learns from the label column (default: text-classification, one label per text)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     p.add_argument("--validation", type=Path, default=None, help="separate validation file (else a 10%% cut of --data)")
@@ -264,7 +267,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .train import TrainConfig, read_training_info, train
 
     config = TrainConfig(
-        out=a.out, model=a.model, data=a.data, text_column=a.text_column, label_column=a.label_column,
+        out=a.out, model=a.model, data=a.data, task=a.task, text_column=a.text_column, label_column=a.label_column,
         validation=a.validation, test=a.test, strict=a.strict, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
         grad_accum=a.grad_accum, learning_rate=a.lr, max_length=a.max_length, seed=a.seed, device=a.device,
         precision=a.precision, metric=a.metric, patience=a.patience or None,

@@ -33,7 +33,7 @@ HOLD_OUT = 0.1  # share of a file cut for each split it lacks (len // 10 rows)
 @dataclass(frozen=True)
 class Split:
     texts: tuple[str, ...]
-    labels: tuple[int, ...]  # ids into Dataset.labels
+    labels: tuple[Any, ...]  # gold values as the task reads them; single-label: ids into Dataset.labels
     name: str = ""  # train, validation or test
     source: str = ""  # where the rows came from: a file, or how they were cut from one
 
@@ -86,6 +86,7 @@ def load_dataset(
     seed: int = SPLIT_SEED,
     strict: bool = False,
     eval_columns: tuple[str, str] | None = None,
+    task: str = "text-classification",
 ) -> Dataset:
     """Load a built-in dataset by name, or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder;
     a saved DatasetDict gives its train split, and its validation and test splits unless files are given).
@@ -94,8 +95,12 @@ def load_dataset(
     so no row is in two splits. A text also found in an earlier
     split (train, then validation) is dropped from the later one with a warning; with strict=True
     it is an error instead. eval_columns: (text, label) columns of the validation and test files
-    when they differ from the training file's.
+    when they differ from the training file's. task: the kind of lpm_edge.tasks whose labels the
+    label column holds; the task reads the label names and each row's gold value from the rows.
     """
+    from .tasks import task_class
+
+    kind = task_class(task, "--task")
     if str(source) not in BUILTIN:  # a saved DatasetDict brings its own validation and test splits
         source, validation, test = dataset_dict_splits(Path(source), validation, test)
     eval_text, eval_label = eval_columns or (text_column, label_column)
@@ -115,31 +120,19 @@ def load_dataset(
                 f"dataset {str(source)!r} is neither a built-in name ({', '.join(BUILTIN)}) nor a file"
             )
         rows = read_rows(path, text_column, label_column)
-        labels = _label_order(label for _, label, _ in rows)
-        if len(labels) < 2:
-            last_line = rows[-1][2].rsplit(":", 1)[1]
-            raise DataError(
-                f"{rows[0][2]}-{last_line}: every training row has the label {labels[0]!r}; a classifier "
-                f"needs at least two labels. Check --label-column (now {label_column!r}) and the file"
-            )
+        labels = kind.label_names(rows, label_column)
         name = path.stem
         parts, sources = _cut(rows, given, path, seed)
         for s in ("validation", "test"):
             if given[s] is not None:
                 sources[s] = str(validation if s == "validation" else test)
     for s in ("validation", "test"):
-        for _, label, where in given[s] or ():
-            if label not in labels:
-                raise DataError(
-                    f"{where}: label {label!r} never occurs in the training file {source}; "
-                    "every label must have training examples"
-                )
+        kind.gold(given[s] or [], labels, f"the training file {source}")  # DataError naming the first bad row
     parts, dropped = _disjoint(parts, sources, strict)
-    index = {label: i for i, label in enumerate(labels)}
 
     def to_split(s: str) -> Split:
         rows = parts[s]
-        return Split(tuple(t for t, _, _ in rows), tuple(index[lab] for _, lab, _ in rows), s, sources[s])
+        return Split(tuple(t for t, _, _ in rows), kind.gold(rows, labels, str(source)), s, sources[s])
 
     return Dataset(name, tuple(labels), *(to_split(s) for s in SPLITS), dropped=dropped)
 
@@ -210,14 +203,6 @@ def _disjoint(
             dropped[s] = len(clashes)
         out[s] = kept
     return out, dropped
-
-
-def _label_order(labels: Iterable[str]) -> tuple[str, ...]:
-    unique = set(labels)
-    try:  # numeric labels sort numerically ("2" after "10" would surprise people)
-        return tuple(sorted(unique, key=lambda s: float(s)))
-    except ValueError:
-        return tuple(sorted(unique))
 
 
 def rotten_tomatoes(seed: int = SPLIT_SEED, strict: bool = False) -> Dataset:

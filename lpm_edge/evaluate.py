@@ -1,6 +1,6 @@
-"""One evaluator: the reference's and each candidate's predictions on one split, their accuracy and
-macro-F1, the accuracy each candidate loses against the reference with a paired bootstrap 95% CI,
-and how often the two agree.
+"""One evaluator: the reference's and each candidate's outputs on one split, the task's metrics
+(for classifiers accuracy and macro-F1), the budget metric each candidate loses against the
+reference with a paired bootstrap 95% CI, and how often the two decide alike.
 
 Export's accuracy check, bench, search and training all take their figures from here (numpy
 only), so the numbers they print cannot drift apart. Each result carries the split's name and
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .data import Split
+    from .tasks.base import Task
 
-Predictor = Callable[[list[str]], Any]  # texts -> logits (n, labels)
+Predictor = Callable[[list[Any]], Any]  # examples -> outputs (for classifiers: logits (n, labels))
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
@@ -62,6 +63,21 @@ def bootstrap_diff_ci(
     return float(lo), float(hi)
 
 
+def bootstrap_metric_diff_ci(
+    task: "Task", gold: Any, out_a: Any, out_b: Any, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+) -> tuple[float, float]:
+    """Paired bootstrap interval of metric(a) - metric(b), in points, for a metric that is not a
+    mean over examples (F1, correlations): the task's metric is recomputed on each resample."""
+    gold, a, b = task.gold_array(gold), np.asarray(out_a), np.asarray(out_b)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for r in range(n_boot):
+        idx = rng.integers(0, len(gold), size=len(gold))
+        diffs[r] = (task.metrics(gold[idx], a[idx])[task.metric] - task.metrics(gold[idx], b[idx])[task.metric]) * 100
+    lo, hi = np.nanpercentile(diffs, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
 @dataclass(frozen=True)
 class Scores:
     """One model on one split. The loss and agreement fields are None for the reference itself."""
@@ -70,58 +86,77 @@ class Scores:
     split: str  # train, validation or test
     source: str  # the file (or cut of a file) the split came from
     n: int
-    accuracy: float
-    macro_f1: float
-    accuracy_loss_points: float | None = None  # reference accuracy minus this one, in points
-    accuracy_loss_ci95: tuple[float, float] | None = None  # paired bootstrap, points
-    agreement: float | None = None  # share of texts whose argmax is the reference's
+    metric: str  # the task's budget metric, e.g. accuracy
+    value: float  # that metric's value
+    all_metrics: Mapping[str, float]  # every metric of the task, `metric` included
+    loss_points: float | None = None  # reference's `metric` minus this one's, in points (x100)
+    loss_ci95: tuple[float, float] | None = None  # paired bootstrap, points
+    agreement: float | None = None  # share of examples whose decision is the reference's
     seconds: float | None = None  # the prediction pass, when `evaluate` ran it
+
+    @property
+    def accuracy(self) -> float:
+        return self.all_metrics.get("accuracy", float("nan"))
+
+    @property
+    def macro_f1(self) -> float:
+        return self.all_metrics.get("macro_f1", float("nan"))
 
     def metrics(self) -> dict[str, Any]:
         """The figures, keyed as bench reports and manifests write them."""
-        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1,
-                "accuracy_loss_points": self.accuracy_loss_points,
-                "accuracy_loss_ci95": list(self.accuracy_loss_ci95) if self.accuracy_loss_ci95 else None,
-                "agreement": self.agreement}
+        return {**self.all_metrics, "metric": self.metric, "loss_points": self.loss_points,
+                "loss_ci95": list(self.loss_ci95) if self.loss_ci95 else None, "agreement": self.agreement}
 
     def describe(self) -> str:
-        return f"{self.name}: accuracy {self.accuracy:.4f} on {self.n:,} {self.split} texts of {self.source}"
+        return f"{self.name}: {self.metric} {self.value:.4f} on {self.n:,} {self.split} texts of {self.source}"
 
 
 def compare(
-    split: "Split", logits: Sequence[tuple[str, Any]], n_labels: int, *, n_boot: int = 2000, seed: int = 0,
+    split: "Split", outputs: Sequence[tuple[str, Any]], task: "Task", *, n_boot: int = 2000, seed: int = 0,
     seconds: Sequence[float | None] | None = None,
 ) -> list[Scores]:
-    """Scores of models whose logits (n, labels) on `split` are known; logits[0] is the reference."""
-    y = np.asarray(split.labels)
-    preds = [np.asarray(out).argmax(axis=1) if len(y) else np.zeros(0, dtype=int) for _, out in logits]  # each (n,)
-    ref = preds[0] if preds else None
+    """Scores of models whose outputs on `split` are known (for classifiers: logits (n, labels));
+    outputs[0] is the reference."""
+    gold = task.gold_array(split.labels)
+    n = len(gold)
+    arrays = [np.asarray(out) for _, out in outputs]
+    decisions = [task.decisions(a) for a in arrays]
+    found = [task.metrics(gold, a) for a in arrays]
     out = []
-    for k, ((name, _), p) in enumerate(zip(logits, preds)):
+    for k, (name, _) in enumerate(outputs):
         extra: dict[str, Any] = {}
-        if k and ref is not None:
+        if k and n:
+            ref, mine = found[0][task.metric], found[k][task.metric]
+            values = (task.example_values(gold, arrays[0]), task.example_values(gold, arrays[k]))
+            if values[0] is not None and values[1] is not None:
+                ci = bootstrap_diff_ci(values[0], values[1], n_boot=n_boot, seed=seed)
+            else:
+                ci = bootstrap_metric_diff_ci(task, gold, arrays[0], arrays[k], n_boot=n_boot, seed=seed)
+            same = decisions[k] == decisions[0]
             extra = {
-                "accuracy_loss_points": (accuracy(y, ref) - accuracy(y, p)) * 100,
-                "accuracy_loss_ci95": bootstrap_diff_ci(ref == y, p == y, n_boot=n_boot, seed=seed) if len(y) else None,
-                "agreement": float((p == ref).mean()) if len(y) else float("nan"),
+                "loss_points": (ref - mine) * 100,
+                "loss_ci95": ci,
+                "agreement": float((same.reshape(n, -1).all(axis=1)).mean()),
             }
-        out.append(Scores(name=name, split=split.name, source=split.source, n=len(y),
-                          **classification_metrics(y, p, n_labels), **extra,
+        elif k:
+            extra = {"agreement": float("nan")}
+        out.append(Scores(name=name, split=split.name, source=split.source, n=n, metric=task.metric,
+                          value=found[k][task.metric], all_metrics=found[k], **extra,
                           seconds=seconds[k] if seconds else None))
     return out
 
 
 def evaluate(
-    split: "Split", models: Sequence[tuple[str, Predictor]], n_labels: int, *, n_boot: int = 2000, seed: int = 0,
+    split: "Split", models: Sequence[tuple[str, Predictor]], task: "Task", *, n_boot: int = 2000, seed: int = 0,
     on_each: Callable[[], None] | None = None,
 ) -> list[Scores]:
-    """Run each model on every text of `split` (models[0] is the reference) and score them."""
+    """Run each model on every example of `split` (models[0] is the reference) and score them."""
     texts = list(split.texts)
-    logits, seconds = [], []
+    outputs, seconds = [], []
     for name, predict in models:
         t0 = time.perf_counter()
-        logits.append((name, predict(texts)))
+        outputs.append((name, predict(texts)))
         seconds.append(time.perf_counter() - t0)
         if on_each:
             on_each()
-    return compare(split, logits, n_labels, n_boot=n_boot, seed=seed, seconds=seconds)
+    return compare(split, outputs, task, n_boot=n_boot, seed=seed, seconds=seconds)

@@ -7,8 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lpm_edge.data import Split
+from lpm_edge.tasks.single_label import SingleLabel
 from lpm_edge.evaluate import (accuracy, bootstrap_diff_ci, classification_metrics, compare, evaluate,
                                macro_f1)
+
+
+TASK = SingleLabel(("neg", "pos"))
 
 
 def one_hot(pred: list[int], n_labels: int = 2) -> np.ndarray:
@@ -31,25 +35,25 @@ def test_accuracy_and_macro_f1_on_known_values():
 def test_compare_scores_each_model_against_the_first():
     y = list(SPLIT.labels)
     worse = [1 - v if i < 2 else v for i, v in enumerate(y)]  # wrong on 2 of 8
-    ref, same, lossy = compare(SPLIT, [("ref", one_hot(y)), ("same", one_hot(y)), ("lossy", one_hot(worse))], 2,
+    ref, same, lossy = compare(SPLIT, [("ref", one_hot(y)), ("same", one_hot(y)), ("lossy", one_hot(worse))], TASK,
                                n_boot=500)
-    assert (ref.accuracy, ref.accuracy_loss_points, ref.agreement, ref.accuracy_loss_ci95) == (1.0, None, None, None)
-    assert same.accuracy_loss_points == 0 and same.accuracy_loss_ci95 == (0.0, 0.0) and same.agreement == 1.0
-    assert lossy.accuracy == 0.75 and lossy.accuracy_loss_points == 25.0 and lossy.agreement == 0.75
-    lo, hi = lossy.accuracy_loss_ci95
+    assert (ref.accuracy, ref.loss_points, ref.agreement, ref.loss_ci95) == (1.0, None, None, None)
+    assert same.loss_points == 0 and same.loss_ci95 == (0.0, 0.0) and same.agreement == 1.0
+    assert lossy.accuracy == 0.75 and lossy.loss_points == 25.0 and lossy.agreement == 0.75
+    lo, hi = lossy.loss_ci95
     assert 0 <= lo <= 25 <= hi
     assert (lossy.split, lossy.source, lossy.n) == ("test", "reviews.csv", 8)  # every figure names its split
     assert lossy.describe() == "lossy: accuracy 0.7500 on 8 test texts of reviews.csv"
-    assert lossy.metrics() == {"accuracy": 0.75, "macro_f1": lossy.macro_f1, "accuracy_loss_points": 25.0,
-                               "accuracy_loss_ci95": [lo, hi], "agreement": 0.75}
+    assert lossy.metrics() == {"accuracy": 0.75, "macro_f1": lossy.macro_f1, "metric": "accuracy", "loss_points": 25.0,
+                               "loss_ci95": [lo, hi], "agreement": 0.75}
 
 
 def test_agreement_is_against_the_reference_not_the_labels():
     ref_pred = [1] * 8  # the reference is wrong on half
     cand = [1] * 6 + [0, 1]  # differs from the reference on one text (where the label is 0: it is right)
-    _, c = compare(SPLIT, [("ref", one_hot(ref_pred)), ("cand", one_hot(cand))], 2, n_boot=200)
+    _, c = compare(SPLIT, [("ref", one_hot(ref_pred)), ("cand", one_hot(cand))], TASK, n_boot=200)
     assert c.agreement == 7 / 8
-    assert c.accuracy_loss_points == pytest.approx(-12.5)  # the candidate is better: a negative loss
+    assert c.loss_points == pytest.approx(-12.5)  # the candidate is better: a negative loss
 
 
 def test_evaluate_runs_every_text_through_each_model_in_order():
@@ -62,7 +66,7 @@ def test_evaluate_runs_every_text_through_each_model_in_order():
             return one_hot(pred)
         return predict
 
-    scores = evaluate(SPLIT, [("ref", model(list(SPLIT.labels))), ("all zero", model([0] * 8))], 2,
+    scores = evaluate(SPLIT, [("ref", model(list(SPLIT.labels))), ("all zero", model([0] * 8))], TASK,
                       on_each=lambda: ticks.append(1))
     assert seen == [list(SPLIT.texts)] * 2 and len(ticks) == 2
     assert [s.name for s in scores] == ["ref", "all zero"]
@@ -71,8 +75,8 @@ def test_evaluate_runs_every_text_through_each_model_in_order():
 
 def test_an_empty_split_scores_nan_without_raising():
     empty = Split((), (), "validation", "x.csv")
-    ref, cand = compare(empty, [("ref", np.zeros((0, 2))), ("c", np.zeros((0, 2)))], 2)
-    assert np.isnan(ref.accuracy) and cand.accuracy_loss_ci95 is None and cand.n == 0
+    ref, cand = compare(empty, [("ref", np.zeros((0, 2))), ("c", np.zeros((0, 2)))], TASK)
+    assert np.isnan(ref.accuracy) and cand.loss_ci95 is None and cand.n == 0
 
 
 def test_bootstrap_matches_a_plain_numpy_resampling():
@@ -113,3 +117,29 @@ def test_bootstrap_interval_is_ordered_and_bounded(pairs, seed):
     a, b = zip(*pairs)
     lo, hi = bootstrap_diff_ci(a, b, n_boot=200, seed=seed)
     assert -100 <= lo <= hi <= 100
+
+
+class _MacroF1(SingleLabel):
+    """A task whose budget metric is not a mean over examples: the bootstrap recomputes it."""
+
+    metric = "macro_f1"
+
+    def example_values(self, gold, outputs):
+        return None
+
+
+def test_a_metric_that_is_no_mean_over_examples_is_bootstrapped_by_recomputing_it():
+    task = _MacroF1(("neg", "pos"))
+    y = list(SPLIT.labels)
+    worse = [1 - v if i < 3 else v for i, v in enumerate(y)]
+    ref, cand = compare(SPLIT, [("ref", one_hot(y)), ("cand", one_hot(worse))], task, n_boot=300, seed=3)
+    assert ref.metric == cand.metric == "macro_f1" and ref.value == 1.0
+    assert cand.loss_points == pytest.approx((1.0 - macro_f1(y, worse, 2)) * 100)
+    rng = np.random.default_rng(3)  # the same resamples, by hand
+    gold, w = np.asarray(y), np.asarray(worse)
+    diffs = []
+    for _ in range(300):
+        idx = rng.integers(0, len(gold), size=len(gold))
+        diffs.append((macro_f1(gold[idx], gold[idx], 2) - macro_f1(gold[idx], w[idx], 2)) * 100)
+    assert cand.loss_ci95 == pytest.approx(tuple(np.percentile(diffs, [2.5, 97.5])))
+    assert cand.loss_ci95[0] <= cand.loss_points <= cand.loss_ci95[1]

@@ -10,17 +10,19 @@ from .stats import median
 
 if TYPE_CHECKING:
     from ..data import Split
+    from ..tasks.base import Task
     from .candidates import Candidate
     from .progress import Progress
 
 
 def score(
-    candidates: Sequence["Candidate"], split: "Split", n_labels: int,
+    candidates: Sequence["Candidate"], split: "Split", task: "Task",
     *, n_boot: int = 2000, seed: int = 0, progress: "Progress | None" = None,
 ) -> list[dict[str, Any]]:
-    """Accuracy, macro-F1, loss vs candidates[0] (points, paired bootstrap 95% CI) and agreement,
-    from the one evaluator; candidates[0] is the reference, its own loss and agreement are None."""
-    scores = evaluate(split, [(c.name, c.predict) for c in candidates], n_labels, n_boot=n_boot, seed=seed,
+    """The task's metrics (accuracy, macro-F1 for classifiers), the budget metric's loss vs candidates[0]
+    (points, paired bootstrap 95% CI) and agreement, from the one evaluator; candidates[0] is the
+    reference, its own loss and agreement are None."""
+    scores = evaluate(split, [(c.name, c.predict) for c in candidates], task, n_boot=n_boot, seed=seed,
                       on_each=progress.advance if progress else None)
     return [{**s.metrics(), "accuracy_pass_s": s.seconds} for s in scores]
 

@@ -87,7 +87,7 @@ def render(doc: dict[str, Any]) -> str:
     rows = []
     for c in cands:
         vs = c["vs_reference"]
-        loss = DASH if c.get("accuracy_loss_points") is None else f"{c['accuracy_loss_points']:+.2f}"
+        loss = DASH if c.get("loss_points") is None else f"{c['loss_points']:+.2f}"
         rows.append([c["name"], f"{c['accuracy'] * 100:.2f}%", loss, _ratio(vs.get("end_to_end_b1_speedup")),
                      _ratio(vs.get("model_only_b1_speedup")), _ratio(vs.get("throughput_ratio")),
                      _ratio(vs.get("peak_rss_ratio")), _ratio(vs.get("cold_start_ratio")),
@@ -100,9 +100,9 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["## Accuracy", ""]
     rows = []
     for c in cands:
-        ci = c.get("accuracy_loss_ci95")
-        loss = DASH if c.get("accuracy_loss_points") is None else (
-            f"{c['accuracy_loss_points']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
+        ci = c.get("loss_ci95")
+        loss = DASH if c.get("loss_points") is None else (
+            f"{c['loss_points']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
         agree = DASH if c.get("agreement") is None else f"{c['agreement'] * 100:.1f}%"
         rows.append([c["name"], f"{c['accuracy'] * 100:.2f}%", f"{c['macro_f1']:.4f}", loss, agree])
     lines += _table(["model", "accuracy", "macro-F1", "loss vs reference, points [95% CI]", "agreement"], rows)

@@ -1,9 +1,9 @@
 """The benchmark report: a versioned JSON document, its Markdown rendering, and its plots.
 
-Schema 2 (`report.json`): top-level keys `schema`, `schema_version`, `created`, `lpm_edge`,
+Schema 3 (`report.json`; 3 renamed accuracy_loss_* to loss_* and added `metric`): top-level keys `schema`, `schema_version`, `created`, `lpm_edge`,
 `command`, `data`, `method`, `machine`, `reference`, `candidates`, `plots`. Each candidate has
-`name`, `kind`, `path`, `info`, `accuracy`, `macro_f1`, `accuracy_loss_points`,
-`accuracy_loss_ci95`, `agreement`, `size`, `latency` (`batch` and `seq_len`, keyed by the value
+`name`, `kind`, `path`, `info`, the task's metrics (`accuracy`, `macro_f1` for classifiers),
+`metric` (the one the loss is of), `loss_points`, `loss_ci95`, `agreement`, `size`, `latency` (`batch` and `seq_len`, keyed by the value
 as a string, each with `end_to_end` and `model_only` summaries in ms), `throughput`, `process`
 (cold start and peak RSS of a fresh process, or null) and `vs_reference` (ratios to the
 reference, > 1 = better for speed-ups, < 1 = smaller for sizes and memory).
@@ -20,7 +20,7 @@ from ..bundle import write_text_atomic
 from ..errors import BenchError
 
 SCHEMA = "lpm-edge.bench-report"
-REPORT_SCHEMA = 2
+REPORT_SCHEMA = 3
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .. import sysinfo
+from .. import sysinfo, tasks
 from ..data import Split
 from ..errors import ConfigError, require
 from .accuracy import score, throughput
@@ -87,7 +87,7 @@ class BenchConfig:
 def measure(
     candidates: Sequence[Candidate], texts: Sequence[str], labels: Sequence[int], label_names: Sequence[str],
     *, config: BenchConfig, tokenizer: "Tokenizer", max_positions: int, data: dict[str, Any],
-    command: str | None = None, progress: Progress | None = None,
+    command: str | None = None, progress: Progress | None = None, task: "Task | None" = None,
 ) -> Report:
     """Measure every candidate (candidates[0] is the reference) and return the report (not written)."""
     if len(candidates) < 2:
@@ -112,7 +112,8 @@ def measure(
 
     stage(f"accuracy on {len(texts)} texts")
     split = Split(tuple(texts), tuple(labels), str(data.get("split", "")), str(data.get("source", "")))
-    rows = score(candidates, split, len(label_names), n_boot=config.bootstrap, seed=config.seed, progress=progress)
+    task = task or tasks.from_section(tasks.DEFAULT, label_names)
+    rows = score(candidates, split, task, n_boot=config.bootstrap, seed=config.seed, progress=progress)
     stage("throughput: predict(all texts)")
     tps = throughput(candidates, texts, config.throughput_rounds, progress)
 
@@ -208,7 +209,7 @@ def ratios(c: dict[str, Any], ref: dict[str, Any], batch: str) -> dict[str, floa
         "peak_rss_ratio": div(proc.get("peak_rss_bytes"), rproc.get("peak_rss_bytes")),
         "cold_start_ratio": div(proc.get("cold_start_s"), rproc.get("cold_start_s")),
         "model_size_ratio": div(c["size"]["model_bytes"], ref["size"]["model_bytes"]),
-        "accuracy_loss_points": c.get("accuracy_loss_points"),
+        "loss_points": c.get("loss_points"),
     }
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from .. import tasks
 from . import prune as _prune
 from .batches import labelled_batches, pick_device
 from .distill import distill
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..data import Dataset
+    from ..tasks.base import Task
     from .recipe import Recipe
 
 log = logging.getLogger("lpm_edge.export")
@@ -22,11 +24,13 @@ KL_SAMPLE = 256  # validation texts on which the student's KL to the teacher is 
 
 
 def compress(
-    model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", resume: "Path | None" = None
+    model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", resume: "Path | None" = None,
+    task: "Task | None" = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Return (student, info): `model` pruned by recipe.prune, then distilled from `model`.
 
     resume: a folder for distillation checkpoints; a run killed midway continues from the last one.
+    task: what the model computes (its distillation loss); default: single-label over the data's labels.
 
     `model` is never changed; the student is a deep copy, in eval mode, on the CPU. `info` says
     what was removed and what distillation achieved; the manifest stores it.
@@ -77,7 +81,7 @@ def compress(
         torch.manual_seed(0)
         eval_texts = list(dataset.validation.texts[:KL_SAMPLE])
         info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts,
-                                  checkpoint=resume)
+                                  checkpoint=resume, task=task or tasks.from_training({}, dataset.labels))
     info["parameters"]["after"] = _parameters(student)
     info["seconds"] = round(time.perf_counter() - started, 2)
     return student, info

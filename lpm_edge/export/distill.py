@@ -1,7 +1,8 @@
-"""Knowledge distillation: a pruned student learns the fine-tuned teacher's logits.
+"""Knowledge distillation: a pruned student learns the fine-tuned teacher's outputs.
 
-loss = alpha · KL(teacher_T ‖ student_T) · T² + (1 − alpha) · CE(student, gold labels), where _T is
-a softmax at temperature T (Hinton et al. 2015; the T² keeps the soft gradients' scale).
+The loss on the outputs is the task's (lpm_edge/tasks/): for single-label classifiers
+alpha · KL(teacher_T ‖ student_T) · T² + (1 − alpha) · CE(student, gold labels), where _T is a
+softmax at temperature T (Hinton et al. 2015; the T² keeps the soft gradients' scale).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .batches import Progress, encode, labelled_batches
 
 if TYPE_CHECKING:
     from ..data import Split
+    from ..tasks.base import Task
     from .recipe import DistillConfig
 
 log = logging.getLogger("lpm_edge.export")
@@ -27,11 +29,14 @@ CHECKPOINT_FILE = "distill.pt"
 
 
 def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], max_length: int,
-            batch_size: int = 32) -> float:
-    """Mean KL(teacher ‖ student) per text at temperature 1, both models in eval mode, no dropout."""
+            batch_size: int = 32, task: "Task | None" = None) -> float:
+    """Mean divergence of student from teacher per text (the task's; single-label: KL(teacher ‖ student)
+    at temperature 1), both models in eval mode, no dropout."""
     import torch
-    import torch.nn.functional as F
 
+    from ..tasks.single_label import SingleLabel
+
+    task = task or SingleLabel(("0", "1"))
     s_dev, t_dev = next(student.parameters()).device, next(teacher.parameters()).device
     s_mode, t_mode = student.training, teacher.training
     student.eval()
@@ -43,8 +48,7 @@ def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], ma
                 batch = texts[start : start + batch_size]
                 s = student(**encode(tokenizer, batch, max_length, str(s_dev))).logits.float().cpu()  # (B, C)
                 t = teacher(**encode(tokenizer, batch, max_length, str(t_dev))).logits.float().cpu()  # (B, C)
-                total += float(F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True,
-                                        reduction="sum"))
+                total += float(task.divergence(s, t))
     finally:
         student.train(s_mode)
         teacher.train(t_mode)
@@ -53,7 +57,7 @@ def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], ma
 
 def distill(
     student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "DistillConfig", max_length: int,
-    device: str, eval_texts: Sequence[str], checkpoint: Path | None = None,
+    device: str, eval_texts: Sequence[str], checkpoint: Path | None = None, task: "Task | None" = None,
 ) -> dict[str, Any]:
     """Train `student` in place against `teacher` for config.steps steps; return what happened.
 
@@ -64,9 +68,11 @@ def distill(
     ends with the weights an uninterrupted run would have.
     """
     import torch
-    import torch.nn.functional as F
     from transformers import get_linear_schedule_with_warmup
 
+    from ..tasks.single_label import SingleLabel
+
+    task = task or SingleLabel(("0", "1"))
     started = time.perf_counter()
     if device != "cpu" or teacher.training:
         teacher = copy.deepcopy(teacher).eval().to(device)
@@ -80,7 +86,7 @@ def distill(
         done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
         started -= state["seconds"]
     else:
-        kl_before = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
+        kl_before = mean_kl(student, teacher, tokenizer, eval_texts, max_length, task=task)
     progress = Progress(config.steps, "distill", done=done)
     student.train()
     saved = time.monotonic()
@@ -91,10 +97,7 @@ def distill(
             with torch.no_grad():
                 t_logits = teacher(**inputs).logits.float()  # (B, C)
             s_logits = student(**inputs).logits.float()  # (B, C)
-            soft = F.kl_div(F.log_softmax(s_logits / temp, -1), F.log_softmax(t_logits / temp, -1),
-                            log_target=True, reduction="batchmean") * temp * temp
-            hard = F.cross_entropy(s_logits, labels)
-            loss = alpha * soft + (1 - alpha) * hard
+            loss = task.distill_loss(s_logits, t_logits, labels, temp, alpha)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -110,7 +113,7 @@ def distill(
     finally:
         progress.close()
         student.eval()
-    kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
+    kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length, task=task)
     student.to("cpu")
     seconds = time.perf_counter() - started
     log.info("distilled %d steps on %s in %.0f s: KL to teacher %.4f -> %.4f", done, device, seconds,

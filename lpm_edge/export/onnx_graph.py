@@ -30,7 +30,7 @@ def input_names(model: Any, tokenizer: Any) -> list[str]:
     return names
 
 
-def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int) -> None:
+def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int, task: Any = None) -> None:
     """Export with the TorchScript exporter (about 10× faster than dynamo here; its graph fuses).
 
     A model that takes token_type_ids whose tokenizer does not produce them (RoBERTa, XLM-R) gets
@@ -52,16 +52,18 @@ def to_onnx(model: Any, names: Sequence[str], path: Path, opset: int) -> None:
             feeds = dict(zip(names, tensors))
             if zero_types:
                 feeds["token_type_ids"] = torch.zeros_like(feeds["input_ids"])  # (B, T)
-            return self.inner(**feeds).logits  # (B, labels)
+            out = self.inner(**feeds)
+            return task.graph_output(out, feeds) if task is not None else out.logits  # classifiers: (B, labels)
 
     wrapper = Logits(model).eval()
     # (B, T) each; token type 0 exists in every model (RoBERTa's table has only that one)
     example = tuple((torch.zeros if n == "token_type_ids" else torch.ones)((2, 8), dtype=torch.long) for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
-    axes["logits"] = {0: "batch"}
+    output = task.output_name if task is not None else "logits"
+    axes[output] = dict(task.output_axes) if task is not None else {0: "batch"}
     with torch.inference_mode(False), torch.no_grad():
         torch.onnx.export(
-            wrapper, example, str(path), input_names=list(names), output_names=["logits"],
+            wrapper, example, str(path), input_names=list(names), output_names=[output],
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     model.eval()  # export restores the modes modules had; keep what we run in eval
@@ -141,7 +143,7 @@ def quantize_dynamic_int8(
     )
 
 
-def onnx_logits(path: Path, feeds: Sequence[dict]) -> list:
+def onnx_logits(path: Path, feeds: Sequence[dict], output: str = "logits") -> list:
     """Run an ONNX file on prepared feeds (CPU, no spinning: torch shares the cores)."""
     import onnxruntime as ort
 
@@ -149,4 +151,4 @@ def onnx_logits(path: Path, feeds: Sequence[dict]) -> list:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return [session.run(["logits"], feed)[0] for feed in feeds]
+    return [session.run([output], feed)[0] for feed in feeds]

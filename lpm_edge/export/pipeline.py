@@ -15,10 +15,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import __version__, bundle as _bundle, sysinfo
+from .. import __version__, bundle as _bundle, sysinfo, tasks
 from ..data import Dataset, Split, load_dataset
 from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError, require
-from ..evaluate import accuracy
+from ..tasks.base import Task
 from ..families import Family, adapter_for, check_capabilities
 from . import rejected
 from .onnx_graph import attention_shape, fuse, input_names, onnx_logits, quantize_dynamic_int8, to_onnx
@@ -105,7 +105,8 @@ def _export(
     require("torch", "export")
     require("onnx", "export")
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import transformers
+    from transformers import AutoTokenizer
 
     from ..reference import TorchClassifier
     from ..train import read_training_info
@@ -128,6 +129,7 @@ def _export(
     require_safetensors(ckpt)
     info = read_training_info(ckpt)
     dataset = checkpoint_dataset(data, info, **splits)
+    task = tasks.from_training(info, dataset.labels)
 
     family = _family(ckpt, recipe)  # before any minutes are spent
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
@@ -136,10 +138,11 @@ def _export(
 
         tokenizer_kind(tokenizer)
     # The attention implementation whose TorchScript export ONNX Runtime's attention fusion matches.
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = getattr(transformers, task.model_class).from_pretrained(
         ckpt, local_files_only=True, use_safetensors=True, attn_implementation=family.attn_implementation
     ).eval()
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    task.check_model(model.config, str(ckpt))
+    labels = list(task.labels)
     if list(dataset.labels) != labels:
         raise ExportError(f"{ckpt} predicts {labels} but the data has labels {list(dataset.labels)}")
     max_length = min(recipe.max_length, family.max_length(model.config))
@@ -151,7 +154,7 @@ def _export(
     torch.manual_seed(0)
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
-    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache))
+    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache), task)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -161,21 +164,22 @@ def _export(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=_bundle.scratch_prefix(out), suffix=".work", dir=out.parent) as tmp:
         work = Path(tmp)
-        drop_of = _drop_of(source, names, texts, split.labels, full_logits) if recipe.quantize.auto_exclude else None
+        drop_of = _drop_of(source, names, texts, split.labels, full_logits, task) if recipe.quantize.auto_exclude else None
         graph, fp32_graph, stages = _build_graph(student, source, names, texts[:PARITY_SAMPLE], recipe, work,
-                                                 calibration=dataset.train.texts, drop_of=drop_of, budget=budget)
+                                                 calibration=dataset.train.texts, drop_of=drop_of, budget=budget,
+                                                 task=task)
         with _bundle.atomic_directory(out, force=force) as bdir:
             shutil.copyfile(graph, bdir / _bundle.MODEL_FILE)
             if recipe.quantize.fp32_tokens:
                 shutil.copyfile(fp32_graph, bdir / _bundle.FALLBACK_FILE)
             _save_tokenizer(tokenizer, bdir / _bundle.TOKENIZER_FILE)
-            manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
+            manifest = _manifest(bdir, task, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression)
             _bundle.write_manifest(bdir, manifest)
-            metrics = _measure(bdir, split, len(labels), full_logits, source_logits, dataset.name)
+            metrics = _measure(bdir, split, task, full_logits, source_logits, dataset.name)
             miss = rejected.budget_miss(metrics, budget)
             metrics.update(rejected.verdict(miss, budget))
-            manifest = _manifest(bdir, labels, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
+            manifest = _manifest(bdir, task, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
                                  compression, metrics)
             _bundle.write_manifest(bdir, manifest)
             if miss:  # raised inside the block: `out` stays as it was
@@ -255,11 +259,13 @@ def checkpoint_dataset(
         test=test or (recorded.get("test") if same else None),
         eval_columns=(text, label),
         strict=strict,
+        task=(info.get("task") or {}).get("kind", tasks.DEFAULT),
     )
 
 
 def _compress(
-    model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe, ckpt: Path, cache: str | Path | None = None
+    model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe, ckpt: Path, cache: str | Path | None,
+    task: Task,
 ) -> tuple[Any, dict[str, Any]]:
     """Structured pruning and distillation; the student is a new model, `model` is untouched."""
     p = recipe.prune
@@ -268,8 +274,8 @@ def _compress(
     from .compress import compress
 
     if cache is None:
-        return compress(model, tokenizer, dataset, recipe)
-    return cached_compress(model, tokenizer, dataset, recipe, ckpt, Path(cache))
+        return compress(model, tokenizer, dataset, recipe, task=task)
+    return cached_compress(model, tokenizer, dataset, recipe, ckpt, Path(cache), task=task)
 
 
 def _prune_vocab(
@@ -292,6 +298,7 @@ def _prune_vocab(
 def _build_graph(
     student: Any, source: Any, names: Sequence[str], sample: list[str], recipe: Recipe, work: Path,
     calibration: Sequence[str] = (), drop_of: Callable[[Path], float] | None = None, budget: float | None = None,
+    task: Task | None = None,
 ) -> tuple[Path, Path, dict[str, Any]]:
     """Export, check parity, fuse, quantize; return the final graph, the fp32 graph it came from,
     and what each stage did.
@@ -300,13 +307,14 @@ def _build_graph(
     drop_of, budget: with quantize.auto_exclude, how a graph's accuracy drop is measured and
     how much is allowed.
     """
+    task = task or tasks.from_training({}, source.labels)
     raw = work / "raw.onnx"
-    to_onnx(student, names, raw, recipe.opset)
+    to_onnx(student, names, raw, recipe.opset, task)
     batches = [source.encode(sample[i : i + 16]) for i in range(0, len(sample), 16)]
     feeds = [{n: b[n].numpy() for n in names} for b in batches]
-    expected = np.concatenate([source.model(**b).logits.detach().float().numpy() for b in batches])
+    expected = np.concatenate([task.graph_output(source.model(**b), b).detach().float().numpy() for b in batches])
     stages: dict[str, Any] = {}
-    diffs = {"raw": float(np.abs(np.concatenate(onnx_logits(raw, feeds)) - expected).max())}
+    diffs = {"raw": float(np.abs(np.concatenate(onnx_logits(raw, feeds, task.output_name)) - expected).max())}
     graph = raw
     if recipe.optimize.fusion:
         fused = work / "fused.onnx"
@@ -326,7 +334,7 @@ def _build_graph(
                 "this transformers/onnxruntime pair may have changed the pattern. "
                 "Set optimize.require_fusion = false in the recipe to export unfused"
             )
-        diffs["fused"] = float(np.abs(np.concatenate(onnx_logits(fused, feeds)) - expected).max())
+        diffs["fused"] = float(np.abs(np.concatenate(onnx_logits(fused, feeds, task.output_name)) - expected).max())
         graph = fused
     failed = {k: v for k, v in diffs.items() if v > recipe.check.parity_tolerance}
     if failed:
@@ -385,13 +393,14 @@ def _auto_exclude(
     return auto_exclude(groups, work, quantize, drop_of, budget, feeds, expected)
 
 
-def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequence[int],
-             full_logits: np.ndarray) -> Callable[[Path], float]:
-    """A function: ONNX graph -> accuracy points it loses against the full model on `texts`."""
+def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequence[Any],
+             full_logits: np.ndarray, task: Task) -> Callable[[Path], float]:
+    """A function: ONNX graph -> points of the task's budget metric it loses against the full model on `texts`."""
     from ..runtime.classifier import BATCH_SIZE, CPU_BATCH_TOKENS
     from ..runtime.tokenize import length_batches
 
-    reference = accuracy(labels, full_logits.argmax(1))
+    gold = task.gold_array(labels)
+    reference = task.metrics(gold, full_logits)[task.metric]
     # Batched as the CPU runtime will batch them: dynamic int8 scales depend on the batch.
     lengths = [len(ids) for ids in source.tokenizer(texts, truncation=True, max_length=source.max_length)["input_ids"]]
     groups = length_batches(lengths, BATCH_SIZE, CPU_BATCH_TOKENS)
@@ -399,17 +408,16 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
     rows = np.concatenate(groups) if groups else np.zeros(0, dtype=int)
 
     def drop_of(graph: Path) -> float:
-        logits = np.zeros((len(texts), 1))
+        outputs = np.zeros_like(full_logits)
         if feeds:
-            logits = np.empty((len(texts), full_logits.shape[1]))
-            logits[rows] = np.concatenate(onnx_logits(graph, feeds))
-        return (reference - accuracy(labels, logits.argmax(1))) * 100
+            outputs[rows] = np.concatenate(onnx_logits(graph, feeds, task.output_name))
+        return (reference - task.metrics(gold, outputs)[task.metric]) * 100
 
     return drop_of
 
 
 def _measure(
-    bdir: Path, split: Split, n_labels: int, full_logits: np.ndarray, source_logits: np.ndarray,
+    bdir: Path, split: Split, task: Task, full_logits: np.ndarray, source_logits: np.ndarray,
     data_name: str,
 ) -> dict[str, Any]:
     from ..evaluate import compare
@@ -418,21 +426,23 @@ def _measure(
     texts = list(split.texts)
     bundle_logits = load(bdir, providers="cpu", spin=False).logits(texts)
     ref, src, got = compare(split, [("full model", full_logits), ("source", source_logits), ("bundle", bundle_logits)],
-                            n_labels)
+                            task)
     metrics = {
         "data": data_name,
         "split": split.name,
         "source": split.source_name(),  # file names only: a bundle ships to other machines
         "n": len(texts),
-        "reference_accuracy": ref.accuracy,
-        "source_accuracy": src.accuracy,
-        "bundle_accuracy": got.accuracy,
-        "accuracy_drop_points": got.accuracy_loss_points,
-        "accuracy_drop_ci95": list(got.accuracy_loss_ci95) if got.accuracy_loss_ci95 else None,
+        "metric": task.metric,  # the figures below hold for it; `accuracy` names keep their old meaning for it
+        "reference_accuracy": ref.value,
+        "source_accuracy": src.value,
+        "bundle_accuracy": got.value,
+        "accuracy_drop_points": got.loss_points,
+        "accuracy_drop_ci95": list(got.loss_ci95) if got.loss_ci95 else None,
         "cpu_class": sysinfo.cpu_class(),  # int8 kernels, and so int8 accuracy, differ between CPU classes
         "parity": {
             "max_abs_logit_diff": float(np.abs(bundle_logits - source_logits).max()) if len(texts) else 0.0,
-            "argmax_agreement": float((bundle_logits.argmax(1) == source_logits.argmax(1)).mean()),
+            "argmax_agreement": float((task.decisions(bundle_logits) == task.decisions(source_logits))
+                                      .reshape(len(texts), -1).all(axis=1).mean()) if len(texts) else 1.0,
         },
     }
     return metrics
@@ -448,7 +458,7 @@ def _save_tokenizer(tokenizer: Any, path: Path) -> None:
 
 
 def _manifest(
-    bdir: Path, labels: list[str], max_length: int, names: Sequence[str], recipe: Recipe, ckpt: Path,
+    bdir: Path, task: Task, max_length: int, names: Sequence[str], recipe: Recipe, ckpt: Path,
     info: dict[str, Any], student: Any, tokenizer: Any, stages: dict[str, Any], compression: dict[str, Any],
     metrics: dict[str, Any] | None = None,
 ) -> _bundle.Manifest:
@@ -457,10 +467,13 @@ def _manifest(
     return _bundle.Manifest(
         fallback_file=fallback,
         fallback_tokens=recipe.quantize.fp32_tokens,
-        labels=tuple(labels),
+        task=task.kind,
+        labels=task.labels,
+        task_info=task.section(),
+        input_fields=task.input_fields,
         max_length=max_length,
         inputs=tuple(names),
-        outputs=("logits",),
+        outputs=(task.output_name,),
         files=files,
         opset=recipe.opset,
         pad_id=int(tokenizer.pad_token_id or 0),

@@ -65,10 +65,11 @@ def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe") -> str:
 
 
 def cached_compress(
-    model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", ckpt: Path, cache: Path
+    model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", ckpt: Path, cache: Path,
+    task: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """`compress`, keeping the student in `cache` and its distillation checkpoints beside it."""
-    from transformers import AutoModelForSequenceClassification
+    import transformers
 
     from .. import bundle as _bundle
     from ..families import adapter_for
@@ -77,11 +78,11 @@ def cached_compress(
     path = Path(cache) / student_key(ckpt, dataset, recipe)
     if (path / STUDENT_INFO).is_file():
         log.info("reusing the pruned, distilled student %s (pass --no-student-cache to distill again)", path)
-        student = AutoModelForSequenceClassification.from_pretrained(
+        student = getattr(transformers, task.model_class if task else "AutoModelForSequenceClassification").from_pretrained(
             path, local_files_only=True, attn_implementation=adapter_for(model.config).attn_implementation).eval()
         return student, json.loads((path / STUDENT_INFO).read_text())
     partial = path.with_name(path.name + ".distill")
-    student, info = compress(model, tokenizer, dataset, recipe, resume=partial)
+    student, info = compress(model, tokenizer, dataset, recipe, resume=partial, task=task)
     with _bundle.atomic_directory(path, force=True) as tmp:
         student.save_pretrained(tmp)
         (tmp / STUDENT_INFO).write_text(json.dumps(info, default=str))

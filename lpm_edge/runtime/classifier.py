@@ -1,18 +1,23 @@
-"""The classifier a client application embeds: bundle in, predictions out. No torch here."""
+"""The object a client application embeds: bundle in, predictions out. No torch here.
+
+The bundle's task (lpm_edge/tasks/) turns the graph's outputs into what the user gets and says which
+methods this bundle offers (`predict` for classifiers, ...); asking for another is a clear error.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, overload
 
 import numpy as np
 
 from .. import bundle as _bundle
+from .. import tasks as _tasks
 from ..errors import BundleError, ConfigError, InferenceError, MissingDependencyError, brief
+from ..tasks.single_label import Prediction
 from . import providers as _providers
 from .caveats import warn_about
 from .tokenize import PROBE, check_texts, encode_batch, largest_id, length_batches, load_tokenizer, pad_batch
@@ -28,13 +33,6 @@ BATCH_SIZE = 32  # texts per model call by default
 # The longest input run at load to check the graph takes the manifest's max_length; BERT-family
 # encoders have 512 positions, and longer probes would make loading slow.
 PROBE_LENGTH = 512
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
-    scores: Mapping[str, float]
 
 
 class Classifier:
@@ -84,6 +82,7 @@ class Classifier:
             _bundle.verify(directory, manifest, skip={*graphs, manifest.tokenizer_file})
         self._session = self._sessions[manifest.model_file]
         self.manifest = manifest
+        self.task = _tasks.from_manifest(manifest)
         self.labels: tuple[str, ...] = manifest.labels
         self.max_length = manifest.max_length
         self.batch_size = batch_size
@@ -162,10 +161,11 @@ class Classifier:
             raise BundleError(
                 f"{where}: fails on a probe input ({brief(exc)}); re-export the bundle"
             ) from None
-        if shape != (1, len(self.labels)):
+        expected = self.task.output_shape(1)
+        if tuple(shape) != expected:
             raise BundleError(
-                f"{where}: gives output of shape {list(shape)} for one text; expected [1, {len(self.labels)}] "
-                f"for the manifest's {len(self.labels)} labels; re-export the bundle"
+                f"{where}: gives output of shape {list(shape)} for one text; expected {list(expected)} "
+                f"for the manifest's {self.task.kind} task with {len(self.labels)} labels; re-export the bundle"
             )
         # The probe text is short and uses a few ids: a tokenizer with ids past the graph's vocabulary,
         # or a max_length past its positions, would pass it and fail later, on the first text holding
@@ -226,22 +226,28 @@ class Classifier:
             ) from None
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw logits (n, labels) in input order."""
+        """The graph's raw outputs in input order (for classifiers: logits (n, labels))."""
         texts = _as_list(texts)
         check_texts(texts)
-        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        out = np.empty(self.task.output_shape(len(texts)), dtype=np.float32)
         for rows, feed in self.encode(texts):
             out[rows] = self.run(feed)
         return out
 
     # -- user side ----------------------------------------------------------------------------
+    def _offers(self, method: str) -> None:
+        if method not in self.task.offers:
+            raise ConfigError(
+                f"{self.path} is a {self.task.kind} bundle: it offers {', '.join(f'{m}()' for m in self.task.offers)}, "
+                f"not {method}()"
+            )
+
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
-        """Class probabilities, shape (n, labels), in input order (shape (labels,) for one string)."""
+        """Per-label scores, shape (n, labels), in input order (shape (labels,) for one string): class
+        probabilities for a single-label classifier."""
+        self._offers("predict_proba")
         single = isinstance(texts, str)
-        logits = self.logits([texts] if single else texts)  # type: ignore[list-item]
-        z = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
+        p = self.task.scores(self.logits([texts] if single else texts))  # type: ignore[list-item]
         return p[0] if single else p
 
     @overload
@@ -250,14 +256,11 @@ class Classifier:
     def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
 
     def predict(self, texts: str | Sequence[str]) -> Prediction | list[Prediction]:
-        """Label, its score and every label's score, per text, in input order."""
+        """The task's prediction per text, in input order: for a single-label classifier the label,
+        its score and every label's score."""
+        self._offers("predict")
         single = isinstance(texts, str)
-        probs = self.predict_proba([texts] if single else texts)  # type: ignore[list-item]
-        best = probs.argmax(axis=1) if len(probs) else []
-        preds = [
-            Prediction(self.labels[k], float(row[k]), dict(zip(self.labels, map(float, row))))
-            for k, row in zip(best, probs)
-        ]
+        preds = self.task.predictions(self.logits([texts] if single else texts))  # type: ignore[list-item]
         return preds[0] if single else preds
 
 

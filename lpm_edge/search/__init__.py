@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from .. import tasks
 from ..bundle import write_text_atomic
 from .pareto import Point, choose, pareto_front
 from .run import Cache, SearchBudgetError, SearchResult, check_budget_args, keep_bundle, run_search
@@ -65,6 +66,7 @@ def search(
     data_args = {"validation": validation, "test": test, "text_column": text_column, "label_column": label_column,
                  "strict": strict}
     dataset = checkpoint_dataset(data, info, **data_args)
+    task = tasks.from_training(info, dataset.labels)
     full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
     space = list(space) if space is not None else default_space(
         full_layers, vnni=cpu_info()["vnni"], fp32=not int8_pays(), distill_steps=distill_steps, target=target,
@@ -74,13 +76,13 @@ def search(
     max_length = Candidate().recipe(target).max_length
     split = _median_tokens(ckpt, list(val), max_length)
     evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data, data_args=data_args,
-                                n_labels=len(dataset.labels),
+                                task=task,
                                 validation=dataset.validation if target != "cpu" else None)
     context = {"checkpoint": str(ckpt.resolve()), "mtime": (ckpt / "config.json").stat().st_mtime_ns,
                "data": dataset.name, "validation": dataset.validation.source, "n": len(dataset.validation),
                "target": target, "latency_texts": len(texts)}
     cache = Cache(out / "cache.json", context)
-    reference_accuracy = _reference_accuracy(ckpt, dataset, cache)
+    reference_accuracy = _reference_accuracy(ckpt, dataset, task, cache)
     evaluator.resume_anchor(list(cache.points.values()))
     result = run_search(space, evaluator, reference_accuracy, max_accuracy_drop, cache, full_layers, max_minutes,
                         rescue=lambda c: rescue_variants(c, max_accuracy_drop, max_length, split))
@@ -91,7 +93,7 @@ def search(
         result.bundle = keep_bundle(Path(best.extra["bundle"]), out / "best-effort-bundle")
     result.validation = {"source": dataset.validation.source, "n": len(dataset.validation)}
     if result.bundle is not None:
-        result.confirmed = _confirm_on_test(ckpt, result.bundle, dataset, load, target)
+        result.confirmed = _confirm_on_test(ckpt, result.bundle, dataset, task, load, target)
     _write_report(result, out)
     if result.chosen is None:
         raise SearchBudgetError(
@@ -102,7 +104,7 @@ def search(
     return result
 
 
-def _reference_accuracy(ckpt: Path, dataset, cache: Cache) -> float:  # type: ignore[no-untyped-def]
+def _reference_accuracy(ckpt: Path, dataset, task, cache: Cache) -> float:  # type: ignore[no-untyped-def]
     """The full model's validation accuracy (cached with the candidates)."""
     point = cache.get("reference")
     if point is not None:
@@ -110,7 +112,7 @@ def _reference_accuracy(ckpt: Path, dataset, cache: Cache) -> float:  # type: ig
     from ..evaluate import evaluate
     from ..reference import TorchClassifier
 
-    [scores] = evaluate(dataset.validation, [("full model", TorchClassifier(ckpt).logits)], len(dataset.labels))
+    [scores] = evaluate(dataset.validation, [("full model", TorchClassifier(ckpt).logits)], task)
     log.info("%s", scores.describe())
     cache.put(Point(key="reference", label="full model", accuracy=scores.accuracy, latency_ms=float("nan"),
                     size_bytes=0))
@@ -126,7 +128,7 @@ def _median_tokens(ckpt: Path, texts: list[str], max_length: int) -> int:
     return lengths[len(lengths) // 2] if lengths else max_length // 2
 
 
-def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load, target: str) -> dict:  # type: ignore[no-untyped-def]
+def _confirm_on_test(ckpt: Path, bundle: Path, dataset, task, load, target: str) -> dict:  # type: ignore[no-untyped-def]
     """The kept bundle against the full model on the test split (never the validation split the
     search chose on)."""
     from ..evaluate import evaluate
@@ -134,10 +136,10 @@ def _confirm_on_test(ckpt: Path, bundle: Path, dataset, load, target: str) -> di
 
     ref, got = evaluate(dataset.test, [("full model", TorchClassifier(ckpt).logits),
                                        ("bundle", load(bundle, providers=target, spin=False).logits)],
-                        len(dataset.labels))
+                        task)
     return {"split": ref.split, "source": ref.source, "n": ref.n, "reference_accuracy": ref.accuracy,
-            "bundle_accuracy": got.accuracy, "accuracy_drop_points": got.accuracy_loss_points,
-            "drop_ci95": list(got.accuracy_loss_ci95 or (float("nan"), float("nan")))}
+            "bundle_accuracy": got.accuracy, "accuracy_drop_points": got.loss_points,
+            "drop_ci95": list(got.loss_ci95 or (float("nan"), float("nan")))}
 
 
 def _write_report(result: SearchResult, out: Path) -> None:

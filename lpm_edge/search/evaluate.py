@@ -19,6 +19,7 @@ from .space import Candidate
 
 if TYPE_CHECKING:
     from ..data import Split
+    from ..tasks.base import Task
 
 log = logging.getLogger("lpm_edge.search")
 
@@ -27,12 +28,12 @@ class BundleEvaluator:
     def __init__(self, checkpoint: Path, work: Path, texts: Sequence[str], target: str = "cpu",
                  data: str | None = None, rounds: int = 2, warmup: int = 10,
                  validation: "Split | None" = None, data_args: dict[str, Any] | None = None,
-                 n_labels: int = 2) -> None:
+                 task: "Task | None" = None) -> None:
         """validation: the split to re-measure accuracy on with the target's provider; the export's
         own check runs on the CPU, which is what a CPU target serves with. data_args: the
         validation/test files, columns and strictness each export reads its data with."""
         self.checkpoint, self.work, self.target, self.data = checkpoint, work, target, data
-        self.validation, self.data_args, self.n_labels = validation, dict(data_args or {}), n_labels
+        self.validation, self.data_args, self.task = validation, dict(data_args or {}), task
         self.texts = list(texts)
         self.rounds, self.warmup = rounds, warmup
         self.anchor: Any = None  # (classifier, median ms) of the first candidate measured
@@ -73,7 +74,7 @@ class BundleEvaluator:
         if self.validation is not None:
             from ..evaluate import evaluate
 
-            [scores] = evaluate(self.validation, [(cand.label(), clf.logits)], self.n_labels)
+            [scores] = evaluate(self.validation, [(cand.label(), clf.logits)], self.task or clf.task)
             acc = scores.accuracy
         ms = self._latency_ms(clf)
         return Point(

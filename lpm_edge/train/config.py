@@ -21,6 +21,7 @@ class TrainConfig:
     out: Path = Path("runs/checkpoint")
     model: Path | None = None  # a local Hugging Face directory; None = the built-in MiniLM-L6
     data: str = "rotten-tomatoes"  # a built-in name or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder)
+    task: str = "text-classification"  # a kind of lpm_edge.tasks.KINDS
     text_column: str = "text"
     label_column: str = "label"
     validation: Path | None = None  # optional separate validation file
@@ -48,6 +49,9 @@ class TrainConfig:
     version: int = 1
 
     def __post_init__(self) -> None:
+        from ..tasks import task_class
+
+        task_class(self.task, "task")  # ConfigError naming the kinds there are
         for name, allowed in (("device", DEVICES), ("precision", PRECISIONS), ("metric", METRICS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from .. import bundle as _bundle
 from ..data import Split, load_dataset
 from ..errors import ConfigError, DataError, require
-from ..evaluate import classification_metrics
+from .. import tasks
 from .config import TrainConfig
 from .device import plan_device
 from .model_dir import resolve_model_dir
@@ -30,13 +30,10 @@ __all__ = ["TRAINING_JSON", "read_training_info", "resolve_model_dir", "train"]
 
 
 class _Texts:
-    """A torch-style dataset of tokenized texts (no padding: the collator pads per batch)."""
+    """A torch-style dataset of tokenized examples, as the task prepares them."""
 
-    def __init__(self, tokenizer: Any, split: Split, max_length: int) -> None:
-        enc = tokenizer(list(split.texts), truncation=True, max_length=max_length, padding=False)
-        self.rows = [
-            {**{k: enc[k][i] for k in enc.keys()}, "labels": split.labels[i]} for i in range(len(split))
-        ]
+    def __init__(self, tokenizer: Any, split: Split, max_length: int, task: Any) -> None:
+        self.rows = task.training_rows(tokenizer, split, max_length)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -124,11 +121,9 @@ def _train(
     config: TrainConfig, model_dir: Path, device_args: dict[str, Any], resume_from: Path | None, threads: int,
     callbacks: Sequence[Any],
 ) -> Path:
-    import numpy as np
+    import transformers
     from transformers import (
-        AutoModelForSequenceClassification,
         AutoTokenizer,
-        DataCollatorWithPadding,
         EarlyStoppingCallback,
         Trainer,
         TrainingArguments,
@@ -140,7 +135,7 @@ def _train(
     out = Path(config.out)
     dataset = load_dataset(
         config.data, text_column=config.text_column, label_column=config.label_column,
-        validation=config.validation, test=config.test, strict=config.strict,
+        validation=config.validation, test=config.test, strict=config.strict, task=config.task,
     )
     train_split = dataset.train.head(config.limit_train) if config.limit_train else dataset.train
     if len(set(train_split.labels)) < 2:
@@ -148,6 +143,7 @@ def _train(
             f"the first {len(train_split)} training texts of {config.data} carry only one label; "
             "raise --limit-train or shuffle the file"
         )
+    task = tasks.from_section(config.task, dataset.labels, {}, f"task of {config.data}")
     set_seed(config.seed)
     hf_logging.set_verbosity_error()
 
@@ -190,11 +186,9 @@ def _train(
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = getattr(transformers, task.model_class).from_pretrained(
             model_dir,
-            num_labels=len(dataset.labels),
-            id2label=dict(enumerate(dataset.labels)),
-            label2id={name: i for i, name in enumerate(dataset.labels)},
+            **task.model_kwargs(),
             local_files_only=True,
             use_safetensors=True,
             trust_remote_code=False,
@@ -209,18 +203,18 @@ def _train(
         for p in model.base_model.embeddings.parameters():
             p.requires_grad_(False)
 
-    train_set = _Texts(tokenizer, train_split, config.max_length)
-    val_set = _Texts(tokenizer, dataset.validation, config.max_length)
+    train_set = _Texts(tokenizer, train_split, config.max_length, task)
+    val_set = _Texts(tokenizer, dataset.validation, config.max_length, task)
 
     def compute_metrics(pred: Any) -> dict[str, float]:
-        return classification_metrics(pred.label_ids, np.argmax(pred.predictions, axis=-1), len(dataset.labels))
+        return task.train_metrics(pred.label_ids, pred.predictions)
 
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_set,
         eval_dataset=val_set,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=task.collator(tokenizer),
         compute_metrics=compute_metrics,
         callbacks=([EarlyStoppingCallback(config.patience)] if config.patience else []) + list(callbacks),
     )
@@ -240,10 +234,11 @@ def _train(
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - start
     trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* metrics in the test run's
-    test = trainer.evaluate(_Texts(tokenizer, dataset.test, config.max_length), metric_key_prefix="test")
+    test = trainer.evaluate(_Texts(tokenizer, dataset.test, config.max_length, task), metric_key_prefix="test")
     if main:  # one writer; the others wait below until the checkpoint is complete
         info = _training_info(config, trainer, result, test, dataset, len(train_split), model_dir, seconds,
                               threads, resume_from)
+        info["task"] = tasks.record(task)
         with _bundle.atomic_directory(out, force=True) as tmp:
             trainer.save_model(str(tmp))
             tokenizer.save_pretrained(str(tmp))

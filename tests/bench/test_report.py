@@ -9,12 +9,12 @@ from lpm_edge.errors import BenchError, ConfigError
 
 TOP_KEYS = {"schema", "schema_version", "created", "lpm_edge", "command", "data", "method", "machine",
             "reference", "candidates", "plots"}
-CANDIDATE_KEYS = {"name", "kind", "path", "info", "accuracy", "macro_f1", "accuracy_pass_s",
-                  "accuracy_loss_points", "accuracy_loss_ci95", "agreement", "size", "latency", "throughput",
+CANDIDATE_KEYS = {"name", "kind", "path", "info", "accuracy", "macro_f1", "metric", "accuracy_pass_s",
+                  "loss_points", "loss_ci95", "agreement", "size", "latency", "throughput",
                   "process", "vs_reference"}
 SUMMARY_KEYS = {"median_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "min_ms", "n"}
 RATIO_KEYS = {"end_to_end_b1_speedup", "model_only_b1_speedup", "throughput_ratio", "peak_rss_ratio",
-              "cold_start_ratio", "model_size_ratio", "accuracy_loss_points"}
+              "cold_start_ratio", "model_size_ratio", "loss_points"}
 METHOD_KEYS = {"isolation", "reference_serving", "interleaving", "clock", "cores", "warmup_rounds", "batch_sizes",
                "rounds_by_batch", "seq_lengths", "seq_lengths_skipped", "seq_len_rounds", "latency_pool",
                "latency_pool_seed", "throughput_rounds", "predict_batch", "process_runs", "process_workload_texts",
@@ -39,7 +39,7 @@ def report(make_fake, call_log, word_tokenizer):
 def test_report_json_golden_keys(report):
     doc = json.loads(json.dumps(report.to_dict()))
     assert set(doc) == TOP_KEYS
-    assert doc["schema"] == "lpm-edge.bench-report" and doc["schema_version"] == 2
+    assert doc["schema"] == "lpm-edge.bench-report" and doc["schema_version"] == 3
     assert set(doc["method"]) == METHOD_KEYS
     assert set(doc["machine"]) == {"cpu", "platform", "python", "libraries"}
     assert set(doc["machine"]["cpu"]) == {"model", "class", "cores", "flags", "vnni"}
@@ -66,13 +66,13 @@ def test_report_json_golden_keys(report):
 
 def test_accuracy_loss_agreement_and_ratios(report):
     ref, lossy, same = report.candidates
-    assert ref["accuracy"] == 1.0 and ref["accuracy_loss_points"] is None and ref["agreement"] is None
+    assert ref["accuracy"] == 1.0 and ref["loss_points"] is None and ref["agreement"] is None
     assert lossy["accuracy"] == pytest.approx(0.75)  # texts 1, 5, 9, ... (all "good") forced to "neg"
-    assert lossy["accuracy_loss_points"] == pytest.approx(25)
-    lo, hi = lossy["accuracy_loss_ci95"]
+    assert lossy["loss_points"] == pytest.approx(25)
+    lo, hi = lossy["loss_ci95"]
     assert 0 <= lo <= 25 <= hi
     assert lossy["agreement"] == pytest.approx(0.75)
-    assert same["accuracy_loss_points"] == 0 and same["accuracy_loss_ci95"] == [0.0, 0.0]
+    assert same["loss_points"] == 0 and same["loss_ci95"] == [0.0, 0.0]
     assert ref["vs_reference"]["model_size_ratio"] == 1.0
     assert ref["vs_reference"]["peak_rss_ratio"] is None  # no fresh processes in this run
 

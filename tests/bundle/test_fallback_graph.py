@@ -15,7 +15,6 @@ def _with_fallback(bundle, edit_manifest, graph) -> None:
     onnx.save(graph, str(bundle / FALLBACK_FILE))
 
     def add(m):
-        m["schema_version"] = 2
         m["model"]["fp32_fallback"] = {"file": FALLBACK_FILE, "tokens": [0, 8]}
         m["files"][FALLBACK_FILE] = file_entry(bundle / FALLBACK_FILE)
 

@@ -67,7 +67,7 @@ def _model_entry(value: Any) -> Any:
     return change
 
 
-def _fallback(value: Any, version: int = 2) -> Any:
+def _fallback(value: Any, version: int = 3) -> Any:
     def change(m: dict[str, Any]) -> None:
         m["schema_version"] = version
         m["model"]["fp32_fallback"] = value
@@ -79,7 +79,8 @@ def _fallback(value: Any, version: int = 2) -> Any:
 SCHEMA_CASES = [
     (_set("format", "something-else"), "not an lpm-edge bundle manifest"),
     (_set("format", _DELETE), "not an lpm-edge bundle manifest"),
-    (_set("schema_version", 3), "schema version 3 is not supported"),
+    (_set("schema_version", 4), "schema version 4 is not supported"),
+    (_set("schema_version", 2), "'task' has type dict"),
     (_set("schema_version", 0), "schema version 0 is not supported"),
     (_fallback({"file": "model-fp32.onnx", "tokens": [0, 32]}), "'model-fp32.onnx' is used but has no entry"),
     (_fallback({"file": "model.onnx", "tokens": [32, 8]}), "'model.fp32_fallback.tokens' must be \\[low, high\\]"),
@@ -90,10 +91,15 @@ SCHEMA_CASES = [
     (_set("schema_version", "1"), "'schema_version' has type str"),
     (_set("schema_version", True), "'schema_version' has type bool"),
     (_set("schema_version", _DELETE), "missing field 'schema_version'"),
-    (_set("labels", []), "'labels' must be a non-empty list"),
-    (_set("labels", ["neg", 1]), "'labels' must be a non-empty list"),
-    (_set("labels", "neg,pos"), "'labels' has type str"),
-    (_set("labels", ["pos", "pos"]), "'labels' has duplicates"),
+    (_set("task.labels", []), "needs at least 2 labels"),
+    (_set("task.labels", ["neg", 1]), "'task.labels' must be a list of strings"),
+    (_set("task.labels", "neg,pos"), "'task.labels' has type str"),
+    (_set("task.labels", ["pos", "pos"]), "'task.labels' has duplicates"),
+    (_set("task.labels", _DELETE), "missing field 'task.labels'"),
+    (_set("task.inputs", []), "'task.inputs' must list the input fields"),
+    (_set("task.inputs", ["text", 3]), "'task.inputs' must list the input fields"),
+    (_set("task.kind", _DELETE), "missing field 'task.kind'"),
+    (_set("task.kind", "no-such-task"), "task 'no-such-task' is not supported"),
     (_set("max_length", 0), "'max_length' 0 is out of range"),
     (_set("max_length", -5), "out of range"),
     (_set("max_length", 10**9), "out of range"),
@@ -111,7 +117,7 @@ SCHEMA_CASES = [
     (_model_entry({"sha256": "ab" * 31}), "not a sha256 hex digest"),
     (_model_entry({"sha256": "zz" * 32}), "not a sha256 hex digest"),
     (_model_entry({"sha256": "AB" * 32}), "not a sha256 hex digest"),
-    (_set("task", "token-classification"), "task 'token-classification' is not supported"),
+    (_set("task", "text-classification"), "'task' has type str"),
     (_set("recipe", ["cpu-int8"]), "'recipe' has type list"),
     (_set("metrics", "good"), "'metrics' has type str"),
     (_set("source", 3), "'source' has type int"),
@@ -184,7 +190,7 @@ def test_manifest_that_is_a_directory_is_refused(bundle_copy):
 
 
 def test_labels_must_match_the_model_output(bundle_copy, edit_manifest):
-    edit_manifest(bundle_copy, _set("labels", ["neg", "pos", "meh"]))
+    edit_manifest(bundle_copy, _set("task.labels", ["neg", "pos", "meh"]))
     with pytest.raises(BundleError, match=r"shape \[1, 2\].*expected \[1, 3\].*3 labels"):
         lpm_edge.load(bundle_copy, providers="cpu")
 
@@ -199,3 +205,36 @@ def test_input_names_must_match_the_model(bundle_copy, edit_manifest):
     edit_manifest(bundle_copy, _set("model.inputs", ["input_ids", "attention_mask"]))
     with pytest.raises(BundleError, match="model inputs"):
         lpm_edge.load(bundle_copy, providers="cpu")
+
+
+# A cpu-int8 bundle of the tiny test model written by lpm-edge 0.1.0 before the task section
+# (schema version 1: `task` a name, `labels` at the top): bundles in the field must keep loading.
+V1_BUNDLE = Path(__file__).parent / "golden" / "v1-bundle"
+
+
+def test_a_bundle_written_before_the_task_section_still_loads_and_predicts():
+    raw = json.loads((V1_BUNDLE / "manifest.json").read_text())
+    assert raw["schema_version"] == 1 and raw["task"] == "text-classification" and raw["labels"] == ["neg", "pos"]
+    clf = lpm_edge.load(V1_BUNDLE, providers="cpu")
+    assert clf.task.kind == "text-classification" and clf.labels == ("neg", "pos")
+    preds = clf.predict(["a great film", "a dull film"])
+    assert all(p.label in ("neg", "pos") and abs(sum(p.scores.values()) - 1) < 1e-5 for p in preds)
+    # read as version 1, written back as the current version with the task as a section
+    again = Manifest.from_dict(Manifest.from_dict(raw).to_dict())
+    assert again.task == "text-classification" and again.labels == ("neg", "pos") and again.input_fields == ("text",)
+
+
+def test_asking_a_bundle_for_a_method_its_task_does_not_offer_names_the_ones_it_does(tiny_bundle):
+    from lpm_edge.tasks.base import Task
+
+    clf = lpm_edge.load(tiny_bundle, providers="cpu")
+    assert set(clf.task.offers) == {"predict", "predict_proba"}
+
+    class Vectors(Task):
+        kind, offers = "vectors", ("embed",)
+
+    clf.task = Vectors(clf.labels)
+    with pytest.raises(lpm_edge.ConfigError, match=r"is a vectors bundle: it offers embed\(\), not predict\(\)"):
+        clf.predict("a great film")
+    with pytest.raises(lpm_edge.ConfigError, match=r"not predict_proba\(\)"):
+        clf.predict_proba(["a great film"])

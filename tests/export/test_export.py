@@ -87,7 +87,7 @@ def test_fp32_fallback_routes_batches_by_length(tiny_checkpoint, tiny_fp32_bundl
                                  quantize=dataclasses.replace(recipe.quantize, fp32_tokens=(0, 8)))
     path = export(tiny_checkpoint, tmp_path / "mixed", recipe)
     m = json.loads((path / "manifest.json").read_text())
-    assert m["schema_version"] == 2
+    assert m["schema_version"] == 3
     assert m["model"]["fp32_fallback"] == {"file": "model-fp32.onnx", "tokens": [0, 8]}
     assert set(m["files"]) == {"model.onnx", "model-fp32.onnx", "tokenizer.json"}
     from lpm_edge.cli import inspect_summary
