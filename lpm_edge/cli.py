@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
     p.add_argument("--student-cache", type=Path, default=None, metavar="DIR",
                    help="keep pruned, distilled students here and reuse them across exports "
-                        "(default: OUT.work/students)")
+                        "(default: $LPM_EDGE_STUDENT_CACHE, else CHECKPOINT.students beside the checkpoint, "
+                        "shared by every --out; OUT.work/students when the checkpoint's folder is read-only)")
     p.add_argument("--no-student-cache", action="store_true",
-                   help="keep no student (by default, OUT.work keeps them so that a re-run does not distill again)")
+                   help="keep no student (by default they are kept so that a re-run does not distill again)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 

@@ -75,10 +75,10 @@ def export(
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
     student_cache: a directory where pruned, distilled students are kept by (checkpoint, data,
-    prune, distill, max_length) so that exports differing only in graph, precision or budget
-    reuse them; True (the
-    default): OUT.work/students beside `out`; False or None: keep nothing. An interrupted
-    distillation resumes from its last checkpoint there.
+    prune, distill, max_length) so that exports differing only in graph, precision, budget or
+    `out` reuse them; True (the default): $LPM_EDGE_STUDENT_CACHE if set, else CHECKPOINT.students
+    beside the checkpoint, else (a read-only folder) OUT.work/students beside `out`; False or
+    None: keep nothing. An interrupted distillation resumes from its last checkpoint there.
 
     data: dataset to evaluate on (validation split); default: the one the checkpoint was
     trained on; validation, test, text_column, label_column, strict: as for `load_dataset` (the
@@ -151,7 +151,7 @@ def _export(
     torch.manual_seed(0)
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
-    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache))
+    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache, ckpt))
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -201,7 +201,8 @@ def _after_budget_miss(
     """Try the int8 rescue where it can help, else raise AccuracyBudgetError saying what to do next."""
     m, recipe, budget = miss.metrics, miss.recipe, miss.budget
     tried = [f"recipe {recipe.name} as written (drop {m['accuracy_drop_points']:.2f})"]
-    cached = resolve_cache(out, student_cache) is not None
+    cache = resolve_cache(out, student_cache, checkpoint)
+    cached = cache is not None
     better = rejected.rescue(recipe, m, budget)
     if better is not None and (cached or not recipe.distill.steps):  # without the cache it would distill again
         log.warning("%s; trying again with the most sensitive layers back in fp32 (quantize.auto_exclude)",
@@ -217,7 +218,7 @@ def _after_budget_miss(
     compressed = bool(p.heads or p.ffn or p.layers or recipe.distill.steps)
     student_drop = (m["reference_accuracy"] - m["source_accuracy"]) * 100 if compressed else None
     raise AccuracyBudgetError(rejected.error_message(
-        miss.reason, out, tried, Path(checkpoint), cached and bool(recipe.distill.steps), student_drop, budget))
+        miss.reason, out, tried, Path(checkpoint), cache if recipe.distill.steps else None, student_drop, budget))
 
 
 def _family(ckpt: Path, recipe: Recipe) -> Family:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from .. import bundle as _bundle
 from ..errors import BundleError, ExportError
 from .recipe import Recipe
-from .workdir import rejected_dir, work_dir
+from .workdir import rejected_dir
 
 log = logging.getLogger("lpm_edge.export")
 
@@ -60,7 +60,7 @@ def rescue(recipe: Recipe, metrics: Mapping[str, Any], budget: float | None) -> 
                           check=dataclasses.replace(recipe.check, max_accuracy_drop=budget))
 
 
-def error_message(reason: str, out: Path, tried: list[str], checkpoint: Path, student_kept: bool,
+def error_message(reason: str, out: Path, tried: list[str], checkpoint: Path, students: Path | None,
                   student_drop: float | None, budget: float | None) -> str:
     """One line: what failed, what was tried, where the best effort is, what to do next."""
     kept = rejected_dir(out)
@@ -71,7 +71,7 @@ def error_message(reason: str, out: Path, tried: list[str], checkpoint: Path, st
         steps.append(f"distill longer or prune less (the fp32 student alone already loses {student_drop:.2f} points)")
     steps.append(f"let `lpm-edge search {checkpoint} --max-accuracy-drop {budget:g} --out DIR` find a recipe that fits"
                  if budget is not None else "run `lpm-edge search`")
-    student = f"; the distilled student is kept in {work_dir(out)}, so a re-run skips distillation" if student_kept else ""
+    student = f"; the distilled student is kept in {students}, so a re-run skips distillation" if students else ""
     return (f"{reason}; no bundle written to {out}. Tried: {'; '.join(tried)}. The best-effort bundle is in {kept} "
             f"(accepted: false; `lpm-edge inspect {kept}` shows its measurements){student}. "
             f"Next: {', or '.join(steps)}")

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import os
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,7 @@ from lpm_edge.errors import AccuracyBudgetError, BundleError
 from lpm_edge.export import export
 from lpm_edge.export.recipe import DistillConfig, PruneConfig, QuantizeConfig, Recipe
 from lpm_edge.export.rejected import accept
-from lpm_edge.export.workdir import rejected_dir, students_dir
+from lpm_edge.export.workdir import CACHE_ENV, rejected_dir
 
 
 def _pruned(budget=None):
@@ -38,7 +40,8 @@ def test_budget_miss_keeps_bundle_and_student_and_rerun_reuses_student(tiny_chec
     assert f"no bundle written to {out}" in message and str(rejected_dir(out)) in message
     assert "Tried: recipe tiny-pruned as written" in message and "auto_exclude" not in message
     assert f"lpm-edge accept {rejected_dir(out)} --out {out}" in message and "lpm-edge search" in message
-    assert "distill longer or prune less" in message and "skips distillation" in message
+    assert "distill longer or prune less" in message
+    assert f"the distilled student is kept in {os.environ[CACHE_ENV]}, so a re-run skips distillation" in message
     assert not out.exists()
     m = json.loads((rejected_dir(out) / "manifest.json").read_text())["metrics"]
     assert m["accepted"] is False and "over the allowed -100" in m["rejected_reason"]
@@ -52,7 +55,7 @@ def test_budget_miss_keeps_bundle_and_student_and_rerun_reuses_student(tiny_chec
     export(tiny_checkpoint, out, _pruned(), max_accuracy_drop=100)  # a larger budget: passes, same student
     assert len(calls) == 1
     assert json.loads((out / "manifest.json").read_text())["metrics"]["accepted"] is True
-    assert students_dir(out).is_dir()
+    assert any(p.is_dir() for p in Path(os.environ[CACHE_ENV]).iterdir())
 
 
 def test_int8_miss_is_rescued_with_auto_exclude(tiny_checkpoint, tmp_path, monkeypatch, caplog):
