@@ -81,6 +81,61 @@ def test_int8_miss_is_rescued_with_auto_exclude(tiny_checkpoint, tmp_path, monke
     assert rejected_dir(out).is_dir()  # the first try, kept
 
 
+def _fake_drops(monkeypatch, drops):
+    """Each export's measured drop becomes the next of `drops` (its fp32 student losing nothing), in
+    the manifest too; returns the recipes measured, in order."""
+    from lpm_edge.export import pipeline
+
+    real, recipes = pipeline._measure, []
+
+    def measure(bdir, *args, **kwargs):
+        metrics = real(bdir, *args, **kwargs)
+        recipes.append(json.loads((bdir / "manifest.json").read_text())["recipe"]["quantize"])
+        return {**metrics, "accuracy_drop_points": drops[len(recipes) - 1],
+                "source_accuracy": metrics["reference_accuracy"]}
+
+    monkeypatch.setattr(pipeline, "_measure", measure)
+    return recipes
+
+
+def test_int8_miss_that_auto_exclude_cannot_rescue_tries_an_fp32_fallback(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                          caplog):
+    recipes = _fake_drops(monkeypatch, [5.0, 4.0, 0.5])
+    out = tmp_path / "bundle"
+    with caplog.at_level(logging.INFO, logger="lpm_edge.export"):
+        export(tiny_checkpoint, out, "cpu-int8", max_accuracy_drop=1.0)
+    assert [r["auto_exclude"] for r in recipes] == [False, True, False]
+    assert "trying again with an fp32 graph for batches of" in caplog.text
+    manifest = json.loads((out / "manifest.json").read_text())
+    low, high = manifest["recipe"]["quantize"]["fp32_tokens"]
+    assert 1 < low <= high == manifest["max_length"]  # the long batches run in fp32
+    assert manifest["model"]["fp32_fallback"]["tokens"] == [low, high] and manifest["metrics"]["accepted"] is True
+    assert lpm_edge.load(out, providers="cpu").manifest.graph_for(high) == manifest["model"]["fp32_fallback"]["file"]
+    kept = json.loads((rejected_dir(out) / "manifest.json").read_text())
+    assert kept["metrics"]["accuracy_drop_points"] == 4.0  # the better of the two misses
+
+
+def test_error_lists_every_rescue_and_the_least_bad_bundle_is_kept(tiny_checkpoint, tmp_path, monkeypatch):
+    recipes = _fake_drops(monkeypatch, [5.0, 3.0, 4.0, 6.0])
+    out = tmp_path / "bundle"
+    with pytest.raises(AccuracyBudgetError) as info:
+        export(tiny_checkpoint, out, "cpu-int8", max_accuracy_drop=1.0)
+    message = str(info.value)
+    assert len(recipes) == 4 and [r["fp32_tokens"] is not None for r in recipes] == [False, False, True, True]
+    high = recipes[2]["fp32_tokens"][1]
+    split = recipes[2]["fp32_tokens"][0] - 1
+    assert recipes[3]["fp32_tokens"] == [0, split]
+    assert (f"Tried: recipe cpu-int8 as written (drop 5.00); the most sensitive layers back in fp32 "
+            f"(quantize.auto_exclude) (drop 3.00); an fp32 graph for batches of {split + 1}-{high} tokens "
+            f"(quantize.fp32_tokens) (drop 4.00); an fp32 graph for batches of 0-{split} tokens "
+            f"(quantize.fp32_tokens) (drop 6.00)") in message
+    assert "is 3.00 points below" in message  # the reason of the bundle kept
+    kept = json.loads((rejected_dir(out) / "manifest.json").read_text())
+    assert kept["metrics"]["accuracy_drop_points"] == 3.0 and kept["recipe"]["quantize"]["auto_exclude"] is True
+    assert [p.name for p in tmp_path.iterdir()] == [rejected_dir(out).name]  # no scratch copy left
+    lpm_edge.load(rejected_dir(out), providers="cpu")  # files and hashes whole after the restore
+
+
 def test_accept_publishes_a_rejected_bundle(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "b"
     with pytest.raises(AccuracyBudgetError):
