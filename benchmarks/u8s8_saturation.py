@@ -125,7 +125,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--tokenizer", type=Path, default=None,
-                   help="where the tokenizer is (default: the checkpoint; a student kept in OUT.work has none)")
+                   help="where the tokenizer is (default: the checkpoint; a kept student (CHECKPOINT.students/KEY) has none)")
     p.add_argument("--data", default="rotten-tomatoes")
     p.add_argument("--texts", type=int, default=300, help="validation texts, one at a time")
     p.add_argument("--report", type=Path, default=None)

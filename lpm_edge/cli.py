@@ -116,6 +116,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("pretrain", help="continue masked-LM training of a model on unlabelled text (before train)")
+    p.add_argument("--model", type=Path, default=None, help="local Hugging Face model dir (default: built-in MiniLM-L6)")
+    p.add_argument("--text", required=True,
+                   help="unlabelled text: a file (one text per line, or CSV/TSV/JSONL/Parquet with --text-column), "
+                        "rotten-tomatoes-plots (the built-in file's plot summaries) or rotten-tomatoes (its "
+                        "training texts); built-in texts leave out the validation and test movies'")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--out", type=Path, required=True, help="the model directory to write (for train --model)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--max-steps", type=int, default=-1)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--mlm-probability", type=float, default=0.15, help="share of tokens masked (default 0.15)")
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N texts")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("export", help="compress a checkpoint into an ONNX bundle")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--recipe", default="cpu-int8",
@@ -132,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
     p.add_argument("--student-cache", type=Path, default=None, metavar="DIR",
                    help="keep pruned, distilled students here and reuse them across exports "
-                        "(default: OUT.work/students)")
+                        "(default: $LPM_EDGE_STUDENT_CACHE, else CHECKPOINT.students beside the checkpoint, "
+                        "shared by every --out; OUT.work/students when the checkpoint's folder is read-only)")
     p.add_argument("--no-student-cache", action="store_true",
-                   help="keep no student (by default, OUT.work keeps them so that a re-run does not distill again)")
+                   help="keep no student (by default they are kept so that a re-run does not distill again)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 
@@ -285,6 +308,26 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"{out}: test accuracy {t.get('accuracy', float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f} "
               f"on {where.get('n', '?')} test texts of {where.get('source', '?')}; "
               f"{info.get('epochs_run')} epochs in {info.get('train_seconds')} s on {info.get('device')}")
+    return 0
+
+
+def cmd_pretrain(a: argparse.Namespace) -> int:
+    from .train.pretrain import PRETRAINING_JSON, PretrainConfig, pretrain
+
+    config = PretrainConfig(
+        out=a.out, text=a.text, model=a.model, text_column=a.text_column, epochs=a.epochs, max_steps=a.max_steps,
+        batch_size=a.batch_size, learning_rate=a.lr, mlm_probability=a.mlm_probability, max_length=a.max_length,
+        limit=a.limit, seed=a.seed, device=a.device, precision=a.precision, threads=a.threads, force=a.force,
+    )
+    out = pretrain(config)
+    info = json.loads((out / PRETRAINING_JSON).read_text())
+    if a.json:
+        _print_json({"model": str(out), **info})
+    else:
+        loss = info["held_out_mlm_loss"]
+        print(f"{out}: held-out masked-LM loss {loss['before']:.4f} -> {loss['after']:.4f} on "
+              f"{info['sizes']['held_out']} texts; {info['steps']} steps in {info['train_seconds']} s on "
+              f"{info['device']}; next: lpm-edge train --model {out}")
     return 0
 
 
@@ -622,7 +665,7 @@ def _configure_logging(debug: bool, quiet: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
 
 
-COMMANDS = {"train": cmd_train, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
+COMMANDS = {"train": cmd_train, "pretrain": cmd_pretrain, "export": cmd_export, "predict": cmd_predict, "inspect": cmd_inspect,
             "pack": cmd_pack, "accept": cmd_accept, "bench": cmd_bench, "search": cmd_search, "demo": cmd_demo,
             "serve": cmd_serve}
 

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping
 from .data_files import Row, dataset_dict_splits, read_rows
 from .errors import DataError
 
-__all__ = ["BUILTIN", "Dataset", "Split", "load_dataset", "read_rows", "rotten_tomatoes", "split_by_movie"]
+__all__ = ["BUILTIN", "BUILTIN_TEXTS", "Dataset", "Split", "load_dataset", "read_rows", "rotten_tomatoes",
+           "split_by_movie", "unlabelled_texts"]
 
 log = logging.getLogger("lpm_edge.data")
 
@@ -243,3 +244,34 @@ def split_by_movie(movie_names: Iterable[str], seed: int = SPLIT_SEED) -> dict[s
     split_of.update({m: "validation" for m in movies[int(n * 0.8) : int(n * 0.9)]})
     split_of.update({m: "test" for m in movies[int(n * 0.9) :]})
     return split_of
+
+
+BUILTIN_TEXTS = ("rotten-tomatoes-plots", "rotten-tomatoes")
+
+
+def unlabelled_texts(source: str | Path, text_column: str = "text", seed: int = SPLIT_SEED) -> tuple[list[str], str]:
+    """(texts, where they came from) for self-supervised training: a file (see data_files.read_texts), or
+    `rotten-tomatoes-plots`, the plot summaries of the built-in file (rows with category `plot`) except
+    those of the movies in its validation and test splits, or `rotten-tomatoes`, its training split's
+    texts (labels unused). Built-in texts never include a validation or test movie's, so a model
+    pretrained on them is measured on texts it has not seen."""
+    from .data_files import read_texts
+
+    if str(source) == "rotten-tomatoes":
+        return list(load_dataset("rotten-tomatoes", seed=seed).train.texts), \
+            f"rotten-tomatoes training split (split by movie, seed {seed}), labels unused"
+    if str(source) != "rotten-tomatoes-plots":
+        path = Path(source)
+        if not path.exists():
+            raise DataError(f"text source {str(source)!r} is neither a built-in name ({', '.join(BUILTIN_TEXTS)}) "
+                            "nor a file")
+        return read_texts(path, text_column), str(path)
+    from .assets import rotten_tomatoes_file
+
+    with bz2.open(rotten_tomatoes_file(), "rt", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    split_of = split_by_movie([r["movie_name"] for r in rows if r["category"] in ("fresh", "rotten")], seed)
+    plots = [r for r in rows if r["category"] == "plot" and r["text"].strip()]
+    texts = [r["text"].strip() for r in plots if split_of.get(r["movie_name"], "train") == "train"]
+    return texts, (f"rotten-tomatoes plot summaries ({len(texts):,} of {len(plots):,}: those of validation and "
+                   f"test movies left out, split by movie, seed {seed})")

@@ -198,3 +198,28 @@ def _open_with_datasets(datasets: Any, path: Path, cache: str) -> Any:
                                      keep_in_memory=True)
     except Exception as exc:  # pyarrow and datasets raise many types for a damaged file
         raise DataError(f"{path}: not a readable {builder} file ({type(exc).__name__}: {exc})") from None
+
+
+TEXT_SUFFIXES = (".txt", ".text", "")  # one text per line
+
+
+def read_texts(path: Path, text_column: str = "text") -> list[str]:
+    """Unlabelled texts: one per line of a .txt file (blank lines skipped), or the `text_column` of
+    a CSV, TSV or JSONL file (optionally .bz2), a Parquet or Arrow file or a save_to_disk folder.
+    Raises DataError naming the line of a bad row."""
+    path = Path(path)
+    plain = path.suffixes[-2:-1] if path.suffix == ".bz2" else [path.suffix]
+    if path.is_file() and (plain[0] if plain else "") in TEXT_SUFFIXES:
+        opener = bz2.open if path.suffix == ".bz2" else open
+        try:
+            with opener(path, "rt", encoding="utf-8-sig") as f:  # type: ignore[operator]
+                texts = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{_first_undecodable_line(path, opener)}: not UTF-8 text ({exc.reason}); "
+                            "re-save the file as UTF-8") from None
+    else:
+        # The readers of labelled rows, with the text column standing in for the label it does not need.
+        texts = [text for text, _, _ in read_rows(path, text_column, text_column)]
+    if not texts:
+        raise DataError(f"{path}: no texts")
+    return texts

@@ -9,7 +9,7 @@ import csv
 import os
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
@@ -203,3 +203,17 @@ def make_tiny_family_model(
 def family_model() -> Callable[..., Path]:
     """make_tiny_family_model, for test modules (they cannot import conftest in importlib mode)."""
     return make_tiny_family_model
+
+
+# Exports keep their students beside the checkpoint by default; the session's tiny checkpoint is
+# shared, so tests keep them in a folder of their own (a test of the default unsets the variable).
+@pytest.fixture(scope="session", autouse=True)
+def _session_student_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LPM_EDGE_STUDENT_CACHE", str(tmp_path_factory.mktemp("session-students")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _student_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("LPM_EDGE_STUDENT_CACHE", str(tmp_path_factory.mktemp("students")))

@@ -75,18 +75,19 @@ def export(
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
     student_cache: a directory where pruned, distilled students are kept by (checkpoint, data,
-    prune, distill, max_length) so that exports differing only in graph, precision or budget
-    reuse them; True (the
-    default): OUT.work/students beside `out`; False or None: keep nothing. An interrupted
-    distillation resumes from its last checkpoint there.
+    prune, distill, max_length) so that exports differing only in graph, precision, budget or
+    `out` reuse them; True (the default): $LPM_EDGE_STUDENT_CACHE if set, else CHECKPOINT.students
+    beside the checkpoint, else (a read-only folder) OUT.work/students beside `out`; False or
+    None: keep nothing. An interrupted distillation resumes from its last checkpoint there.
 
     data: dataset to evaluate on (validation split); default: the one the checkpoint was
     trained on; validation, test, text_column, label_column, strict: as for `load_dataset` (the
     manifest's metrics name the split and its source). max_accuracy_drop: points of accuracy the
     bundle may lose against the checkpoint; overrides the recipe's value. When the bundle loses more,
     it is kept in OUT.rejected (manifest: accepted false), an int8 recipe whose fp32 student met the
-    budget is tried again with quantize.auto_exclude, and AccuracyBudgetError says what to do next;
-    nothing is written to `out`.
+    budget is tried again with quantize.auto_exclude, then with an fp32 graph for long, then short,
+    batches (quantize.fp32_tokens), and AccuracyBudgetError says what to do next; nothing is
+    written to `out`.
     """
     splits = dict(validation=validation, test=test, text_column=text_column, label_column=label_column,
                   strict=strict)
@@ -154,7 +155,8 @@ def _export(
     torch.manual_seed(0)
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
-    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache), task)
+    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache, ckpt),
+                                     task)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -184,7 +186,8 @@ def _export(
             _bundle.write_manifest(bdir, manifest)
             if miss:  # raised inside the block: `out` stays as it was
                 log.info("kept the bundle that missed its budget in %s", rejected.keep(bdir, out))
-                raise _Rejected(miss, metrics, recipe, budget)
+                raise _Rejected(miss, metrics, recipe, budget, max_length,
+                                rejected.median_tokens(tokenizer, texts, max_length))
     log.info("wrote %s: accuracy %.4f (full model %.4f) on %s", out, metrics["bundle_accuracy"],
              metrics["reference_accuracy"], split.describe())
     return out
@@ -193,35 +196,40 @@ def _export(
 class _Rejected(Exception):
     """The bundle missed its budget and was kept in OUT.rejected."""
 
-    def __init__(self, reason: str, metrics: dict[str, Any], recipe: Recipe, budget: float | None) -> None:
+    def __init__(self, reason: str, metrics: dict[str, Any], recipe: Recipe, budget: float | None,
+                 max_length: int, split_tokens: int) -> None:
         super().__init__(reason)
         self.reason, self.metrics, self.recipe, self.budget = reason, metrics, recipe, budget
+        self.max_length, self.split_tokens = max_length, split_tokens  # where an fp32 fallback may split
 
 
 def _after_budget_miss(
     miss: _Rejected, checkpoint: str | Path, out: Path, data: str | None, force: bool,
     student_cache: str | Path | bool | None, splits: dict[str, Any],
 ) -> Path:
-    """Try the int8 rescue where it can help, else raise AccuracyBudgetError saying what to do next."""
+    """Try the int8 rescues where they can help, else raise AccuracyBudgetError saying what to do next."""
     m, recipe, budget = miss.metrics, miss.recipe, miss.budget
     tried = [f"recipe {recipe.name} as written (drop {m['accuracy_drop_points']:.2f})"]
-    cached = resolve_cache(out, student_cache) is not None
-    better = rejected.rescue(recipe, m, budget)
-    if better is not None and (cached or not recipe.distill.steps):  # without the cache it would distill again
-        log.warning("%s; trying again with the most sensitive layers back in fp32 (quantize.auto_exclude)",
-                    miss.reason)
-        try:
-            return _export(checkpoint, out, better, data=data, max_accuracy_drop=budget, force=force,
-                           student_cache=student_cache, splits=splits)
-        except _Rejected as again:
-            m = again.metrics
-            tried.append(f"quantize.auto_exclude (drop {m['accuracy_drop_points']:.2f})")
-            miss = again
+    cache = resolve_cache(out, student_cache, checkpoint)
+    cached = cache is not None
+    # Without the cache each try would distill again.
+    tries = rejected.rescues(recipe, m, budget, miss.max_length, miss.split_tokens)
+    tries = tries if cached or not recipe.distill.steps else []
+    last = miss
+    for what, better in tries:
+        log.warning("%s; trying again with %s", last.reason, what)
+        with rejected.best_kept(out):
+            try:
+                return _export(checkpoint, out, better, data=data, max_accuracy_drop=budget, force=force,
+                               student_cache=student_cache, splits=splits)
+            except _Rejected as again:
+                tried.append(f"{what} (drop {again.metrics['accuracy_drop_points']:.2f})")
+                last, miss = again, min(miss, again, key=lambda r: r.metrics["accuracy_drop_points"])  # the one kept
     p = recipe.prune
     compressed = bool(p.heads or p.ffn or p.layers or recipe.distill.steps)
     student_drop = (m["reference_accuracy"] - m["source_accuracy"]) * 100 if compressed else None
     raise AccuracyBudgetError(rejected.error_message(
-        miss.reason, out, tried, Path(checkpoint), cached and bool(recipe.distill.steps), student_drop, budget))
+        miss.reason, out, tried, Path(checkpoint), cache if recipe.distill.steps else None, student_drop, budget))
 
 
 def _family(ckpt: Path, recipe: Recipe) -> Family:

@@ -2,23 +2,28 @@
 
 It goes to OUT.rejected with `metrics.accepted = false` and the reason in its manifest, so that the
 user can inspect it, bench it on the client, and accept it with `lpm-edge accept` when it is good
-enough; the runtime loads it with a warning. Before failing, the export tries the rescue the
-search knows for int8 (sensitive layers back to fp32 until the budget holds) when the recipe is
-int8 and its fp32 student met the budget.
+enough; the runtime loads it with a warning. Before failing, when the recipe is int8 and its fp32
+student met the budget, the export tries the rescues the search knows, in its order: sensitive
+layers back to fp32 until the budget holds (quantize.auto_exclude), then an fp32 copy of the graph
+for long batches, then for short ones (quantize.fp32_tokens, split at the median token count of
+the evaluation texts). OUT.rejected keeps the try that lost the least.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from .. import bundle as _bundle
 from ..errors import BundleError, ExportError
 from .recipe import Recipe
-from .workdir import rejected_dir, work_dir
+from .workdir import rejected_dir
 
 log = logging.getLogger("lpm_edge.export")
 
@@ -48,19 +53,67 @@ def keep(bdir: Path, out: Path) -> Path:
     return dst
 
 
-def rescue(recipe: Recipe, metrics: Mapping[str, Any], budget: float | None) -> Recipe | None:
-    """The recipe with quantize.auto_exclude when int8 (not the student) broke the budget; else None."""
+def rescues(recipe: Recipe, metrics: Mapping[str, Any], budget: float | None, max_length: int,
+            split_tokens: int) -> list[tuple[str, Recipe]]:
+    """(what it is, recipe) for each rescue to try, in order, when int8 (not the student) broke the
+    budget; none otherwise, or when the recipe is not int8."""
     q = recipe.quantize
-    if budget is None or q.mode not in ("dynamic", "static") or q.auto_exclude:
-        return None
+    if budget is None or q.mode not in ("dynamic", "static"):
+        return []
     student_drop = (metrics["reference_accuracy"] - metrics["source_accuracy"]) * 100
     if student_drop > budget:  # int8 is not what lost the accuracy: no quantization setting can win it back
-        return None
-    return recipe.replace(quantize=dataclasses.replace(q, auto_exclude=True),
-                          check=dataclasses.replace(recipe.check, max_accuracy_drop=budget))
+        return []
+    check = dataclasses.replace(recipe.check, max_accuracy_drop=budget)
+    out = []
+    if not q.auto_exclude:
+        out.append(("the most sensitive layers back in fp32 (quantize.auto_exclude)",
+                    recipe.replace(quantize=dataclasses.replace(q, auto_exclude=True), check=check)))
+    if q.fp32_tokens is None:
+        out += [(f"an fp32 graph for batches of {lo}-{hi} tokens (quantize.fp32_tokens)",
+                 recipe.replace(quantize=dataclasses.replace(q, fp32_tokens=(lo, hi)), check=check))
+                for lo, hi in fp32_token_ranges(max_length, split_tokens)]
+    return out
 
 
-def error_message(reason: str, out: Path, tried: list[str], checkpoint: Path, student_kept: bool,
+def fp32_token_ranges(max_length: int, split_tokens: int) -> list[tuple[int, int]]:
+    """The padded lengths an fp32 fallback graph takes over, in the order tried: the batches longer
+    than `split_tokens`, then the others; none when one side would be empty."""
+    if not 1 <= split_tokens < max_length:
+        return []
+    return [(split_tokens + 1, max_length), (0, split_tokens)]
+
+
+def median_tokens(tokenizer: Any, texts: Sequence[str], max_length: int) -> int:
+    """Median token count of `texts` (truncated to max_length): where short batches end and long ones begin."""
+    lengths = sorted(len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"])
+    return lengths[len(lengths) // 2] if lengths else max_length // 2
+
+
+@contextlib.contextmanager
+def best_kept(out: Path) -> Iterator[None]:
+    """Around a rescue: OUT.rejected ends holding whichever bundle lost less accuracy, the one kept
+    before or the one the rescue kept (a kill meanwhile leaves a scratch copy the next run removes)."""
+    kept = rejected_dir(out)
+    if not (kept / _bundle.MANIFEST).is_file():
+        yield
+        return
+    before = (kept / _bundle.MANIFEST).read_text()
+    with tempfile.TemporaryDirectory(prefix=_bundle.scratch_prefix(kept), suffix=".partial", dir=kept.parent) as tmp:
+        for f in kept.iterdir():
+            shutil.copy2(f, Path(tmp) / f.name)
+        try:
+            yield
+        finally:
+            now = kept / _bundle.MANIFEST
+            if not now.is_file() or (now.read_text() != before and _drop(now.read_text()) >= _drop(before)):
+                keep(Path(tmp), out)
+
+
+def _drop(manifest: str) -> float:
+    return float(json.loads(manifest)["metrics"]["accuracy_drop_points"])
+
+
+def error_message(reason: str, out: Path, tried: list[str], checkpoint: Path, students: Path | None,
                   student_drop: float | None, budget: float | None) -> str:
     """One line: what failed, what was tried, where the best effort is, what to do next."""
     kept = rejected_dir(out)
@@ -71,7 +124,7 @@ def error_message(reason: str, out: Path, tried: list[str], checkpoint: Path, st
         steps.append(f"distill longer or prune less (the fp32 student alone already loses {student_drop:.2f} points)")
     steps.append(f"let `lpm-edge search {checkpoint} --max-accuracy-drop {budget:g} --out DIR` find a recipe that fits"
                  if budget is not None else "run `lpm-edge search`")
-    student = f"; the distilled student is kept in {work_dir(out)}, so a re-run skips distillation" if student_kept else ""
+    student = f"; the distilled student is kept in {students}, so a re-run skips distillation" if students else ""
     return (f"{reason}; no bundle written to {out}. Tried: {'; '.join(tried)}. The best-effort bundle is in {kept} "
             f"(accepted: false; `lpm-edge inspect {kept}` shows its measurements){student}. "
             f"Next: {', or '.join(steps)}")

@@ -1,12 +1,15 @@
-"""What an export keeps beside `--out` so that no finished work is thrown away.
+"""What an export keeps so that no finished work is thrown away.
 
-    OUT.work/students/KEY/          a pruned, distilled student (Hugging Face layout + compression.json)
-    OUT.work/students/KEY.distill/  the checkpoint of a distillation still running (or interrupted)
-    OUT.rejected/                   a bundle that missed its accuracy budget, kept to inspect or accept
+    CHECKPOINT.students/KEY/          a pruned, distilled student (Hugging Face layout + compression.json)
+    CHECKPOINT.students/KEY.distill/  the checkpoint of a distillation still running (or interrupted)
+    OUT.rejected/                     a bundle that missed its accuracy budget, kept to inspect or accept
 
 KEY hashes what the student depends on (checkpoint, data, prune, distill, max_length), not what
-comes after it (vocabulary pruning, fusion, precision, budget), so an export that changes only
-those reuses the student in seconds.
+comes after it (vocabulary pruning, fusion, precision, budget, --out), so an export that changes
+only those reuses the student in seconds. Students sit beside the checkpoint they come from, so
+every export of it shares them, whatever its --out, and deleting a run deletes its students;
+LPM_EDGE_STUDENT_CACHE or --student-cache names another folder, and a checkpoint in a read-only
+folder keeps them in OUT.work/students beside --out.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lpm_edge.export")
 STUDENT_INFO = "compression.json"
+CACHE_ENV = "LPM_EDGE_STUDENT_CACHE"  # a folder for every export's students (CI volumes, read-only checkpoints)
 
 
 def work_dir(out: str | Path) -> Path:
@@ -42,17 +48,57 @@ def rejected_dir(out: str | Path) -> Path:
     return out.with_name(out.name + ".rejected")
 
 
-def resolve_cache(out: str | Path, student_cache: str | Path | bool | None) -> Path | None:
-    """True: OUT.work/students; a path: that folder; False or None: no cache."""
-    if student_cache is True:
-        return students_dir(out)
+def checkpoint_students(checkpoint: str | Path) -> Path:
+    """`CHECKPOINT.students` beside the checkpoint directory: the default student cache."""
+    ckpt = Path(checkpoint).resolve()
+    return ckpt.with_name(ckpt.name + ".students")
+
+
+def resolve_cache(out: str | Path, student_cache: str | Path | bool | None,
+                  checkpoint: str | Path | None = None) -> Path | None:
+    """Where students are kept. A path: that folder; False or None: nowhere; True (the default):
+    $LPM_EDGE_STUDENT_CACHE when set, else CHECKPOINT.students when its folder is writable, else
+    OUT.work/students."""
     if student_cache is False or student_cache is None:
         return None
-    return Path(student_cache)
+    if student_cache is not True:
+        return Path(student_cache)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if checkpoint is None:
+        return students_dir(out)
+    shared = checkpoint_students(checkpoint)
+    if _writable(shared):
+        return shared
+    log.info("cannot write beside the checkpoint (%s); keeping students in %s, so only exports to this --out "
+             "reuse them (set %s=DIR or pass --student-cache DIR to share them)", shared.parent,
+             students_dir(out), CACHE_ENV)
+    return students_dir(out)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (made if absent; an empty one made here is removed)."""
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        return True
+    except OSError:
+        return False
+    finally:
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def describe(cache: Path) -> str:
+    """'FOLDER (N students, M MB)' for the log."""
+    n = sum(1 for p in cache.iterdir() if (p / STUDENT_INFO).is_file()) if cache.is_dir() else 0
+    return f"{cache} ({n} student{'s' if n != 1 else ''}, {folder_bytes(cache) / 1e6:.1f} MB)"
 
 
 def folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() else 0
 
 
 def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe") -> str:
@@ -76,6 +122,7 @@ def cached_compress(
     from .compress import compress
 
     path = Path(cache) / student_key(ckpt, dataset, recipe)
+    log.info("student cache: %s", describe(Path(cache)))
     if (path / STUDENT_INFO).is_file():
         log.info("reusing the pruned, distilled student %s (pass --no-student-cache to distill again)", path)
         student = getattr(transformers, task.model_class if task else "AutoModelForSequenceClassification").from_pretrained(

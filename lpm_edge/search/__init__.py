@@ -123,9 +123,9 @@ def _median_tokens(ckpt: Path, texts: list[str], max_length: int) -> int:
     """Median padded-free token count of `texts`: where rescue variants split short from long."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
-    lengths = sorted(len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"])
-    return lengths[len(lengths) // 2] if lengths else max_length // 2
+    from ..export.rejected import median_tokens
+
+    return median_tokens(AutoTokenizer.from_pretrained(ckpt, local_files_only=True), texts, max_length)
 
 
 def _confirm_on_test(ckpt: Path, bundle: Path, dataset, task, load, target: str) -> dict:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..export.recipe import CheckConfig, DistillConfig, OptimizeConfig, PruneConfig, QuantizeConfig, Recipe
+from ..export.rejected import fp32_token_ranges  # the export's own fallback ranges, in its order
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,5 @@ def rescue_variants(cand: Candidate, budget: float, max_length: int, split_token
     back to fp32 (searched until the budget holds), or an fp32 graph for short or for long batches."""
     if cand.quantize not in ("dynamic", "static") or cand.rescue:
         return []
-    out = [dataclasses.replace(cand, exclude_budget=budget)]
-    if 1 <= split_tokens < max_length:  # else one side is empty: all fp32 or all int8, nothing to rescue
-        out += [dataclasses.replace(cand, fp32_tokens=(split_tokens + 1, max_length)),
-                dataclasses.replace(cand, fp32_tokens=(0, split_tokens))]
-    return out
+    return [dataclasses.replace(cand, exclude_budget=budget),
+            *(dataclasses.replace(cand, fp32_tokens=t) for t in fp32_token_ranges(max_length, split_tokens))]

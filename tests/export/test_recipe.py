@@ -64,3 +64,11 @@ def test_reduce_range_needs_int8():
     assert ok.quantize.reduce_range is True
     with pytest.raises(ConfigError, match="reduce_range .* needs mode 'dynamic' or 'static'"):
         Recipe.from_dict({"name": "r", "quantize": {"mode": "none", "reduce_range": True}})
+
+
+def test_pruned_recipe_uses_7_bit_weights():
+    # Its accuracy then holds on CPUs without VNNI too (benchmarks/results/u8s8_saturation_demo.md).
+    from lpm_edge.export import load_recipe
+
+    assert load_recipe("cpu-pruned-int8").quantize.reduce_range is True
+    assert load_recipe("cpu-int8").quantize.reduce_range is False

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import os
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,7 @@ from lpm_edge.errors import AccuracyBudgetError, BundleError
 from lpm_edge.export import export
 from lpm_edge.export.recipe import DistillConfig, PruneConfig, QuantizeConfig, Recipe
 from lpm_edge.export.rejected import accept
-from lpm_edge.export.workdir import rejected_dir, students_dir
+from lpm_edge.export.workdir import CACHE_ENV, rejected_dir
 
 
 def _pruned(budget=None):
@@ -38,7 +40,8 @@ def test_budget_miss_keeps_bundle_and_student_and_rerun_reuses_student(tiny_chec
     assert f"no bundle written to {out}" in message and str(rejected_dir(out)) in message
     assert "Tried: recipe tiny-pruned as written" in message and "auto_exclude" not in message
     assert f"lpm-edge accept {rejected_dir(out)} --out {out}" in message and "lpm-edge search" in message
-    assert "distill longer or prune less" in message and "skips distillation" in message
+    assert "distill longer or prune less" in message
+    assert f"the distilled student is kept in {os.environ[CACHE_ENV]}, so a re-run skips distillation" in message
     assert not out.exists()
     m = json.loads((rejected_dir(out) / "manifest.json").read_text())["metrics"]
     assert m["accepted"] is False and "over the allowed -100" in m["rejected_reason"]
@@ -52,7 +55,7 @@ def test_budget_miss_keeps_bundle_and_student_and_rerun_reuses_student(tiny_chec
     export(tiny_checkpoint, out, _pruned(), max_accuracy_drop=100)  # a larger budget: passes, same student
     assert len(calls) == 1
     assert json.loads((out / "manifest.json").read_text())["metrics"]["accepted"] is True
-    assert students_dir(out).is_dir()
+    assert any(p.is_dir() for p in Path(os.environ[CACHE_ENV]).iterdir())
 
 
 def test_int8_miss_is_rescued_with_auto_exclude(tiny_checkpoint, tmp_path, monkeypatch, caplog):
@@ -76,6 +79,61 @@ def test_int8_miss_is_rescued_with_auto_exclude(tiny_checkpoint, tmp_path, monke
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["recipe"]["quantize"]["auto_exclude"] is True and manifest["metrics"]["accepted"] is True
     assert rejected_dir(out).is_dir()  # the first try, kept
+
+
+def _fake_drops(monkeypatch, drops):
+    """Each export's measured drop becomes the next of `drops` (its fp32 student losing nothing), in
+    the manifest too; returns the recipes measured, in order."""
+    from lpm_edge.export import pipeline
+
+    real, recipes = pipeline._measure, []
+
+    def measure(bdir, *args, **kwargs):
+        metrics = real(bdir, *args, **kwargs)
+        recipes.append(json.loads((bdir / "manifest.json").read_text())["recipe"]["quantize"])
+        return {**metrics, "accuracy_drop_points": drops[len(recipes) - 1],
+                "source_accuracy": metrics["reference_accuracy"]}
+
+    monkeypatch.setattr(pipeline, "_measure", measure)
+    return recipes
+
+
+def test_int8_miss_that_auto_exclude_cannot_rescue_tries_an_fp32_fallback(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                          caplog):
+    recipes = _fake_drops(monkeypatch, [5.0, 4.0, 0.5])
+    out = tmp_path / "bundle"
+    with caplog.at_level(logging.INFO, logger="lpm_edge.export"):
+        export(tiny_checkpoint, out, "cpu-int8", max_accuracy_drop=1.0)
+    assert [r["auto_exclude"] for r in recipes] == [False, True, False]
+    assert "trying again with an fp32 graph for batches of" in caplog.text
+    manifest = json.loads((out / "manifest.json").read_text())
+    low, high = manifest["recipe"]["quantize"]["fp32_tokens"]
+    assert 1 < low <= high == manifest["max_length"]  # the long batches run in fp32
+    assert manifest["model"]["fp32_fallback"]["tokens"] == [low, high] and manifest["metrics"]["accepted"] is True
+    assert lpm_edge.load(out, providers="cpu").manifest.graph_for(high) == manifest["model"]["fp32_fallback"]["file"]
+    kept = json.loads((rejected_dir(out) / "manifest.json").read_text())
+    assert kept["metrics"]["accuracy_drop_points"] == 4.0  # the better of the two misses
+
+
+def test_error_lists_every_rescue_and_the_least_bad_bundle_is_kept(tiny_checkpoint, tmp_path, monkeypatch):
+    recipes = _fake_drops(monkeypatch, [5.0, 3.0, 4.0, 6.0])
+    out = tmp_path / "bundle"
+    with pytest.raises(AccuracyBudgetError) as info:
+        export(tiny_checkpoint, out, "cpu-int8", max_accuracy_drop=1.0)
+    message = str(info.value)
+    assert len(recipes) == 4 and [r["fp32_tokens"] is not None for r in recipes] == [False, False, True, True]
+    high = recipes[2]["fp32_tokens"][1]
+    split = recipes[2]["fp32_tokens"][0] - 1
+    assert recipes[3]["fp32_tokens"] == [0, split]
+    assert (f"Tried: recipe cpu-int8 as written (drop 5.00); the most sensitive layers back in fp32 "
+            f"(quantize.auto_exclude) (drop 3.00); an fp32 graph for batches of {split + 1}-{high} tokens "
+            f"(quantize.fp32_tokens) (drop 4.00); an fp32 graph for batches of 0-{split} tokens "
+            f"(quantize.fp32_tokens) (drop 6.00)") in message
+    assert "is 3.00 points below" in message  # the reason of the bundle kept
+    kept = json.loads((rejected_dir(out) / "manifest.json").read_text())
+    assert kept["metrics"]["accuracy_drop_points"] == 3.0 and kept["recipe"]["quantize"]["auto_exclude"] is True
+    assert [p.name for p in tmp_path.iterdir()] == [rejected_dir(out).name]  # no scratch copy left
+    lpm_edge.load(rejected_dir(out), providers="cpu")  # files and hashes whole after the restore
 
 
 def test_accept_publishes_a_rejected_bundle(tiny_checkpoint, tmp_path, capsys):

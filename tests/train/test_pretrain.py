@@ -1,0 +1,110 @@
+"""`pretrain`: continued masked-LM training on unlabelled text, giving a model `train` fine-tunes."""
+
+import json
+import logging
+
+import pytest
+
+from lpm_edge.cli import main
+from lpm_edge.data import split_by_movie, unlabelled_texts
+from lpm_edge.data_files import read_texts
+from lpm_edge.errors import ConfigError, DataError
+
+from ..conftest import synthetic_rows
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("texts") / "plots.txt"
+    path.write_text("\n\n".join(t for t, _ in synthetic_rows(300, seed=7)) + "\n")
+    return path
+
+
+def _state(path, cls):
+    return cls.from_pretrained(path).state_dict()
+
+
+@pytest.mark.slow
+def test_pretrain_lowers_the_held_out_loss_and_train_fine_tunes_the_result(tiny_model, text_file, tmp_path, caplog,
+                                                                           tiny_config):
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from lpm_edge.train import train
+    from lpm_edge.train.pretrain import PRETRAINING_JSON, PretrainConfig, pretrain
+
+    out = tmp_path / "adapted"
+    with caplog.at_level(logging.INFO, logger="lpm_edge.train"):
+        pretrain(PretrainConfig(out=out, text=text_file, model=tiny_model, max_steps=40, learning_rate=3e-3,
+                                batch_size=16, max_length=32, threads=1))
+    assert "has no masked-LM head; a new one is initialised" in caplog.text  # a classifier checkpoint has none
+    info = json.loads((out / PRETRAINING_JSON).read_text())
+    loss = info["held_out_mlm_loss"]
+    assert loss["after"] < loss["before"] - 0.3, loss
+    assert info["sizes"] == {"train": 285, "held_out": 15} and info["steps"] == 40
+    assert any(k.startswith("cls.predictions") for k in info["new_mlm_head"])
+
+    base, adapted = _state(tiny_model, AutoModel), _state(out, AutoModel)
+    assert base.keys() == adapted.keys()
+    for k in base:  # the pooler is carried over; the encoder moved
+        if k.startswith("pooler."):
+            torch.testing.assert_close(adapted[k], base[k], rtol=0, atol=0)
+    assert not torch.equal(adapted["encoder.layer.0.attention.self.query.weight"],
+                           base["encoder.layer.0.attention.self.query.weight"])
+    _, loading = AutoModelForSequenceClassification.from_pretrained(out, num_labels=2, output_loading_info=True)
+    assert sorted(loading["missing_keys"]) == ["classifier.bias", "classifier.weight"]
+
+    checkpoint = train(tiny_config(tmp_path / "checkpoint", model=out, epochs=1))
+    assert json.loads((checkpoint / "training.json").read_text())["base_model"] == str(out)
+
+
+def test_cli_pretrain_on_a_csv_column(tiny_model, tmp_path, capsys):
+    from ..conftest import write_csv
+
+    data = write_csv(tmp_path / "d.csv", synthetic_rows(60))
+    out = tmp_path / "m"
+    assert main(["pretrain", "--model", str(tiny_model), "--text", str(data), "--out", str(out), "--max-steps", "2",
+                 "--batch-size", "8", "--max-length", "32", "--threads", "1"]) == 0
+    assert f"next: lpm-edge train --model {out}" in capsys.readouterr().out
+    assert main(["pretrain", "--model", str(tiny_model), "--text", str(data), "--out", str(out)]) == 1
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert main(["pretrain", "--model", str(tiny_model), "--text", str(tmp_path / "nope.txt"), "--out",
+                 str(tmp_path / "x")]) == 1
+    assert "neither a built-in name (rotten-tomatoes-plots, rotten-tomatoes) nor a file" in capsys.readouterr().err
+
+
+def test_read_texts(tmp_path):
+    txt = tmp_path / "a.txt"
+    txt.write_text("one text\n\n  two  \n")
+    assert read_texts(txt) == ["one text", "two"]
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"body": "x y"}\n{"body": "z"}\n')
+    assert read_texts(jsonl, "body") == ["x y", "z"]
+    with pytest.raises(DataError, match=r"a.jsonl:1: no column 'text'"):
+        read_texts(jsonl)
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(DataError, match="no texts"):
+        read_texts(tmp_path / "empty.txt")
+
+
+def test_config_refuses_bad_values(tmp_path):
+    from lpm_edge.train.pretrain import PretrainConfig
+
+    with pytest.raises(ConfigError, match="mlm_probability 1.5"):
+        PretrainConfig(out=tmp_path, text="x", mlm_probability=1.5)
+
+
+def test_builtin_plots_leave_out_validation_and_test_movies():
+    import bz2
+    import csv
+
+    from lpm_edge.assets import rotten_tomatoes_file
+
+    texts, source = unlabelled_texts("rotten-tomatoes-plots")
+    with bz2.open(rotten_tomatoes_file(), "rt", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    split_of = split_by_movie([r["movie_name"] for r in rows if r["category"] in ("fresh", "rotten")])
+    held = {r["text"].strip() for r in rows if r["category"] == "plot" and split_of.get(r["movie_name"]) in
+            ("validation", "test")}
+    assert held and not held & set(texts) and len(texts) > 1000
+    assert "validation and test movies left out" in source
