@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .batches import Progress, encode, labelled_batches
+from .early_stop import EarlyStopping
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -53,7 +54,7 @@ def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], ma
 
 def distill(
     student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "DistillConfig", max_length: int,
-    device: str, eval_texts: Sequence[str], checkpoint: Path | None = None,
+    device: str, eval_texts: Sequence[str], checkpoint: Path | None = None, validation: "Split | None" = None,
 ) -> dict[str, Any]:
     """Train `student` in place against `teacher` for config.steps steps; return what happened.
 
@@ -62,6 +63,8 @@ def distill(
     checkpoint: a folder where the state (student, optimizer, schedule, step, random state) is
     saved every CHECKPOINT_SECONDS; a run started with the same folder continues from there and
     ends with the weights an uninterrupted run would have.
+    validation: with config.eval_every, the split early stopping measures the student on; the
+    student ends with the weights of its best check.
     """
     import torch
     import torch.nn.functional as F
@@ -75,10 +78,14 @@ def distill(
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP * config.steps), config.steps)
     temp, alpha = config.temperature, config.alpha
     loss_value, done = float("nan"), 0
+    stopper = (EarlyStopping(teacher, tokenizer, validation, config, max_length)
+               if config.eval_every and validation is not None and len(validation) else None)
     state = _resume(checkpoint, student, optimizer, schedule, config, device)
     if state is not None:
         done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
         started -= state["seconds"]
+        if stopper is not None and state.get("early_stop") is not None:
+            stopper.load_state_dict(state["early_stop"])
     else:
         kl_before = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
     progress = Progress(config.steps, "distill", done=done)
@@ -103,27 +110,36 @@ def distill(
             loss_value = float(loss.detach())
             done += 1
             progress.update(loss=loss_value)
+            if stopper is not None and stopper.due(done, config.steps) and stopper.check(done, student):
+                log.info("early stopping at step %d: no gain in %d checks; keeping step %d", done,
+                         stopper.patience, stopper.best_step)
+                break
             if checkpoint is not None and done < config.steps and time.monotonic() - saved >= CHECKPOINT_SECONDS:
                 _save(checkpoint, student, optimizer, schedule, config, device, done, kl_before, loss_value,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, stopper)
                 saved = time.monotonic()
     finally:
         progress.close()
         student.eval()
+    if stopper is not None:
+        stopper.restore(student)
     kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
     student.to("cpu")
     seconds = time.perf_counter() - started
     log.info("distilled %d steps on %s in %.0f s: KL to teacher %.4f -> %.4f", done, device, seconds,
              kl_before, kl_after)
-    return {
+    record = {
         "steps": done, "device": device, "temperature": temp, "alpha": alpha,
         "kl_before": kl_before, "kl_after": kl_after, "final_loss": loss_value,
         "eval_texts": len(eval_texts), "seconds": round(seconds, 2),
     }
+    if stopper is not None:
+        record["early_stopping"] = stopper.record(done)
+    return record
 
 
 def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig", device: str,
-          done: int, kl_before: float, loss: float, seconds: float) -> None:
+          done: int, kl_before: float, loss: float, seconds: float, stopper: EarlyStopping | None = None) -> None:
     """Write the distillation state through a temporary file and a rename: never half-written."""
     import dataclasses
 
@@ -135,6 +151,7 @@ def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "Di
         "seconds": seconds, "student": student.state_dict(), "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if device.startswith("cuda") else None,
+        "early_stop": stopper.state_dict() if stopper is not None else None,
     }
     tmp = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
     torch.save(state, tmp)

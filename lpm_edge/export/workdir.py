@@ -16,7 +16,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -56,12 +56,27 @@ def folder_bytes(path: Path) -> int:
 
 
 def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe") -> str:
+    from .recipe import DISTILL_ADDED, DistillConfig
+
     settings = recipe.to_dict()
     # The training texts themselves, not only the dataset's name: --validation/--test files change them.
     train = hashlib.sha256("\x00".join(dataset.train.texts).encode()).hexdigest()
-    blob = json.dumps([str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name, train,
-                       settings["prune"], settings["distill"], recipe.max_length], sort_keys=True)
+    # Later fields at their defaults change nothing: a student distilled before they existed still matches.
+    default = DistillConfig()
+    distill = {k: v for k, v in settings["distill"].items()
+               if k not in DISTILL_ADDED or v != getattr(default, k)}
+    parts: list = [str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name, train,
+                   settings["prune"], distill, recipe.max_length]
+    if recipe.distill.eval_every:  # early stopping reads the validation texts and labels
+        parts.append(_texts_hash(dataset.validation.texts, dataset.validation.labels))
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _texts_hash(texts: "Sequence[str]", labels: "Sequence[int]" = ()) -> str:
+    h = hashlib.sha256("\x00".join(texts).encode())
+    h.update(",".join(map(str, labels)).encode())
+    return h.hexdigest()
 
 
 def cached_compress(
