@@ -77,7 +77,8 @@ def compress(
         torch.manual_seed(0)
         eval_texts = list(dataset.validation.texts[:KL_SAMPLE])
         info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts,
-                                  checkpoint=resume, validation=dataset.validation)
+                                  checkpoint=resume, validation=dataset.validation,
+                                  kept_layers=info.get("kept_layers"))
     info["parameters"]["after"] = _parameters(student)
     info["seconds"] = round(time.perf_counter() - started, 2)
     return student, info

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .batches import Progress, encode, labelled_batches
 from .early_stop import EarlyStopping
+from .losses import transfer_loss
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -55,6 +56,7 @@ def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], ma
 def distill(
     student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "DistillConfig", max_length: int,
     device: str, eval_texts: Sequence[str], checkpoint: Path | None = None, validation: "Split | None" = None,
+    kept_layers: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Train `student` in place against `teacher` for config.steps steps; return what happened.
 
@@ -65,6 +67,8 @@ def distill(
     ends with the weights an uninterrupted run would have.
     validation: with config.eval_every, the split early stopping measures the student on; the
     student ends with the weights of its best check.
+    kept_layers: the teacher layer each student layer was pruned from, for the hidden-state and
+    attention-relation losses (config.hidden_weight, config.attention_relation_weight).
     """
     import torch
     import torch.nn.functional as F
@@ -80,6 +84,8 @@ def distill(
     loss_value, done = float("nan"), 0
     stopper = (EarlyStopping(teacher, tokenizer, validation, config, max_length)
                if config.eval_every and validation is not None and len(validation) else None)
+    transfer = transfer_loss(student, teacher, config, kept_layers)  # None: the logits alone
+    extra = transfer.kwargs if transfer is not None else {}
     state = _resume(checkpoint, student, optimizer, schedule, config, device)
     if state is not None:
         done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
@@ -96,12 +102,16 @@ def distill(
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():
-                t_logits = teacher(**inputs).logits.float()  # (B, C)
-            s_logits = student(**inputs).logits.float()  # (B, C)
+                t_out = teacher(**inputs, **extra)
+                t_logits = t_out.logits.float()  # (B, C)
+            s_out = student(**inputs, **extra)
+            s_logits = s_out.logits.float()  # (B, C)
             soft = F.kl_div(F.log_softmax(s_logits / temp, -1), F.log_softmax(t_logits / temp, -1),
                             log_target=True, reduction="batchmean") * temp * temp
             hard = F.cross_entropy(s_logits, labels)
             loss = alpha * soft + (1 - alpha) * hard
+            if transfer is not None:
+                loss = loss + transfer(s_out, t_out, inputs["attention_mask"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -121,6 +131,8 @@ def distill(
     finally:
         progress.close()
         student.eval()
+        if transfer is not None:
+            transfer.close()
     if stopper is not None:
         stopper.restore(student)
     kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length)
@@ -135,6 +147,8 @@ def distill(
     }
     if stopper is not None:
         record["early_stopping"] = stopper.record(done)
+    if transfer is not None:
+        record["transfer"] = transfer.record()
     return record
 
 
