@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .batches import Progress, encode, labelled_batches
 from .early_stop import EarlyStopping
 from .losses import transfer_loss
+from .transfer import NO_LABEL, texts_hash
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -56,7 +57,7 @@ def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], ma
 def distill(
     student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "DistillConfig", max_length: int,
     device: str, eval_texts: Sequence[str], checkpoint: Path | None = None, validation: "Split | None" = None,
-    kept_layers: Sequence[int] | None = None,
+    kept_layers: Sequence[int] | None = None, extra_texts: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train `student` in place against `teacher` for config.steps steps; return what happened.
 
@@ -69,6 +70,8 @@ def distill(
     student ends with the weights of its best check.
     kept_layers: the teacher layer each student layer was pruned from, for the hidden-state and
     attention-relation losses (config.hidden_weight, config.attention_relation_weight).
+    extra_texts: texts without gold labels (unlabelled, augmented), shuffled in with the training
+    texts; they enter the soft loss only.
     """
     import torch
     import torch.nn.functional as F
@@ -86,7 +89,7 @@ def distill(
                if config.eval_every and validation is not None and len(validation) else None)
     transfer = transfer_loss(student, teacher, config, kept_layers)  # None: the logits alone
     extra = transfer.kwargs if transfer is not None else {}
-    state = _resume(checkpoint, student, optimizer, schedule, config, device)
+    state = _resume(checkpoint, student, optimizer, schedule, config, device, texts_hash(extra_texts))
     if state is not None:
         done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
         started -= state["seconds"]
@@ -97,8 +100,8 @@ def distill(
     progress = Progress(config.steps, "distill", done=done)
     student.train()
     saved = time.monotonic()
-    batches = labelled_batches(tokenizer, train.texts, train.labels, config.batch_size, max_length, device,
-                               limit=config.steps)
+    texts, labels = (*train.texts, *extra_texts), (*train.labels, *[NO_LABEL] * len(extra_texts))
+    batches = labelled_batches(tokenizer, texts, labels, config.batch_size, max_length, device, limit=config.steps)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():
@@ -109,6 +112,8 @@ def distill(
             soft = F.kl_div(F.log_softmax(s_logits / temp, -1), F.log_softmax(t_logits / temp, -1),
                             log_target=True, reduction="batchmean") * temp * temp
             hard = F.cross_entropy(s_logits, labels)
+            if extra_texts and not bool((labels != NO_LABEL).any()):  # no gold label here: CE would be NaN
+                hard = s_logits.sum() * 0.0
             loss = alpha * soft + (1 - alpha) * hard
             if transfer is not None:
                 loss = loss + transfer(s_out, t_out, inputs["attention_mask"])
@@ -126,7 +131,7 @@ def distill(
                 break
             if checkpoint is not None and done < config.steps and time.monotonic() - saved >= CHECKPOINT_SECONDS:
                 _save(checkpoint, student, optimizer, schedule, config, device, done, kl_before, loss_value,
-                      time.perf_counter() - started, stopper)
+                      time.perf_counter() - started, stopper, texts_hash(extra_texts))
                 saved = time.monotonic()
     finally:
         progress.close()
@@ -149,11 +154,14 @@ def distill(
         record["early_stopping"] = stopper.record(done)
     if transfer is not None:
         record["transfer"] = transfer.record()
+    if extra_texts:
+        record["extra_texts"] = len(extra_texts)
     return record
 
 
 def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig", device: str,
-          done: int, kl_before: float, loss: float, seconds: float, stopper: EarlyStopping | None = None) -> None:
+          done: int, kl_before: float, loss: float, seconds: float, stopper: EarlyStopping | None = None,
+          extra: str = "") -> None:
     """Write the distillation state through a temporary file and a rename: never half-written."""
     import dataclasses
 
@@ -166,6 +174,7 @@ def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "Di
         "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if device.startswith("cuda") else None,
         "early_stop": stopper.state_dict() if stopper is not None else None,
+        "extra_texts": extra,
     }
     tmp = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
     torch.save(state, tmp)
@@ -174,7 +183,7 @@ def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "Di
 
 
 def _resume(folder: Path | None, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig",
-            device: str) -> dict[str, Any] | None:
+            device: str, extra: str = "") -> dict[str, Any] | None:
     """Load a checkpoint written by `_save` for these settings into the objects; None when there is none."""
     import dataclasses
 
@@ -187,6 +196,8 @@ def _resume(folder: Path | None, student: Any, optimizer: Any, schedule: Any, co
         state = torch.load(path, map_location=device, weights_only=False)
         if state.get("config") != dataclasses.asdict(config) or not 0 < state["done"] < config.steps:
             raise ValueError("other settings")
+        if state.get("extra_texts", "") != extra:
+            raise ValueError("other unlabelled or augmented texts")
         own, saved = student.state_dict(), state["student"]
         if set(own) != set(saved) or any(own[k].shape != v.shape for k, v in saved.items()):
             raise ValueError("another pruned shape")  # checked first: a failed load would leave half the weights

@@ -55,7 +55,7 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe") -> str:
+def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe", unlabelled: Sequence[str] = ()) -> str:
     from .recipe import DISTILL_ADDED, DistillConfig
 
     settings = recipe.to_dict()
@@ -69,18 +69,21 @@ def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe") -> str:
                    settings["prune"], distill, recipe.max_length]
     if recipe.distill.eval_every:  # early stopping reads the validation texts and labels
         parts.append(_texts_hash(dataset.validation.texts, dataset.validation.labels))
+    if unlabelled:  # --unlabelled texts
+        parts.append(["unlabelled", _texts_hash(unlabelled)])
     blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _texts_hash(texts: "Sequence[str]", labels: "Sequence[int]" = ()) -> str:
+def _texts_hash(texts: Sequence[str], labels: Sequence[int] = ()) -> str:
     h = hashlib.sha256("\x00".join(texts).encode())
     h.update(",".join(map(str, labels)).encode())
     return h.hexdigest()
 
 
 def cached_compress(
-    model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", ckpt: Path, cache: Path
+    model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", ckpt: Path, cache: Path,
+    unlabelled: Sequence[str] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """`compress`, keeping the student in `cache` and its distillation checkpoints beside it."""
     from transformers import AutoModelForSequenceClassification
@@ -89,14 +92,14 @@ def cached_compress(
     from ..families import adapter_for
     from .compress import compress
 
-    path = Path(cache) / student_key(ckpt, dataset, recipe)
+    path = Path(cache) / student_key(ckpt, dataset, recipe, unlabelled)
     if (path / STUDENT_INFO).is_file():
         log.info("reusing the pruned, distilled student %s (pass --no-student-cache to distill again)", path)
         student = AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=True, attn_implementation=adapter_for(model.config).attn_implementation).eval()
         return student, json.loads((path / STUDENT_INFO).read_text())
     partial = path.with_name(path.name + ".distill")
-    student, info = compress(model, tokenizer, dataset, recipe, resume=partial)
+    student, info = compress(model, tokenizer, dataset, recipe, resume=partial, unlabelled=unlabelled)
     with _bundle.atomic_directory(path, force=True) as tmp:
         student.save_pretrained(tmp)
         (tmp / STUDENT_INFO).write_text(json.dumps(info, default=str))
