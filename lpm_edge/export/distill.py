@@ -2,6 +2,8 @@
 
 loss = alpha · KL(teacher_T ‖ student_T) · T² + (1 − alpha) · CE(student, gold labels), where _T is
 a softmax at temperature T (Hinton et al. 2015; the T² keeps the soft gradients' scale).
+The recipe can add hidden-state and attention-relation terms (losses.py), texts without gold
+labels (transfer.py: soft loss only) and early stopping on validation texts (early_stop.py).
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def distill(
                if config.eval_every and validation is not None and len(validation) else None)
     transfer = transfer_loss(student, teacher, config, kept_layers)  # None: the logits alone
     extra = transfer.kwargs if transfer is not None else {}
-    state = _resume(checkpoint, student, optimizer, schedule, config, device, texts_hash(extra_texts))
+    extra_hash = texts_hash(extra_texts)
+    state = _resume(checkpoint, student, optimizer, schedule, config, device, extra_hash)
     if state is not None:
         done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
         started -= state["seconds"]
@@ -100,8 +103,9 @@ def distill(
     progress = Progress(config.steps, "distill", done=done)
     student.train()
     saved = time.monotonic()
-    texts, labels = (*train.texts, *extra_texts), (*train.labels, *[NO_LABEL] * len(extra_texts))
-    batches = labelled_batches(tokenizer, texts, labels, config.batch_size, max_length, device, limit=config.steps)
+    pool = (*train.texts, *extra_texts)
+    gold = (*train.labels, *[NO_LABEL] * len(extra_texts))  # extra texts: the teacher's soft targets only
+    batches = labelled_batches(tokenizer, pool, gold, config.batch_size, max_length, device, limit=config.steps)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():
@@ -131,7 +135,7 @@ def distill(
                 break
             if checkpoint is not None and done < config.steps and time.monotonic() - saved >= CHECKPOINT_SECONDS:
                 _save(checkpoint, student, optimizer, schedule, config, device, done, kl_before, loss_value,
-                      time.perf_counter() - started, stopper, texts_hash(extra_texts))
+                      time.perf_counter() - started, stopper, extra_hash)
                 saved = time.monotonic()
     finally:
         progress.close()

@@ -34,15 +34,20 @@ def logits_of(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int)
     import torch
 
     device = str(next(model.parameters()).device)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar length: little padding
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            parts = [model(**encode(tokenizer, texts[i : i + EVAL_BATCH], max_length, device)).logits.float().cpu()
-                     for i in range(0, len(texts), EVAL_BATCH)]
+            parts = [model(**encode(tokenizer, [texts[i] for i in order[s : s + EVAL_BATCH]], max_length,
+                                    device)).logits.float().cpu() for s in range(0, len(order), EVAL_BATCH)]
     finally:
         model.train(was_training)
-    return torch.cat(parts) if parts else torch.zeros(0, 0)
+    if not parts:
+        return torch.zeros(0, 0)
+    out = torch.empty_like(torch.cat(parts))  # (N, C) back in input order
+    out[torch.tensor(order)] = torch.cat(parts)
+    return out
 
 
 class EarlyStopping:
