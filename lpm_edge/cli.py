@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "shared by every --out; OUT.work/students when the checkpoint's folder is read-only)")
     p.add_argument("--no-student-cache", action="store_true",
                    help="keep no student (by default they are kept so that a re-run does not distill again)")
+    _add_unlabelled(p)
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--json", action="store_true")
 
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=_int_list, default=None, help="layers to keep, e.g. 4,3 (default: all, 2/3, 1/2)")
     p.add_argument("--heads", type=_float_list, default=None, help="fractions of heads to remove, e.g. 0,0.334,0.5")
     p.add_argument("--ffn", type=_float_list, default=None, help="fractions of FFN width to remove, e.g. 0,0.5,0.75")
+    _add_unlabelled(p)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP (POST /predict) with micro-batching")
@@ -342,7 +344,7 @@ def cmd_export(a: argparse.Namespace) -> int:
                           "carries its own target (e.g. --recipe cuda-fp16)")
     else:
         out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
-                     force=a.force, student_cache=_student_cache(a), **_split_args(a))
+                     force=a.force, student_cache=_student_cache(a), unlabelled=a.unlabelled, **_split_args(a))
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
@@ -354,6 +356,12 @@ def cmd_export(a: argparse.Namespace) -> int:
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
+
+
+def _add_unlabelled(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unlabelled", type=Path, default=None, metavar="FILE",
+                   help="texts without labels for distillation, labelled by the teacher: one per line, or "
+                        "CSV/TSV/JSONL with a text column (--text-column, default text)")
 
 
 def _student_cache(a: argparse.Namespace) -> Path | bool:
@@ -376,7 +384,8 @@ def _export_auto(a: argparse.Namespace) -> Path:
     check_writable(out)
     work = out.with_name(out.name + ".search")
     budget = 1.0 if a.max_accuracy_drop is None else a.max_accuracy_drop
-    result = search(a.checkpoint, work, data=a.data, max_accuracy_drop=budget, target=a.target, **_split_args(a))
+    result = search(a.checkpoint, work, data=a.data, max_accuracy_drop=budget, target=a.target,
+                    unlabelled=a.unlabelled, **_split_args(a))
     log.info("search chose %s; its report is %s", result.chosen.label if result.chosen else None, work / "search.md")
     return keep_bundle(work / "bundle", out)
 
@@ -570,7 +579,8 @@ def cmd_search(a: argparse.Namespace) -> int:
     from .search import search
 
     result = search(a.checkpoint, a.out, data=a.data, max_accuracy_drop=a.max_accuracy_drop, target=a.target,
-                    max_minutes=a.max_minutes, distill_steps=a.distill_steps, **_split_args(a),
+                    max_minutes=a.max_minutes, distill_steps=a.distill_steps, unlabelled=a.unlabelled,
+                    **_split_args(a),
                     grid={k: v for k, v in (("layers", a.layers), ("heads", a.heads), ("ffn", a.ffn)) if v})
     if a.json:
         _print_json(result.to_dict())

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .. import tasks
 from . import prune as _prune
 from .batches import labelled_batches, pick_device
 from .distill import distill
+from .transfer import augmented
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,11 +27,14 @@ KL_SAMPLE = 256  # validation texts on which the student's KL to the teacher is 
 def compress(
     model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", resume: "Path | None" = None,
     task: "Task | None" = None,
+    unlabelled: Sequence[str] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """Return (student, info): `model` pruned by recipe.prune, then distilled from `model`.
 
     resume: a folder for distillation checkpoints; a run killed midway continues from the last one.
     task: what the model computes (its distillation loss); default: single-label over the data's labels.
+    unlabelled: texts without labels that distillation adds to the training texts (teacher only),
+    with the augmented copies recipe.distill.augment asks for.
 
     `model` is never changed; the student is a deep copy, in eval mode, on the CPU. `info` says
     what was removed and what distillation achieved; the manifest stores it.
@@ -80,8 +84,13 @@ def compress(
     if d.steps:
         torch.manual_seed(0)
         eval_texts = list(dataset.validation.texts[:KL_SAMPLE])
+        extra = [*augmented(dataset.train.texts, d), *unlabelled]
         info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts,
-                                  checkpoint=resume, task=task or tasks.from_training({}, dataset.labels))
+                                  checkpoint=resume, validation=dataset.validation,
+                                  kept_layers=info.get("kept_layers"), extra_texts=extra,
+                                  task=task or tasks.from_training({}, dataset.labels))
+        if unlabelled:
+            info["distill"]["unlabelled_texts"] = len(unlabelled)
     info["parameters"]["after"] = _parameters(student)
     info["seconds"] = round(time.perf_counter() - started, 2)
     return student, info

@@ -3,6 +3,8 @@
 The loss on the outputs is the task's (lpm_edge/tasks/): for single-label classifiers
 alpha · KL(teacher_T ‖ student_T) · T² + (1 − alpha) · CE(student, gold labels), where _T is a
 softmax at temperature T (Hinton et al. 2015; the T² keeps the soft gradients' scale).
+The recipe can add hidden-state and attention-relation terms (losses.py), texts without gold
+labels (transfer.py: soft loss only) and early stopping on validation texts (early_stop.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .batches import Progress, encode, labelled_batches
+from .early_stop import EarlyStopping
+from .losses import transfer_loss
+from .transfer import NO_LABEL, texts_hash
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -57,7 +62,8 @@ def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], ma
 
 def distill(
     student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "DistillConfig", max_length: int,
-    device: str, eval_texts: Sequence[str], checkpoint: Path | None = None, task: "Task | None" = None,
+    device: str, eval_texts: Sequence[str], checkpoint: Path | None = None, validation: "Split | None" = None,
+    kept_layers: Sequence[int] | None = None, extra_texts: Sequence[str] = (), task: "Task | None" = None,
 ) -> dict[str, Any]:
     """Train `student` in place against `teacher` for config.steps steps; return what happened.
 
@@ -66,6 +72,12 @@ def distill(
     checkpoint: a folder where the state (student, optimizer, schedule, step, random state) is
     saved every CHECKPOINT_SECONDS; a run started with the same folder continues from there and
     ends with the weights an uninterrupted run would have.
+    validation: with config.eval_every, the split early stopping measures the student on; the
+    student ends with the weights of its best check.
+    kept_layers: the teacher layer each student layer was pruned from, for the hidden-state and
+    attention-relation losses (config.hidden_weight, config.attention_relation_weight).
+    extra_texts: texts without gold labels (unlabelled, augmented), shuffled in with the training
+    texts; they enter the soft loss only.
     """
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -81,23 +93,37 @@ def distill(
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP * config.steps), config.steps)
     temp, alpha = config.temperature, config.alpha
     loss_value, done = float("nan"), 0
-    state = _resume(checkpoint, student, optimizer, schedule, config, device)
+    stopper = (EarlyStopping(teacher, tokenizer, validation, config, max_length)
+               if config.eval_every and validation is not None and len(validation) else None)
+    transfer = transfer_loss(student, teacher, config, kept_layers)  # None: the logits alone
+    extra = transfer.kwargs if transfer is not None else {}
+    extra_hash = texts_hash(extra_texts)
+    state = _resume(checkpoint, student, optimizer, schedule, config, device, extra_hash)
     if state is not None:
         done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
         started -= state["seconds"]
+        if stopper is not None and state.get("early_stop") is not None:
+            stopper.load_state_dict(state["early_stop"])
     else:
         kl_before = mean_kl(student, teacher, tokenizer, eval_texts, max_length, task=task)
     progress = Progress(config.steps, "distill", done=done)
     student.train()
     saved = time.monotonic()
-    batches = labelled_batches(tokenizer, train.texts, train.labels, config.batch_size, max_length, device,
-                               limit=config.steps)
+    pool = (*train.texts, *extra_texts)
+    gold = (*train.labels, *[NO_LABEL] * len(extra_texts))  # extra texts: the teacher's soft targets only
+    batches = labelled_batches(tokenizer, pool, gold, config.batch_size, max_length, device, limit=config.steps)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():
-                t_logits = teacher(**inputs).logits.float()  # (B, C)
-            s_logits = student(**inputs).logits.float()  # (B, C)
-            loss = task.distill_loss(s_logits, t_logits, labels, temp, alpha)
+                t_out = teacher(**inputs, **extra)
+                t_logits = t_out.logits.float()  # (B, C)
+            s_out = student(**inputs, **extra)
+            s_logits = s_out.logits.float()  # (B, C)
+            # A batch of texts without gold labels only (unlabelled, augmented) gets the soft loss alone.
+            gold = None if extra_texts and not bool((labels != NO_LABEL).any()) else labels
+            loss = task.distill_loss(s_logits, t_logits, gold, temp, alpha)
+            if transfer is not None:
+                loss = loss + transfer(s_out, t_out, inputs["attention_mask"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -106,27 +132,43 @@ def distill(
             loss_value = float(loss.detach())
             done += 1
             progress.update(loss=loss_value)
+            if stopper is not None and stopper.due(done, config.steps) and stopper.check(done, student):
+                log.info("early stopping at step %d: no gain in %d checks; keeping step %d", done,
+                         stopper.patience, stopper.best_step)
+                break
             if checkpoint is not None and done < config.steps and time.monotonic() - saved >= CHECKPOINT_SECONDS:
                 _save(checkpoint, student, optimizer, schedule, config, device, done, kl_before, loss_value,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, stopper, extra_hash)
                 saved = time.monotonic()
     finally:
         progress.close()
         student.eval()
+        if transfer is not None:
+            transfer.close()
+    if stopper is not None:
+        stopper.restore(student)
     kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length, task=task)
     student.to("cpu")
     seconds = time.perf_counter() - started
     log.info("distilled %d steps on %s in %.0f s: KL to teacher %.4f -> %.4f", done, device, seconds,
              kl_before, kl_after)
-    return {
+    record = {
         "steps": done, "device": device, "temperature": temp, "alpha": alpha,
         "kl_before": kl_before, "kl_after": kl_after, "final_loss": loss_value,
         "eval_texts": len(eval_texts), "seconds": round(seconds, 2),
     }
+    if stopper is not None:
+        record["early_stopping"] = stopper.record(done)
+    if transfer is not None:
+        record["transfer"] = transfer.record()
+    if extra_texts:
+        record["extra_texts"] = len(extra_texts)
+    return record
 
 
 def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig", device: str,
-          done: int, kl_before: float, loss: float, seconds: float) -> None:
+          done: int, kl_before: float, loss: float, seconds: float, stopper: EarlyStopping | None = None,
+          extra: str = "") -> None:
     """Write the distillation state through a temporary file and a rename: never half-written."""
     import dataclasses
 
@@ -138,6 +180,8 @@ def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "Di
         "seconds": seconds, "student": student.state_dict(), "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if device.startswith("cuda") else None,
+        "early_stop": stopper.state_dict() if stopper is not None else None,
+        "extra_texts": extra,
     }
     tmp = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
     torch.save(state, tmp)
@@ -146,7 +190,7 @@ def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "Di
 
 
 def _resume(folder: Path | None, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig",
-            device: str) -> dict[str, Any] | None:
+            device: str, extra: str = "") -> dict[str, Any] | None:
     """Load a checkpoint written by `_save` for these settings into the objects; None when there is none."""
     import dataclasses
 
@@ -159,6 +203,8 @@ def _resume(folder: Path | None, student: Any, optimizer: Any, schedule: Any, co
         state = torch.load(path, map_location=device, weights_only=False)
         if state.get("config") != dataclasses.asdict(config) or not 0 < state["done"] < config.steps:
             raise ValueError("other settings")
+        if state.get("extra_texts", "") != extra:
+            raise ValueError("other unlabelled or augmented texts")
         own, saved = student.state_dict(), state["student"]
         if set(own) != set(saved) or any(own[k].shape != v.shape for k, v in saved.items()):
             raise ValueError("another pruned shape")  # checked first: a failed load would leave half the weights

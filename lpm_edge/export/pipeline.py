@@ -71,6 +71,7 @@ def export(
     text_column: str | None = None,
     label_column: str | None = None,
     strict: bool = False,
+    unlabelled: str | Path | None = None,
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
@@ -88,20 +89,23 @@ def export(
     budget is tried again with quantize.auto_exclude, then with an fp32 graph for long, then short,
     batches (quantize.fp32_tokens), and AccuracyBudgetError says what to do next; nothing is
     written to `out`.
+    unlabelled: a file of texts without labels (one per line, or CSV/TSV/JSONL with a text column)
+    that the teacher labels for distillation, beside the training texts (lpm_edge.export.transfer).
     """
     splits = dict(validation=validation, test=test, text_column=text_column, label_column=label_column,
                   strict=strict)
+    extra = _unlabelled(unlabelled, text_column, recipe)
     try:
         return _export(checkpoint, out, recipe, data=data, max_accuracy_drop=max_accuracy_drop, force=force,
-                       student_cache=student_cache, splits=splits)
+                       student_cache=student_cache, splits=splits, unlabelled=extra)
     except _Rejected as miss:
-        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache, splits)
+        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache, splits, extra)
 
 
 def _export(
     checkpoint: str | Path, out: str | Path, recipe: str | Path | Recipe, *, data: str | None,
     max_accuracy_drop: float | None, force: bool, student_cache: str | Path | bool | None,
-    splits: dict[str, Any],
+    splits: dict[str, Any], unlabelled: Sequence[str] = (),
 ) -> Path:
     require("torch", "export")
     require("onnx", "export")
@@ -156,7 +160,7 @@ def _export(
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
     student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache, ckpt),
-                                     task)
+                                     task, unlabelled)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -205,7 +209,7 @@ class _Rejected(Exception):
 
 def _after_budget_miss(
     miss: _Rejected, checkpoint: str | Path, out: Path, data: str | None, force: bool,
-    student_cache: str | Path | bool | None, splits: dict[str, Any],
+    student_cache: str | Path | bool | None, splits: dict[str, Any], unlabelled: Sequence[str] = (),
 ) -> Path:
     """Try the int8 rescues where they can help, else raise AccuracyBudgetError saying what to do next."""
     m, recipe, budget = miss.metrics, miss.recipe, miss.budget
@@ -221,7 +225,7 @@ def _after_budget_miss(
         with rejected.best_kept(out):
             try:
                 return _export(checkpoint, out, better, data=data, max_accuracy_drop=budget, force=force,
-                               student_cache=student_cache, splits=splits)
+                               student_cache=student_cache, splits=splits, unlabelled=unlabelled)
             except _Rejected as again:
                 tried.append(f"{what} (drop {again.metrics['accuracy_drop_points']:.2f})")
                 last, miss = again, min(miss, again, key=lambda r: r.metrics["accuracy_drop_points"])  # the one kept
@@ -273,7 +277,7 @@ def checkpoint_dataset(
 
 def _compress(
     model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe, ckpt: Path, cache: str | Path | None,
-    task: Task,
+    task: Task, unlabelled: Sequence[str] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """Structured pruning and distillation; the student is a new model, `model` is untouched."""
     p = recipe.prune
@@ -282,8 +286,23 @@ def _compress(
     from .compress import compress
 
     if cache is None:
-        return compress(model, tokenizer, dataset, recipe, task=task)
-    return cached_compress(model, tokenizer, dataset, recipe, ckpt, Path(cache), task=task)
+        return compress(model, tokenizer, dataset, recipe, task=task, unlabelled=unlabelled)
+    return cached_compress(model, tokenizer, dataset, recipe, ckpt, Path(cache), task=task, unlabelled=unlabelled)
+
+
+def _unlabelled(path: str | Path | None, text_column: str | None, recipe: str | Path | Recipe) -> list[str]:
+    """The --unlabelled texts, read before any work; refused for a recipe that does not distill."""
+    if path is None:
+        return []
+    from .transfer import read_texts
+
+    named = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    if not named.distill.steps:
+        raise ConfigError(f"--unlabelled texts are for distillation, and recipe {named.name} does not distill "
+                          "(distill.steps = 0); use a recipe that does, e.g. cpu-pruned-int8")
+    texts = read_texts(path, text_column or "text")
+    log.info("%d unlabelled texts from %s join distillation (the teacher labels them)", len(texts), Path(path).name)
+    return texts
 
 
 def _prune_vocab(

@@ -41,6 +41,25 @@ class DistillConfig:
     alpha: float = 0.5  # weight of the soft (teacher) loss; 1 - alpha on the hard labels
     batch_size: int = 32
     learning_rate: float = 5e-5
+    # Early stopping on the validation split: every `eval_every` steps (0 = never) the student's
+    # accuracy on `eval_samples` validation texts is measured; the best student is kept, and
+    # distillation stops after `patience` checks without improvement.
+    eval_every: int = 0
+    patience: int = 3
+    eval_samples: int = 512
+    # Losses beyond the logits (lpm_edge.export.losses); 0 = off.
+    hidden_weight: float = 0.0  # MSE of each student layer's output against its teacher layer's
+    attention_relation_weight: float = 0.0  # MiniLM-v2 query/key/value relations of the last layer
+    # More transfer texts, labelled by the teacher only: none | edit (span deletion and word swaps)
+    augment: str = "none"
+    augment_copies: int = 1  # edited copies of each training text
+
+
+# Fields added after the first DistillConfig: left out of the student cache key while at their
+# defaults, so that students distilled before they existed are still found.
+DISTILL_ADDED = ("eval_every", "patience", "eval_samples", "hidden_weight", "attention_relation_weight",
+                 "augment", "augment_copies")
+AUGMENTS = ("none", "edit")
 
 
 @dataclass(frozen=True)
@@ -200,6 +219,18 @@ def _validate(obj: Any, where: str) -> None:
             raise bad("distill: steps >= 0, temperature > 0 and 0 <= alpha <= 1 are required")
         if obj.batch_size < 1 or obj.learning_rate <= 0:
             raise bad("distill: batch_size >= 1 and learning_rate > 0 are required")
+        for name in ("eval_every", "patience", "eval_samples", "augment_copies"):
+            value = getattr(obj, name)
+            if type(value) is not int or value < (0 if name == "eval_every" else 1):
+                least = 0 if name == "eval_every" else 1
+                raise bad(f"distill.{name}={value!r} must be an integer of at least {least}")
+        for name in ("hidden_weight", "attention_relation_weight"):
+            if getattr(obj, name) < 0:
+                raise bad(f"distill.{name}={getattr(obj, name)} must be >= 0 (0 turns the loss off)")
+        if obj.augment not in AUGMENTS:
+            why = (" ('mlm' needs a masked-LM head, which a classification checkpoint does not have)"
+                   if obj.augment == "mlm" else "")
+            raise bad(f"distill.augment={obj.augment!r} must be one of {', '.join(AUGMENTS)}{why}")
 
 
 def builtin_names() -> list[str]:

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -101,18 +101,36 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() else 0
 
 
-def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe") -> str:
+def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe", unlabelled: Sequence[str] = ()) -> str:
+    from .recipe import DISTILL_ADDED, DistillConfig
+
     settings = recipe.to_dict()
     # The training texts themselves, not only the dataset's name: --validation/--test files change them.
     train = hashlib.sha256("\x00".join(dataset.train.texts).encode()).hexdigest()
-    blob = json.dumps([str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name, train,
-                       settings["prune"], settings["distill"], recipe.max_length], sort_keys=True)
+    # Later fields at their defaults change nothing: a student distilled before they existed still matches.
+    default = DistillConfig()
+    distill = {k: v for k, v in settings["distill"].items()
+               if k not in DISTILL_ADDED or v != getattr(default, k)}
+    parts: list = [str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name, train,
+                   settings["prune"], distill, recipe.max_length]
+    if recipe.distill.eval_every:  # early stopping reads the validation texts and labels
+        parts.append(_texts_hash(dataset.validation.texts, dataset.validation.labels))
+    if unlabelled:  # --unlabelled texts
+        parts.append(["unlabelled", _texts_hash(unlabelled)])
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _texts_hash(texts: Sequence[str], labels: Sequence[int] = ()) -> str:
+    h = hashlib.sha256("\x00".join(texts).encode())
+    h.update(",".join(map(str, labels)).encode())
+    return h.hexdigest()
 
 
 def cached_compress(
     model: Any, tokenizer: Any, dataset: "Dataset", recipe: "Recipe", ckpt: Path, cache: Path,
     task: Any = None,
+    unlabelled: Sequence[str] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """`compress`, keeping the student in `cache` and its distillation checkpoints beside it."""
     import transformers
@@ -121,7 +139,7 @@ def cached_compress(
     from ..families import adapter_for
     from .compress import compress
 
-    path = Path(cache) / student_key(ckpt, dataset, recipe)
+    path = Path(cache) / student_key(ckpt, dataset, recipe, unlabelled)
     log.info("student cache: %s", describe(Path(cache)))
     if (path / STUDENT_INFO).is_file():
         log.info("reusing the pruned, distilled student %s (pass --no-student-cache to distill again)", path)
@@ -129,7 +147,7 @@ def cached_compress(
             path, local_files_only=True, attn_implementation=adapter_for(model.config).attn_implementation).eval()
         return student, json.loads((path / STUDENT_INFO).read_text())
     partial = path.with_name(path.name + ".distill")
-    student, info = compress(model, tokenizer, dataset, recipe, resume=partial, task=task)
+    student, info = compress(model, tokenizer, dataset, recipe, resume=partial, task=task, unlabelled=unlabelled)
     with _bundle.atomic_directory(path, force=True) as tmp:
         student.save_pretrained(tmp)
         (tmp / STUDENT_INFO).write_text(json.dumps(info, default=str))

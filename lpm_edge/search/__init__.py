@@ -36,6 +36,7 @@ def search(
     text_column: str | None = None,
     label_column: str | None = None,
     strict: bool = False,
+    unlabelled: str | Path | None = None,
 ) -> SearchResult:
     """Explore compression candidates, keep the fastest bundle within the budget in OUT/bundle.
 
@@ -45,7 +46,8 @@ def search(
     SearchBudgetError is raised. Measured candidates are cached in OUT/cache.json. `grid`
     narrows the default space: {"layers": [4, 3], "heads": [0.0, 0.334], "ffn": [0.5]}.
     validation, test, text_column, label_column, strict: the splits, as for `load_dataset`; the
-    report names each split's source.
+    report names each split's source. unlabelled: a file of texts without labels that every
+    candidate's distillation adds to the training texts (as `export`'s).
     """
     from ..export.pipeline import checkpoint_dataset
     from ..runtime import int8_pays, load
@@ -75,12 +77,17 @@ def search(
     texts = list(val[:: max(1, len(val) // latency_texts)][:latency_texts])
     max_length = Candidate().recipe(target).max_length
     split = _median_tokens(ckpt, list(val), max_length)
-    evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data, data_args=data_args,
+    export_args = {**data_args, **({"unlabelled": unlabelled} if unlabelled is not None else {})}
+    evaluator = BundleEvaluator(ckpt, out, texts, target=target, data=data, data_args=export_args,
                                 task=task,
                                 validation=dataset.validation if target != "cpu" else None)
     context = {"checkpoint": str(ckpt.resolve()), "mtime": (ckpt / "config.json").stat().st_mtime_ns,
                "data": dataset.name, "validation": dataset.validation.source, "n": len(dataset.validation),
                "target": target, "latency_texts": len(texts)}
+    if unlabelled is not None:  # candidates distilled with other texts are other candidates
+        from ..export.transfer import read_texts, texts_hash
+
+        context["unlabelled"] = texts_hash(read_texts(unlabelled, text_column or "text"))
     cache = Cache(out / "cache.json", context)
     reference_accuracy = _reference_accuracy(ckpt, dataset, task, cache)
     evaluator.resume_anchor(list(cache.points.values()))

@@ -88,15 +88,15 @@ class SingleLabel(Task):
 
     def distill_loss(self, student: Any, teacher: Any, gold: Any, temperature: float, alpha: float) -> Any:
         """alpha · KL(teacher_T ‖ student_T) · T² + (1 − alpha) · CE(student, gold) (Hinton et al. 2015;
-        the T² keeps the soft gradients' scale)."""
+        the T² keeps the soft gradients' scale); gold None: the soft term alone."""
         import torch.nn.functional as F
 
         t = temperature
         soft = F.kl_div(F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1), log_target=True,
                         reduction="batchmean") * t * t
-        if alpha >= 1 or gold is None:
-            return soft
-        return alpha * soft + (1 - alpha) * F.cross_entropy(student, gold)
+        if gold is None:  # examples without gold labels (texts the teacher alone labels)
+            return alpha * soft
+        return alpha * soft + (1 - alpha) * F.cross_entropy(student, gold)  # gold -100 = none: ignored
 
     def divergence(self, student: Any, teacher: Any) -> Any:
         import torch.nn.functional as F
