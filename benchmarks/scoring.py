@@ -34,7 +34,8 @@ if cfg["ray"]:
     import ray
     ray.init(num_cpus=cfg["cores"], include_dashboard=False, log_to_driver=False)
     from lpm_edge.integrations.ray import score_file_ray
-    r = score_file_ray(cfg["bundle"], cfg["input"], cfg["output"], concurrency=cfg["workers"], force=True)
+    r = score_file_ray(cfg["bundle"], cfg["input"], cfg["output"], concurrency=cfg["workers"], force=True,
+                       progress=False)
 else:
     from lpm_edge.scoring import score_file
     r = score_file(cfg["bundle"], cfg["input"], cfg["output"], workers=cfg["workers"], force=True, progress=False)

@@ -237,11 +237,10 @@ def _predict_file(a: argparse.Namespace) -> int:
     if a.ray is not None:
         from .integrations.ray import score_file_ray
 
-        if a.resume or a.skip_bad:
-            raise ConfigError("--resume and --skip-bad work on one machine; drop them with --ray")
-
         result = score_file_ray(a.bundle, a.input, a.output, address=None if a.ray == "local" else a.ray,
-                                text_column=a.text_column, concurrency=a.workers, force=a.force)
+                                concurrency=a.workers, providers=providers, text_column=a.text_column,
+                                resume=a.resume, skip_bad=a.skip_bad, force=a.force, chunk_rows=a.chunk_rows,
+                                max_chars=a.max_chars)
     else:
         from .scoring import score_file
 

@@ -31,6 +31,8 @@ CHUNK_ROWS = 4096  # rows per chunk: what each worker scores at once, and the un
 MAX_CHARS = 100_000  # longer texts are bad rows (the model reads only max_length tokens of them anyway)
 SHOWN_BAD = 20  # bad rows logged one by one; the rest only counted
 
+Score = Callable[[list[str]], Any]  # texts -> probabilities (rows, labels), or a Future of them
+
 
 @dataclass(frozen=True)
 class ScoreResult:
@@ -71,6 +73,7 @@ def score_file(
     max_chars: int = MAX_CHARS,
     providers: str | Sequence[str] = "auto",
     progress: bool | None = None,
+    scorer: Callable[[], tuple[Score, Callable[[], None]]] | None = None,
 ) -> ScoreResult:
     """Score every row of `input` (CSV, TSV, JSONL or Parquet) into `output` (same format).
 
@@ -80,6 +83,9 @@ def score_file(
     skip_bad: skip rows whose text is missing, not text, not UTF-8 or longer than `max_chars`
     (each is logged with its line); otherwise the first such row stops the run with a DataError.
     progress: a bar on a terminal (None = when stderr is one), else a log line every 30 s.
+    scorer: opens where chunks are scored, returning (score, close): score(texts) gives the
+    probabilities (rows, labels) or a Future of them, at most 2 x `workers` in flight. None: this
+    process, or `workers` processes. `lpm_edge.integrations.ray.score_file_ray` passes Ray actors.
     """
     from .. import bundle as _bundle
 
@@ -105,7 +111,7 @@ def score_file(
 
     start = time.monotonic()
     bar = RowProgress(fmt.progress, bar=progress)
-    score, close = _scorer(bundle, workers, providers)
+    score, close = scorer() if scorer is not None else _scorer(bundle, workers, providers)
     pending: deque[tuple[Chunk, Future | np.ndarray]] = deque()
     skipped = 0
     total_chunks = 0
@@ -210,7 +216,7 @@ def _score_in_worker(texts: list[str]) -> np.ndarray:
     return _WORKER.predict_proba(texts) if texts else np.zeros((0, len(_WORKER.labels)), np.float32)
 
 
-def _scorer(bundle: Any, workers: int, providers: Any) -> tuple[Callable[[list[str]], Any], Callable[[], None]]:
+def _scorer(bundle: Any, workers: int, providers: Any) -> tuple[Score, Callable[[], None]]:
     """(score(texts) -> probabilities or a Future of them, close())."""
     from ..runtime import load
 
