@@ -93,7 +93,7 @@ class _Bytes:
         self.total = max(1, path.stat().st_size)
 
     def fraction(self) -> float:
-        return 0.0 if self.f.closed else self.f.tell() / self.total
+        return 1.0 if self.f.closed else self.f.tell() / self.total  # closed: read to the end
 
 
 class CsvFormat(Format):
@@ -129,6 +129,7 @@ class CsvFormat(Format):
                 self.header = next(reader)
             except StopIteration:
                 raise DataError(f"{self.path}: empty file, expected a header row") from None
+        self._src = None  # the header alone is not progress
         if self.text_column not in self.header:
             raise DataError(f"{self.path}:1: no column {self.text_column!r} in the header; columns are "
                             f"{self.header}. Choose with --text-column")

@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..progress import Progress
 from .formats import Chunk, Format, format_of, open_format
-from .progress import RowProgress
 
 log = logging.getLogger("lpm_edge.scoring")
 
@@ -110,7 +110,7 @@ def score_file(
         log.info("resuming: %d chunks of %s already scored", len(done), input)
 
     start = time.monotonic()
-    bar = RowProgress(fmt.progress, bar=progress)
+    bar = Progress(None, "scoring", unit="rows", fraction=fmt.progress, bar=progress)
     score, close = scorer() if scorer is not None else _scorer(bundle, workers, providers)
     pending: deque[tuple[Chunk, Future | np.ndarray]] = deque()
     skipped = 0
@@ -187,7 +187,7 @@ def _report_bad(input: Path, chunk: Chunk, seen: int) -> None:
         log.warning("%s:%d: bad row, %s", input, line, reason)
 
 
-def _finish(fmt: Format, work: Path, labels: Sequence[str], chunk: Chunk, scored: Any, bar: RowProgress) -> None:
+def _finish(fmt: Format, work: Path, labels: Sequence[str], chunk: Chunk, scored: Any, bar: Progress) -> None:
     """Write one scored chunk: its part file, then the record that marks it done (each renamed into place)."""
     probs = scored.result() if isinstance(scored, Future) else scored  # (rows, labels)
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
