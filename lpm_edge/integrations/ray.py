@@ -52,7 +52,7 @@ class BundlePredictor:
             raise ConfigError(f"the dataset has no column {self.text_column!r}; columns are {sorted(batch)}; "
                               "pass text_column=")
         texts = [str(t) for t in batch[self.text_column]]
-        probs = self.clf.predict_proba(texts) if texts else np.zeros((0, len(self.clf.labels)), np.float32)
+        probs = self.clf.predict_proba(texts)  # (rows, labels)
         best = probs.argmax(axis=1)
         labels = np.asarray(self.clf.labels, dtype=object)
         return {**batch, LABEL_COLUMN: labels[best], SCORE_COLUMN: probs[np.arange(len(best)), best]}
@@ -79,7 +79,7 @@ class _ChunkScorer:
         self.clf = load(bundle, providers=providers, threads=threads)
 
     def score(self, texts: list[str]) -> np.ndarray:
-        return self.clf.predict_proba(texts) if texts else np.zeros((0, len(self.clf.labels)), np.float32)
+        return self.clf.predict_proba(texts)
 
 
 def actor_scorer(bundle: str | os.PathLike[str], *, address: str | None = None, concurrency: int = 1,

@@ -190,7 +190,7 @@ def _report_bad(input: Path, chunk: Chunk, seen: int) -> None:
 def _finish(fmt: Format, work: Path, labels: Sequence[str], chunk: Chunk, scored: Any, bar: Progress) -> None:
     """Write one scored chunk: its part file, then the record that marks it done (each renamed into place)."""
     probs = scored.result() if isinstance(scored, Future) else scored  # (rows, labels)
-    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    best = probs.argmax(axis=1)
     part = work / f"part-{chunk.index:06d}{fmt.part_suffix}"
     tmp = part.with_name(part.name + ".tmp")
     fmt.write_part(tmp, chunk.rows, [labels[k] for k in best], probs[np.arange(len(best)), best].tolist())
@@ -213,7 +213,7 @@ def _init_worker(bundle: str, providers: Any, threads: int) -> None:
 
 
 def _score_in_worker(texts: list[str]) -> np.ndarray:
-    return _WORKER.predict_proba(texts) if texts else np.zeros((0, len(_WORKER.labels)), np.float32)
+    return _WORKER.predict_proba(texts)
 
 
 def _scorer(bundle: Any, workers: int, providers: Any) -> tuple[Score, Callable[[], None]]:
@@ -221,9 +221,7 @@ def _scorer(bundle: Any, workers: int, providers: Any) -> tuple[Score, Callable[
     from ..runtime import load
 
     if workers == 1:
-        clf = load(bundle, providers=providers)
-        empty = np.zeros((0, len(clf.labels)), np.float32)
-        return (lambda texts: clf.predict_proba(texts) if texts else empty), (lambda: None)
+        return load(bundle, providers=providers).predict_proba, (lambda: None)
     import multiprocessing
 
     threads = max(1, available_cores() // workers)
