@@ -117,3 +117,18 @@ def test_ray_skips_bad_rows_and_resumes(tmp_path, tiny_bundle, local_ray, monkey
     result = score_file_ray(tiny_bundle, src, out, skip_bad=True, resume=True, **opts)
     assert (result.rows, result.skipped, result.chunks, result.resumed_chunks) == (598, 2, 6, 2)
     _same(out, local.output)
+
+
+@pytest.mark.slow
+def test_score_dataset_on_ray_data(tiny_fp32_bundle, local_ray):
+    from lpm_edge import load
+    from lpm_edge.integrations.ray import score_dataset
+
+    texts = [t for t, _ in synthetic_rows(300, seed=13)]
+    ds = local_ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)])
+    got = sorted(score_dataset(ds, tiny_fp32_bundle, concurrency=1, threads=1, batch_size=64).take_all(),
+                 key=lambda r: r["id"])
+    want = load(tiny_fp32_bundle, providers="cpu").predict(texts)
+    assert [r["text"] for r in got] == texts
+    assert [r["pred_label"] for r in got] == [p.label for p in want]
+    assert np.allclose([r["pred_score"] for r in got], [p.score for p in want], atol=1e-5)
