@@ -225,7 +225,8 @@ def _add_scoring(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-rows", type=_positive_int, default=4096, help="rows scored at once; the unit of --resume")
     g.add_argument("--force", action="store_true", help="replace an existing --output")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="score on a Ray cluster (a local one without ADDRESS); needs lpm-edge[ray]")
+                   help="score on a Ray cluster (a local one without ADDRESS) with --workers actors; "
+                        "needs lpm-edge[ray]")
 
 
 def _predict_file(a: argparse.Namespace) -> int:
