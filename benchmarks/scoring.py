@@ -1,7 +1,8 @@
 """Batch scoring throughput and peak memory: 1 and 2 worker processes, Ray, and growing inputs.
 
     PYTHONPATH=. .venv/bin/python benchmarks/scoring.py runs/bundle \
-        [--rows 20000] [--workers 1,2] [--memory-rows 10000,100000] [--no-ray] [--out benchmarks/results]
+        [--rows 20000] [--workers 1,2] [--memory-rows 10000,100000] [--chunk-rows 4096] [--no-ray]
+        [--out benchmarks/results]
 
 Short texts are synthesised from the built-in Rotten Tomatoes snippets (cycled, each row with an id)
 into a CSV file. Each run is a fresh Python process calling `score_file` (or `score_file_ray`).
@@ -35,10 +36,11 @@ if cfg["ray"]:
     ray.init(num_cpus=cfg["cores"], include_dashboard=False, log_to_driver=False)
     from lpm_edge.integrations.ray import score_file_ray
     r = score_file_ray(cfg["bundle"], cfg["input"], cfg["output"], concurrency=cfg["workers"], force=True,
-                       progress=False)
+                       progress=False, chunk_rows=cfg["chunk_rows"])
 else:
     from lpm_edge.scoring import score_file
-    r = score_file(cfg["bundle"], cfg["input"], cfg["output"], workers=cfg["workers"], force=True, progress=False)
+    r = score_file(cfg["bundle"], cfg["input"], cfg["output"], workers=cfg["workers"], force=True, progress=False,
+                   chunk_rows=cfg["chunk_rows"])
 wall = time.perf_counter() - t
 with open("/proc/self/status") as f:
     own = next(int(l.split()[1]) // 1024 for l in f if l.startswith("VmHWM:"))
@@ -59,9 +61,9 @@ def synthesise(path: Path, rows: int) -> Path:
     return path
 
 
-def run(bundle: Path, src: Path, out: Path, workers: int, ray: bool, cores: int) -> dict:
+def run(bundle: Path, src: Path, out: Path, workers: int, ray: bool, cores: int, chunk_rows: int) -> dict:
     cfg = {"bundle": str(bundle), "input": str(src), "output": str(out), "workers": workers, "ray": ray,
-           "cores": cores}
+           "cores": cores, "chunk_rows": chunk_rows}
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], capture_output=True, text=True)
@@ -95,6 +97,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=20_000, help="rows for the workers / Ray comparison")
     p.add_argument("--workers", default="1,2", help="worker counts for the comparison (score_file)")
     p.add_argument("--memory-rows", default="10000,100000", help="input sizes for the memory-growth runs (1 worker)")
+    p.add_argument("--chunk-rows", type=int, default=4096, help="rows a chunk (N workers need N chunks or more)")
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--memory-only", action="store_true", help="only the memory-growth runs")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -111,13 +114,14 @@ def main() -> None:
             if n == a.rows and (1, False) in plan:
                 continue  # the 1-worker comparison run below measures this size
             src = synthesise(Path(tmp) / f"texts-{n}.csv", n)
-            results["memory"].append(run(a.bundle, src, Path(tmp) / "out.csv", 1, False, cores))
+            results["memory"].append(run(a.bundle, src, Path(tmp) / "out.csv", 1, False, cores, a.chunk_rows))
             src.unlink()
             report(results, a.out)
         if plan:
             src = synthesise(Path(tmp) / f"texts-{a.rows}.csv", a.rows)
             for workers, ray in plan:
-                results["throughput"].append(run(a.bundle, src, Path(tmp) / "out.csv", workers, ray, cores))
+                results["throughput"].append(run(a.bundle, src, Path(tmp) / "out.csv", workers, ray, cores,
+                                                 a.chunk_rows))
                 report(results, a.out)
     print(report(results, a.out))
 
