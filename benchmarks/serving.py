@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+import _report  # benchmarks/_report.py, beside this script
+
 # A transformers pipeline behind the same Starlette app and micro-batcher as the bundle.
 PIPELINE_SERVER = r'''
 import json, sys
@@ -155,18 +157,11 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "serving.json").write_text(json.dumps(results, indent=2))
-    cpu = results["machine"]["cpu"]
-    lines = [f"# Serving on the loopback ({cpu['model']}, {cpu['cores']} cores, VNNI {'yes' if cpu['vnni'] else 'no'})",
-             "", f"`{results['command']}`", "",
-             "| backend | micro-batching | concurrency | requests/s | p50 ms | p99 ms | texts per model call |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results["runs"]:
-        lines.append(f"| {r['backend']} | {'on' if r['batching'] else 'off'} | {r['concurrency']} | "
-                     f"{r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['texts_per_model_call']} |")
-    (a.out / "serving.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    rows = [[r["backend"], "on" if r["batching"] else "off", r["concurrency"], r["requests_per_s"], r["p50_ms"],
+             r["p99_ms"], r["texts_per_model_call"]] for r in results["runs"]]
+    print(_report.write(a.out, "serving", results, "Serving on the loopback",
+                        ["backend", "micro-batching", "concurrency", "requests/s", "p50 ms", "p99 ms",
+                         "texts per model call"], rows))
 
 
 if __name__ == "__main__":

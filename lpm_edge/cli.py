@@ -253,7 +253,8 @@ def _add_scoring(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-rows", type=_positive_int, default=4096, help="rows scored at once; the unit of --resume")
     g.add_argument("--force", action="store_true", help="replace an existing --output")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="score on a Ray cluster (a local one without ADDRESS); needs lpm-edge[ray]")
+                   help="score on a Ray cluster (a local one without ADDRESS) with --workers actors; "
+                        "needs lpm-edge[ray]")
 
 
 def _predict_file(a: argparse.Namespace) -> int:
@@ -265,11 +266,10 @@ def _predict_file(a: argparse.Namespace) -> int:
     if a.ray is not None:
         from .integrations.ray import score_file_ray
 
-        if a.resume or a.skip_bad:
-            raise ConfigError("--resume and --skip-bad work on one machine; drop them with --ray")
-
         result = score_file_ray(a.bundle, a.input, a.output, address=None if a.ray == "local" else a.ray,
-                                text_column=a.text_column, concurrency=a.workers, force=a.force)
+                                concurrency=a.workers, providers=providers, text_column=a.text_column,
+                                resume=a.resume, skip_bad=a.skip_bad, force=a.force, chunk_rows=a.chunk_rows,
+                                max_chars=a.max_chars)
     else:
         from .scoring import score_file
 

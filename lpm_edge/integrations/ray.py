@@ -10,20 +10,24 @@ bundle once, then scores batch after batch::
     scored.write_parquet("s3://bucket/scored/")
 
 The bundle path must be readable from every node (a shared file system, or a copy on each).
+
+`score_file_ray` (behind `lpm-edge predict --input F --output F --ray [ADDRESS]`) is `score_file`
+with Ray actors in place of worker processes: this process reads and writes the file in chunks,
+the actors score them, so resume, skip-bad and the output are those of `score_file`.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, require
-from ..scoring.formats import LABEL_COLUMN, SCORE_COLUMN, format_of
+from ..scoring.formats import LABEL_COLUMN, SCORE_COLUMN
 from ..scoring.run import CHUNK_ROWS, ScoreResult
 
 log = logging.getLogger("lpm_edge.integrations.ray")
@@ -48,7 +52,7 @@ class BundlePredictor:
             raise ConfigError(f"the dataset has no column {self.text_column!r}; columns are {sorted(batch)}; "
                               "pass text_column=")
         texts = [str(t) for t in batch[self.text_column]]
-        probs = self.clf.predict_proba(texts) if texts else np.zeros((0, len(self.clf.labels)), np.float32)
+        probs = self.clf.predict_proba(texts)  # (rows, labels)
         best = probs.argmax(axis=1)
         labels = np.asarray(self.clf.labels, dtype=object)
         return {**batch, LABEL_COLUMN: labels[best], SCORE_COLUMN: probs[np.arange(len(best)), best]}
@@ -66,81 +70,71 @@ def score_dataset(ds: Any, bundle: str | os.PathLike[str], *, text_column: str =
     )
 
 
-def _read(path: Path) -> Any:
-    import ray.data
+class _ChunkScorer:
+    """A Ray actor for `score_file_ray`: loads the bundle once, then scores chunk after chunk."""
 
-    fmt = format_of(path)
-    if fmt == "parquet":
-        return ray.data.read_parquet(str(path))
-    if fmt == "jsonl":
-        return ray.data.read_json(str(path), lines=True)
-    import pyarrow.csv as pacsv
+    def __init__(self, bundle: str, providers: Any, threads: int) -> None:
+        from ..runtime import load
 
-    parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", quote_char=False if fmt == "tsv" else '"')
-    return ray.data.read_csv(str(path), parse_options=parse)  # pyarrow infers column types
+        self.clf = load(bundle, providers=providers, threads=threads)
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        return self.clf.predict_proba(texts)
 
 
-def _write(batches: Any, fmt: str, out: Path) -> int:
-    """Write pyarrow batches, in order, to one file of the format; the rows written."""
-    import json
-
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    rows, writer = 0, None
-    with open(out, "wb") as f:
-        for table in batches:
-            rows += table.num_rows
-            if fmt == "jsonl":
-                f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_pylist()).encode())
-                continue
-            if writer is None:
-                writer = (pq.ParquetWriter(f, table.schema) if fmt == "parquet" else pacsv.CSVWriter(
-                    f, table.schema, write_options=pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",",
-                                                                      quoting_style="needed")))
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
-    return rows
-
-
-def score_file_ray(bundle: str | os.PathLike[str], input: str | os.PathLike[str], output: str | os.PathLike[str],
-                   *, address: str | None = None, text_column: str = "text", concurrency: int = 1,
-                   threads: int | None = None, batch_size: int = CHUNK_ROWS, force: bool = False) -> ScoreResult:
-    """`score_file` on Ray: read with Ray Data, score on `concurrency` actors, write one file here.
-
-    address: a Ray cluster ("auto", "ray://host:10001"); None starts a local Ray instance. Rows keep
-    their input order. Bad rows are not skipped here: check the file with `score_file` first.
-    """
+def actor_scorer(bundle: str | os.PathLike[str], *, address: str | None = None, concurrency: int = 1,
+                 threads: int | None = None, providers: str | Sequence[str] = "auto") -> Any:
+    """For `score_file(..., scorer=)`: opens `concurrency` actors on Ray (a local instance when no
+    `address` and none is running) and gives chunks to them in turn; close() ends the actors, and
+    the local instance when it started one."""
     require("ray", "ray")
     import ray
-    import ray.data
 
     from ..scoring.run import available_cores
 
-    input, output = Path(input), Path(output)
-    if format_of(input) != format_of(output):
-        raise ConfigError(f"the output {output} must have the input's format ({input.suffix})")
-    if output.exists() and not force:
-        raise ConfigError(f"{output} already exists; pass --force to replace it or choose another --output")
-    if not input.is_file():
-        raise ConfigError(f"input file {input} does not exist")
-    start = time.monotonic()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": available_cores()}))
-    cpus = ray.cluster_resources().get("CPU", 1.0)
-    threads = threads or max(1, int(cpus) // concurrency)
-    # Actors that reserved every CPU would leave none for Ray Data's read tasks, and the job would
-    # wait forever (seen with 2 actors on a 2-CPU instance): keep one CPU free for them.
-    reserve = min(float(threads), max(0.1, (cpus - 1) / concurrency))
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # output rows in input order
-    ds = score_dataset(_read(input), bundle, text_column=text_column, concurrency=concurrency, threads=threads,
-                       num_cpus=reserve, batch_size=batch_size)
-    tmp = output.with_name(f".{output.name}.partial")
-    rows = _write(ds.iter_batches(batch_format="pyarrow", batch_size=None), format_of(output), tmp)
-    os.replace(tmp, output)
-    seconds = round(time.monotonic() - start, 3)
-    log.info("scored %d rows into %s on Ray in %.1f s (%d actors)", rows, output, seconds, concurrency)
-    return ScoreResult(output, rows, 0, 0, 0, seconds, concurrency)
+    def open_() -> tuple[Any, Any]:
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     **({} if address else {"num_cpus": available_cores()}))
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        each = threads or max(1, int(cpus) // concurrency)
+        # Actors asking for more CPUs than the cluster has would never start, and their chunks
+        # would wait forever: ask for a share of them instead (ONNX Runtime still runs `each` threads).
+        actor = ray.remote(num_cpus=min(float(each), cpus / concurrency))(_ChunkScorer)
+        actors = [actor.remote(str(Path(bundle).resolve()), providers, each) for _ in range(concurrency)]
+        log.info("scoring on Ray: %d actors, %d threads each", concurrency, each)
+        turn = itertools.count()
+
+        def score(texts: list[str]) -> Any:
+            return actors[next(turn) % concurrency].score.remote(texts).future()
+
+        def close() -> None:
+            for a in actors:
+                ray.kill(a)
+            if started:
+                ray.shutdown()
+
+        return score, close
+
+    return open_
+
+
+def score_file_ray(bundle: str | os.PathLike[str], input: str | os.PathLike[str], output: str | os.PathLike[str],
+                   *, address: str | None = None, concurrency: int = 1, threads: int | None = None,
+                   providers: str | Sequence[str] = "auto", **options: Any) -> ScoreResult:
+    """`score_file` with the chunks scored by `concurrency` Ray actors (`threads` each, default
+    cluster CPUs // concurrency): the same output, `resume` and `skip_bad`.
+
+    address: a Ray cluster ("auto", "ray://host:10001"); None starts a local Ray instance (unless
+    one is running). This process reads the input and writes the output, as `score_file` does; the
+    actors only score texts, so the input need not be on the cluster's nodes, but the bundle must
+    (a shared file system, or the same path on each). options: those of `score_file` (text_column,
+    resume, skip_bad, force, chunk_rows, max_chars, progress).
+    """
+    from ..scoring import score_file
+
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ConfigError(f"concurrency must be a positive integer, got {concurrency!r}")
+    scorer = actor_scorer(bundle, address=address, concurrency=concurrency, threads=threads, providers=providers)
+    return score_file(bundle, input, output, workers=concurrency, scorer=scorer, **options)

@@ -15,7 +15,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, DataError, require
 
@@ -62,9 +62,26 @@ class Format:
 
     def __init__(self, path: Path, text_column: str, chunk_rows: int, max_chars: int) -> None:
         self.path, self.text_column, self.chunk_rows, self.max_chars = path, text_column, chunk_rows, max_chars
+        self._text_key: Any = text_column  # where a row holds its text: a key (JSONL), an index (CSV)
 
     def chunks(self) -> Iterator[Chunk]:
         raise NotImplementedError
+
+    def _chunked(self, rows: Iterable[tuple[int, str | None, Any]]) -> Iterator[Chunk]:
+        """Chunks of `chunk_rows` input rows from (line, why the row is bad or None, row) triples."""
+        chunk = Chunk(0, [], [])
+        for line, reason, row in rows:
+            chunk.size += 1
+            if reason:
+                chunk.bad.append((line, reason))
+            else:
+                chunk.texts.append(row[self._text_key])
+                chunk.rows.append(row)
+            if chunk.size == self.chunk_rows:
+                yield chunk
+                chunk = Chunk(chunk.index + 1, [], [])
+        if chunk.size:
+            yield chunk
 
     def progress(self) -> float:
         """Fraction of the input read so far (for the ETA)."""
@@ -93,7 +110,7 @@ class _Bytes:
         self.total = max(1, path.stat().st_size)
 
     def fraction(self) -> float:
-        return 0.0 if self.f.closed else self.f.tell() / self.total
+        return 1.0 if self.f.closed else self.f.tell() / self.total  # closed: read to the end
 
 
 class CsvFormat(Format):
@@ -129,6 +146,7 @@ class CsvFormat(Format):
                 self.header = next(reader)
             except StopIteration:
                 raise DataError(f"{self.path}: empty file, expected a header row") from None
+        self._src = None  # the header alone is not progress
         if self.text_column not in self.header:
             raise DataError(f"{self.path}:1: no column {self.text_column!r} in the header; columns are "
                             f"{self.header}. Choose with --text-column")
@@ -136,38 +154,29 @@ class CsvFormat(Format):
         if taken:
             raise DataError(f"{self.path}:1: the input already has column(s) {sorted(taken)}, which scoring adds; "
                             "rename them first")
-        self.text_index = self.header.index(self.text_column)
+        self._text_key = self.header.index(self.text_column)
 
     def chunks(self) -> Iterator[Chunk]:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long fields are judged by --max-chars, per row
         text, reader = self._open()
-        width = len(self.header)
         with text:
             next(reader)
+            yield from self._chunked(self._rows(reader))
+
+    def _rows(self, reader: Any) -> Iterator[tuple[int, str | None, list[str]]]:
+        width = len(self.header)
+        line = reader.line_num
+        while True:
+            start = line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a quote never closed: the rest of the file is one field
+                raise DataError(f"{self.path}:{start}: malformed CSV ({exc}); fix the file") from None
             line = reader.line_num
-            chunk = Chunk(0, [], [])
-            while True:
-                start = line + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:  # e.g. a quote never closed: the rest of the file is one field
-                    raise DataError(f"{self.path}:{start}: malformed CSV ({exc}); fix the file") from None
-                line = reader.line_num
-                chunk.size += 1
-                reason = (f"{len(row)} fields, the header has {width}" if len(row) != width
-                          else check_text(row[self.text_index], self.max_chars))
-                if reason:
-                    chunk.bad.append((start, reason))
-                else:
-                    chunk.texts.append(row[self.text_index])
-                    chunk.rows.append(row)
-                if chunk.size == self.chunk_rows:
-                    yield chunk
-                    chunk = Chunk(chunk.index + 1, [], [])
-            if chunk.size:
-                yield chunk
+            yield start, (f"{len(row)} fields, the header has {width}" if len(row) != width
+                          else check_text(row[self._text_key], self.max_chars)), row
 
     def progress(self) -> float:
         return self._src.fraction() if self._src else 0.0
@@ -202,23 +211,8 @@ class JsonlFormat(Format):
 
     def chunks(self) -> Iterator[Chunk]:
         self._src = _Bytes(self.path)
-        chunk = Chunk(0, [], [])
         with self._src.f as f:
-            for line_no, raw in enumerate(f, start=1):
-                if not raw.strip():
-                    continue
-                chunk.size += 1
-                reason, record = self._parse(raw)
-                if reason:
-                    chunk.bad.append((line_no, reason))
-                else:
-                    chunk.texts.append(record[self.text_column])
-                    chunk.rows.append(record)
-                if chunk.size == self.chunk_rows:
-                    yield chunk
-                    chunk = Chunk(chunk.index + 1, [], [])
-        if chunk.size:
-            yield chunk
+            yield from self._chunked((n, *self._parse(raw)) for n, raw in enumerate(f, start=1) if raw.strip())
 
     def _parse(self, raw: bytes) -> tuple[str | None, Any]:
         try:

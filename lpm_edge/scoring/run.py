@@ -22,14 +22,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..progress import Progress
 from .formats import Chunk, Format, format_of, open_format
-from .progress import RowProgress
 
 log = logging.getLogger("lpm_edge.scoring")
 
 CHUNK_ROWS = 4096  # rows per chunk: what each worker scores at once, and the unit of --resume
 MAX_CHARS = 100_000  # longer texts are bad rows (the model reads only max_length tokens of them anyway)
 SHOWN_BAD = 20  # bad rows logged one by one; the rest only counted
+
+Score = Callable[[list[str]], Any]  # texts -> probabilities (rows, labels), or a Future of them
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ def score_file(
     max_chars: int = MAX_CHARS,
     providers: str | Sequence[str] = "auto",
     progress: bool | None = None,
+    scorer: Callable[[], tuple[Score, Callable[[], None]]] | None = None,
 ) -> ScoreResult:
     """Score every row of `input` (CSV, TSV, JSONL or Parquet) into `output` (same format).
 
@@ -80,6 +83,9 @@ def score_file(
     skip_bad: skip rows whose text is missing, not text, not UTF-8 or longer than `max_chars`
     (each is logged with its line); otherwise the first such row stops the run with a DataError.
     progress: a bar on a terminal (None = when stderr is one), else a log line every 30 s.
+    scorer: opens where chunks are scored, returning (score, close): score(texts) gives the
+    probabilities (rows, labels) or a Future of them, at most 2 x `workers` in flight. None: this
+    process, or `workers` processes. `lpm_edge.integrations.ray.score_file_ray` passes Ray actors.
     """
     from .. import bundle as _bundle
 
@@ -104,8 +110,8 @@ def score_file(
         log.info("resuming: %d chunks of %s already scored", len(done), input)
 
     start = time.monotonic()
-    bar = RowProgress(fmt.progress, bar=progress)
-    score, close = _scorer(bundle, workers, providers)
+    bar = Progress(None, "scoring", unit="rows", fraction=fmt.progress, bar=progress)
+    score, close = scorer() if scorer is not None else _scorer(bundle, workers, providers)
     pending: deque[tuple[Chunk, Future | np.ndarray]] = deque()
     skipped = 0
     total_chunks = 0
@@ -181,10 +187,10 @@ def _report_bad(input: Path, chunk: Chunk, seen: int) -> None:
         log.warning("%s:%d: bad row, %s", input, line, reason)
 
 
-def _finish(fmt: Format, work: Path, labels: Sequence[str], chunk: Chunk, scored: Any, bar: RowProgress) -> None:
+def _finish(fmt: Format, work: Path, labels: Sequence[str], chunk: Chunk, scored: Any, bar: Progress) -> None:
     """Write one scored chunk: its part file, then the record that marks it done (each renamed into place)."""
     probs = scored.result() if isinstance(scored, Future) else scored  # (rows, labels)
-    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    best = probs.argmax(axis=1)
     part = work / f"part-{chunk.index:06d}{fmt.part_suffix}"
     tmp = part.with_name(part.name + ".tmp")
     fmt.write_part(tmp, chunk.rows, [labels[k] for k in best], probs[np.arange(len(best)), best].tolist())
@@ -207,17 +213,15 @@ def _init_worker(bundle: str, providers: Any, threads: int) -> None:
 
 
 def _score_in_worker(texts: list[str]) -> np.ndarray:
-    return _WORKER.predict_proba(texts) if texts else np.zeros((0, len(_WORKER.labels)), np.float32)
+    return _WORKER.predict_proba(texts)
 
 
-def _scorer(bundle: Any, workers: int, providers: Any) -> tuple[Callable[[list[str]], Any], Callable[[], None]]:
+def _scorer(bundle: Any, workers: int, providers: Any) -> tuple[Score, Callable[[], None]]:
     """(score(texts) -> probabilities or a Future of them, close())."""
     from ..runtime import load
 
     if workers == 1:
-        clf = load(bundle, providers=providers)
-        empty = np.zeros((0, len(clf.labels)), np.float32)
-        return (lambda texts: clf.predict_proba(texts) if texts else empty), (lambda: None)
+        return load(bundle, providers=providers).predict_proba, (lambda: None)
     import multiprocessing
 
     threads = max(1, available_cores() // workers)

@@ -155,3 +155,12 @@ def test_two_workers_give_the_single_process_output(tmp_path, tiny_bundle):
     two = score_file(tiny_bundle, src, tmp_path / "two.jsonl", chunk_rows=128, workers=2, progress=False)
     assert two.workers == 2 and two.rows == 2000
     assert two.output.read_bytes() == one.output.read_bytes()
+
+
+def test_a_chunk_of_bad_rows_only_is_skipped_whole(tmp_path, tiny_bundle):
+    lines = [json.dumps({"id": i, "text": None if i in (2, 3) else t}) for i, t in enumerate(_texts(6))]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    result = score_file(tiny_bundle, src, tmp_path / "out.jsonl", chunk_rows=2, skip_bad=True, progress=False)
+    assert (result.rows, result.skipped, result.chunks) == (4, 2, 3)
+    assert [r["id"] for r in _read(result.output)] == [0, 1, 4, 5]
