@@ -236,7 +236,8 @@ def _train(
     seconds = time.perf_counter() - start
     trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* metrics in the test run's
     if task.fits_on_validation:  # e.g. multi-label decision thresholds; the test metrics below use them
-        task = task.fit(dataset.validation.labels, trainer.predict(val_set).predictions)
+        found = trainer.predict(val_set)  # in the eval sampler's order (by length): gold from the same pass
+        task = task.fit(found.label_ids, found.predictions)
     test = trainer.evaluate(_Texts(tokenizer, dataset.test, config.max_length, task), metric_key_prefix="test")
     if main:  # one writer; the others wait below until the checkpoint is complete
         info = _training_info(config, trainer, result, test, dataset, len(train_split), model_dir, seconds,

@@ -283,9 +283,10 @@ def test_pruned_distilled_bundle(tmp_path, ml_checkpoint):
     recipe = recipe.replace(distill=DistillConfig(**{**recipe.distill.__dict__, "steps": 40}))
     out = export(ml_checkpoint, tmp_path / "pruned", recipe, max_accuracy_drop=100.0, student_cache=False)
     manifest = read_manifest(out)
-    compression = manifest.build["compression"] if "compression" in manifest.build else manifest.build
-    text = json.dumps(compression)
-    assert "distill" in text and "kl_after" in text
+    compression = json.loads((out / "manifest.json").read_text())["source"]["compression"]
+    assert compression["heads"] == {"before": 4, "after": 3} and compression["ffn"] == {"before": 64, "after": 32}
+    distilled = compression["distill"]
+    assert distilled["steps"] == 40 and distilled["kl_after"] < distilled["kl_before"], distilled
     assert manifest.task == "multi-label"
     assert manifest.metrics["bundle_accuracy"] > 0.8, manifest.metrics
     assert lpm_edge.load(out).predict("the plot was superb").labels == ("pos",)
