@@ -81,7 +81,7 @@ def score_file(
     (each is logged with its line); otherwise the first such row stops the run with a DataError.
     progress: a bar on a terminal (None = when stderr is one), else a log line every 30 s.
     """
-    from .. import bundle as _bundle
+    from .. import bundle as _bundle, tasks as _tasks
 
     input, output = Path(input), Path(output)
     for name, value in (("workers", workers), ("chunk_rows", chunk_rows), ("max_chars", max_chars)):
@@ -97,6 +97,10 @@ def score_file(
     _bundle.check_writable(output)
     with _bundle.opened(bundle, check_files=False) as (_, manifest):  # a bad bundle fails before any reading
         pass
+    if manifest.task != _tasks.DEFAULT:  # the output has one label and one score per row
+        raise ConfigError(f"{bundle} is a {manifest.task} bundle; scoring files writes one label and its score "
+                          f"per row, which only {_tasks.DEFAULT} bundles give. Use lpm_edge.load(bundle).predict(texts) "
+                          "in Python, or lpm-edge serve")
     fmt = open_format(input, text_column, chunk_rows, max_chars)
     work = _prepare_work(work_dir(output), _job(input, bundle, manifest, fmt), resume, force)
     done = {int(p.stem.split("-")[1]) for p in work.glob("part-*.json")}

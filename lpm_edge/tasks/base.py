@@ -90,6 +90,16 @@ class Task:
         """What `predict_proba` returns (and the server sends): per-label scores, (n, labels)."""
         raise NotImplementedError
 
+    def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        """Each example's prediction as JSON (the server's answer), from `scores` (n, labels): for
+        classifiers the label with the highest score, its score and every label's score."""
+        out = []
+        for row in np.asarray(scores):
+            k = int(row.argmax())
+            out.append({"label": self.labels[k], "score": float(row[k]),
+                        "scores": dict(zip(self.labels, map(float, row)))})
+        return out
+
     # -- evaluation (numpy) --------------------------------------------------------------------
     def metrics(self, gold: Sequence[Any], outputs: np.ndarray) -> dict[str, float]:
         """Every metric of this task; includes `self.metric`."""

@@ -193,13 +193,18 @@ class MultiLabel(Task):
         return self.scores(outputs) >= self.thresholds
 
     def predictions(self, outputs: np.ndarray) -> list[MultiLabelPrediction]:
-        probs = self.scores(outputs)
+        return [MultiLabelPrediction(tuple(r["labels"]), r["scores"], r["all_scores"])
+                for r in self.records(self.scores(outputs))]
+
+    def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        """{"labels": [over their thresholds, highest first], "scores": {those labels' scores},
+        "all_scores": {every label's score}} per example, from sigmoid scores."""
         out = []
-        for row in probs:
+        for row in np.asarray(scores):
             over = [j for j in np.argsort(-row, kind="stable") if row[j] >= self.thresholds[j]]
-            out.append(MultiLabelPrediction(tuple(self.labels[j] for j in over),
-                                            {self.labels[j]: float(row[j]) for j in over},
-                                            dict(zip(self.labels, map(float, row)))))
+            out.append({"labels": [self.labels[j] for j in over],
+                        "scores": {self.labels[j]: float(row[j]) for j in over},
+                        "all_scores": dict(zip(self.labels, map(float, row)))})
         return out
 
     # -- evaluation ------------------------------------------------------------------------------

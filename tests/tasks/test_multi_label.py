@@ -303,3 +303,42 @@ def test_bench_reports_micro_f1(tmp_path, ml_bundle, ml_checkpoint):
     md = (tmp_path / "bench" / "report.md").read_text()
     assert "| model | micro-F1 | loss, points" in md and "## Micro-F1" in md
     assert report is not None
+
+
+def test_records_are_the_servers_json():
+    t = task([0.5, 0.2])
+    [rec] = t.records(np.array([[0.6, 0.3]]))
+    assert rec == {"labels": ["neg", "pos"], "scores": {"neg": pytest.approx(0.6), "pos": pytest.approx(0.3)},
+                   "all_scores": {"neg": pytest.approx(0.6), "pos": pytest.approx(0.3)}}
+    single = tasks.from_section("text-classification", LABELS)
+    assert single.records(np.array([[0.3, 0.7]]))[0]["label"] == "pos"
+
+
+@pytest.mark.slow
+def test_serve_answers_label_sets(ml_bundle):
+    from ..serve.conftest import Server
+
+    server = Server(ml_bundle)
+    try:
+        status, body = server.request("POST", "/predict", {"texts": ["the plot was superb", "the movie and the story"]})
+    finally:
+        server.stop()
+    assert status == 200, body
+    assert [p["labels"] for p in body["predictions"]] == [["pos"], []]
+    assert set(body["predictions"][0]["all_scores"]) == set(LABELS)
+
+
+def test_scoring_files_refuses_a_multi_label_bundle(tmp_path, tiny_bundle):
+    import shutil
+
+    from lpm_edge.scoring.run import score_file
+
+    bdir = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bdir)
+    doc = json.loads((bdir / "manifest.json").read_text())
+    doc["task"] = {**doc["task"], "kind": "multi-label"}
+    (bdir / "manifest.json").write_text(json.dumps(doc))
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "good"}\n')
+    with pytest.raises(ConfigError, match="is a multi-label bundle; scoring files writes one label"):
+        score_file(bdir, src, tmp_path / "out.jsonl")
