@@ -342,3 +342,40 @@ def test_scoring_files_refuses_a_multi_label_bundle(tmp_path, tiny_bundle):
     src.write_text('{"text": "good"}\n')
     with pytest.raises(ConfigError, match="is a multi-label bundle; scoring files writes one label"):
         score_file(bdir, src, tmp_path / "out.jsonl")
+
+
+@pytest.mark.slow
+def test_search_on_a_multi_label_checkpoint(tmp_path, ml_checkpoint):
+    from lpm_edge.search import Candidate, search
+
+    out = tmp_path / "search"
+    result = search(ml_checkpoint, out, max_accuracy_drop=100.0, space=[Candidate(), Candidate(ffn=0.5, distill_steps=4)],
+                    latency_texts=10)
+    assert result.chosen is not None
+    assert lpm_edge_load(out / "bundle").task.kind == "multi-label"
+    assert json.loads((out / "search.json").read_text())["confirmed_on_test"]["n"] > 0
+
+
+def lpm_edge_load(path):
+    import lpm_edge
+
+    return lpm_edge.load(path)
+
+
+@pytest.mark.slow
+def test_cli_train_export_with_csv_labels(tmp_path, tiny_model, capsys):
+    from lpm_edge.cli import main
+
+    data = write_csv(tmp_path / "ml.csv", multi_rows(400))
+    ckpt, bundle = tmp_path / "ckpt", tmp_path / "bundle"
+    assert main(["train", "--task", "multi-label", "--model", str(tiny_model), "--data", str(data),
+                 "--label-column", "labels", "--out", str(ckpt), "--epochs", "6", "--batch-size", "16",
+                 "--lr", "3e-3", "--max-length", "32", "--patience", "0", "--threads", "1"]) == 0
+    assert "test micro_f1" in capsys.readouterr().out
+    assert main(["export", str(ckpt), "--out", str(bundle), "--recipe", "cpu-int8"]) == 0
+    assert "micro_f1" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,labels\ngood movie,pos\nbad movie,neg|meh\n")
+    assert main(["bench", str(bundle), "--reference", str(ckpt), "--test", str(bad), "--out",
+                 str(tmp_path / "b"), "--quick"]) == 1
+    assert "bad.csv:3: label 'meh' never occurs" in capsys.readouterr().err
