@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, DataError, LpmEdgeError
-from .tasks import KINDS
+from .tasks import DEFAULT as DEFAULT_TASK, KINDS, task_class
 
 log = logging.getLogger("lpm_edge")
 
@@ -307,7 +307,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         _print_json({"checkpoint": str(out), **info})
     else:
         t, where = info.get("test", {}), info.get("test_split", {})
-        print(f"{out}: test accuracy {t.get('accuracy', float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f} "
+        metric = task_class((info.get("task") or {}).get("kind", DEFAULT_TASK)).metric
+        print(f"{out}: test {metric} {t.get(metric, float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f} "
               f"on {where.get('n', '?')} test texts of {where.get('source', '?')}; "
               f"{info.get('epochs_run')} epochs in {info.get('train_seconds')} s on {info.get('device')}")
     return 0
@@ -351,7 +352,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         _print_json({"bundle": str(out), "zip": str(packed) if packed else None, "metrics": manifest.metrics})
     else:
         m = manifest.metrics
-        print(f"{out}: accuracy {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
+        print(f"{out}: {m.get('metric', 'accuracy')} {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
               f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m.get('split')} texts of {m.get('source')}; "
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))

@@ -23,7 +23,8 @@ DATASETS_SUFFIXES = (".parquet", ".arrow")
 DATA_EXTRA = 'pip install "lpm-edge[data]"'
 
 
-def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: str) -> Row:
+def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: str,
+         label_lists: bool = False) -> Row:
     for column in (text_column, label_column):
         if column not in record:
             raise DataError(
@@ -33,20 +34,25 @@ def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: 
     text, label = record[text_column], record[label_column]
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: empty or non-string text in column {text_column!r}")
+    if label_lists and (label is None or isinstance(label, (list, tuple, str))):
+        return text, label, where  # a list of labels, or none: the task reads them (multi-label)
     if label is None or str(label).strip() == "":
         raise DataError(f"{where}: empty label in column {label_column!r}")
     return text, str(label).strip(), where
 
 
-def read_rows(path: Path, text_column: str, label_column: str) -> list[Row]:
+def read_rows(path: Path, text_column: str, label_column: str, label_lists: bool = False) -> list[Row]:
     """Read (text, label, 'file:line') rows; raise DataError naming the line on bad data.
+
+    label_lists: a label cell may hold a list (JSONL, Parquet) or be empty, and stays as it is for
+    the task to read (multi-label); otherwise every label is a non-empty string.
 
     CSV, TSV and JSONL (optionally .bz2) with the standard library; Parquet, Arrow and a folder
     written by `datasets`' save_to_disk through the `datasets` library.
     """
     path = Path(path)
     if path.is_dir() or path.suffix in DATASETS_SUFFIXES:
-        return _datasets_rows(path, text_column, label_column)
+        return _datasets_rows(path, text_column, label_column, label_lists)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
@@ -64,7 +70,7 @@ def read_rows(path: Path, text_column: str, label_column: str) -> list[Row]:
                     f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .jsonl, .parquet, .arrow "
                     "or a folder saved with datasets' save_to_disk"
                 )
-            rows = [_row(record, f"{path}:{line}", text_column, label_column) for line, record in records]
+            rows = [_row(record, f"{path}:{line}", text_column, label_column, label_lists) for line, record in records]
     except UnicodeDecodeError as exc:
         line = _first_undecodable_line(path, opener)
         raise DataError(
@@ -143,7 +149,7 @@ def dataset_dict_splits(
     return path / "train", pick(validation, ("validation", "valid", "dev")), pick(test, ("test",))
 
 
-def _datasets_rows(path: Path, text_column: str, label_column: str) -> list[Row]:
+def _datasets_rows(path: Path, text_column: str, label_column: str, label_lists: bool = False) -> list[Row]:
     """Rows of a Parquet file, an Arrow file or a save_to_disk folder, read with `datasets`.
 
     A ClassLabel column gives its label names ("neg", "pos"), not its integer ids.
@@ -169,7 +175,8 @@ def _datasets_rows(path: Path, text_column: str, label_column: str) -> list[Row]
     for i, (text, label) in enumerate(zip(texts, labels)):
         if names is not None and isinstance(label, int) and 0 <= label < len(names):
             label = names[label]
-        rows.append(_row({text_column: text, label_column: label}, f"{path}:row {i + 1}", text_column, label_column))
+        rows.append(_row({text_column: text, label_column: label}, f"{path}:row {i + 1}", text_column, label_column,
+                         label_lists))
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows

@@ -83,30 +83,32 @@ def render(doc: dict[str, Any]) -> str:
     if doc.get("command"):
         lines += [f"Command: `{doc['command']}`", ""]
 
+    metric = cands[0].get("metric") or "accuracy"  # the task's budget metric (bench reports write it)
+    label = metric.replace("_f1", "-F1").replace("_", " ")
     lines += ["## Summary: each model against the reference", ""]
     rows = []
     for c in cands:
         vs = c["vs_reference"]
         loss = DASH if c.get("loss_points") is None else f"{c['loss_points']:+.2f}"
-        rows.append([c["name"], f"{c['accuracy'] * 100:.2f}%", loss, _ratio(vs.get("end_to_end_b1_speedup")),
+        rows.append([c["name"], f"{c[metric] * 100:.2f}%", loss, _ratio(vs.get("end_to_end_b1_speedup")),
                      _ratio(vs.get("model_only_b1_speedup")), _ratio(vs.get("throughput_ratio")),
                      _ratio(vs.get("peak_rss_ratio")), _ratio(vs.get("cold_start_ratio")),
                      _ratio(vs.get("model_size_ratio"))])
-    lines += _table(["model", "accuracy", "loss, points", "speed-up, batch 1 end to end", "speed-up, batch 1 model only",
+    lines += _table(["model", label, "loss, points", "speed-up, batch 1 end to end", "speed-up, batch 1 model only",
                      "throughput ×", "peak RSS ×", "cold start ×", "model size ×"], rows)
     lines += ["Speed-ups and throughput: higher is better. Peak RSS, cold start and size: the candidate's "
               "over the reference's, lower is better.", ""]
 
-    lines += ["## Accuracy", ""]
+    lines += ["## Accuracy" if metric == "accuracy" else f"## {label[0].upper()}{label[1:]}", ""]
     rows = []
     for c in cands:
         ci = c.get("loss_ci95")
         loss = DASH if c.get("loss_points") is None else (
             f"{c['loss_points']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
         agree = DASH if c.get("agreement") is None else f"{c['agreement'] * 100:.1f}%"
-        rows.append([c["name"], f"{c['accuracy'] * 100:.2f}%", f"{c['macro_f1']:.4f}", loss, agree])
-    lines += _table(["model", "accuracy", "macro-F1", "loss vs reference, points [95% CI]", "agreement"], rows)
-    lines += ["Loss = reference accuracy − candidate accuracy (positive = worse), with a paired bootstrap "
+        rows.append([c["name"], f"{c[metric] * 100:.2f}%", DASH if c.get("macro_f1") is None else f"{c['macro_f1']:.4f}", loss, agree])
+    lines += _table(["model", label, "macro-F1", "loss vs reference, points [95% CI]", "agreement"], rows)
+    lines += [f"Loss = reference {label} − candidate {label} (positive = worse), with a paired bootstrap "
               f"95% interval ({method.get('bootstrap_resamples')} resamples of the {data['n']} texts); "
               "agreement = share of texts where the candidate predicts the reference's label.", ""]
 

@@ -46,7 +46,7 @@ def figure(size: tuple[float, float]) -> Any:
 def accuracy_vs_latency(doc: dict[str, Any], path: Path) -> Path:
     """Accuracy against batch-1 end-to-end median latency, with the Pareto front drawn."""
     cands = doc["candidates"]
-    pts = [(c["latency"]["batch"]["1"]["end_to_end"]["median_ms"], c["accuracy"] * 100) for c in cands]
+    pts = [(c["latency"]["batch"]["1"]["end_to_end"]["median_ms"], c[c.get("metric") or "accuracy"] * 100) for c in cands]
     fig = figure((7, 4.5))
     ax = fig.add_subplot()
     for c, (x, y) in zip(cands, pts):  # a legend, not annotations: close points would overprint names

@@ -231,6 +231,13 @@ def load_split(
                            "dropped_overlap": int(dataset.dropped.get(split, 0))}
 
 
+def _task_of(reference: Path, labels: Sequence[str]) -> "Task":
+    """The task the reference checkpoint was trained for (training.json), else single-label."""
+    from ..train import read_training_info
+
+    return tasks.from_training(read_training_info(reference), labels)
+
+
 def bench(
     bundles: Sequence[str | Path],
     reference: str | Path,
@@ -280,7 +287,7 @@ def bench(
         cands, list(part.texts), list(part.labels), dataset.labels, config=config,
         tokenizer=ref.tokenizer.backend_tokenizer,  # type: ignore[attr-defined]
         max_positions=int(getattr(ref.model.config, "max_position_embeddings", 512)),  # type: ignore[attr-defined]
-        data=info, command=command,
+        data=info, command=command, task=_task_of(reference, dataset.labels),
     )
     report.write(Path(out), plots=config.plots)
     return report

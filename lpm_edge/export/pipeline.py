@@ -192,7 +192,7 @@ def _export(
                 log.info("kept the bundle that missed its budget in %s", rejected.keep(bdir, out))
                 raise _Rejected(miss, metrics, recipe, budget, max_length,
                                 rejected.median_tokens(tokenizer, texts, max_length))
-    log.info("wrote %s: accuracy %.4f (full model %.4f) on %s", out, metrics["bundle_accuracy"],
+    log.info("wrote %s: %s %.4f (full model %.4f) on %s", out, task.metric, metrics["bundle_accuracy"],
              metrics["reference_accuracy"], split.describe())
     return out
 

@@ -122,7 +122,9 @@ def gradient_importance(
     try:
         for inputs, labels in batches:
             logits = model(**inputs).logits  # (B, labels)
-            loss = F.cross_entropy(logits, labels)
+            # single-label ids (B,), or multi-hot rows (B, labels) of a multi-label task
+            loss = F.cross_entropy(logits, labels) if labels.dim() == 1 else F.binary_cross_entropy_with_logits(
+                logits, labels.float())
             g_heads, g_ffn = torch.autograd.grad(loss, [head_mask, ffn_mask])
             head_score += g_heads.abs()
             ffn_score += g_ffn.abs()

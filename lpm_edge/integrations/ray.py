@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError, require
 from ..scoring.formats import LABEL_COLUMN, SCORE_COLUMN
+from ..tasks import DEFAULT as DEFAULT_TASK
 from ..scoring.run import CHUNK_ROWS, ScoreResult
 
 log = logging.getLogger("lpm_edge.integrations.ray")
@@ -46,6 +47,9 @@ class BundlePredictor:
 
         self.text_column = text_column
         self.clf = load(bundle, providers=providers, threads=threads)
+        if self.clf.task.kind != DEFAULT_TASK:  # pred_label/pred_score: one label per row
+            raise ConfigError(f"{bundle} is a {self.clf.task.kind} bundle; BundlePredictor adds one label and its "
+                              f"score per row, which only {DEFAULT_TASK} bundles give")
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.text_column not in batch:

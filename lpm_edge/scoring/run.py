@@ -87,7 +87,7 @@ def score_file(
     probabilities (rows, labels) or a Future of them, at most 2 x `workers` in flight. None: this
     process, or `workers` processes. `lpm_edge.integrations.ray.score_file_ray` passes Ray actors.
     """
-    from .. import bundle as _bundle
+    from .. import bundle as _bundle, tasks as _tasks
 
     input, output = Path(input), Path(output)
     for name, value in (("workers", workers), ("chunk_rows", chunk_rows), ("max_chars", max_chars)):
@@ -103,6 +103,10 @@ def score_file(
     _bundle.check_writable(output)
     with _bundle.opened(bundle, check_files=False) as (_, manifest):  # a bad bundle fails before any reading
         pass
+    if manifest.task != _tasks.DEFAULT:  # the output has one label and one score per row
+        raise ConfigError(f"{bundle} is a {manifest.task} bundle; scoring files writes one label and its score "
+                          f"per row, which only {_tasks.DEFAULT} bundles give. Use lpm_edge.load(bundle).predict(texts) "
+                          "in Python, or lpm-edge serve")
     fmt = open_format(input, text_column, chunk_rows, max_chars)
     work = _prepare_work(work_dir(output), _job(input, bundle, manifest, fmt), resume, force)
     done = {int(p.stem.split("-")[1]) for p in work.glob("part-*.json")}

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, AsyncIterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 import numpy as np
 from starlette.applications import Starlette
@@ -85,8 +85,11 @@ def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
 
 
 def create_app(predict: Predict, labels: Sequence[str], metadata: Mapping[str, Any] | None = None,
-               limits: Limits = Limits(), batching: Batching = Batching()) -> Starlette:
-    """An ASGI app around `predict` (texts -> probabilities (n, labels)), e.g. a Classifier's predict_proba."""
+               limits: Limits = Limits(), batching: Batching = Batching(),
+               records: Callable[[np.ndarray], list[dict[str, Any]]] | None = None) -> Starlette:
+    """An ASGI app around `predict` (texts -> probabilities (n, labels)), e.g. a Classifier's predict_proba.
+    records: scores (n, labels) -> each text's JSON prediction (a bundle's task's `records`); default
+    the label with the highest score, its score and every label's score."""
     labels = list(labels)
     batcher = MicroBatcher(predict, batching)
     state = {"ready": False}
@@ -119,7 +122,7 @@ def create_app(predict: Predict, labels: Sequence[str], metadata: Mapping[str, A
         if not texts:
             return JSONResponse({"predictions": []})
         probs = await batcher.submit(texts)
-        preds = [_prediction(labels, row) for row in probs]
+        preds = records(probs) if records else [_prediction(labels, row) for row in probs]
         return JSONResponse(preds[0] if single else {"predictions": preds})
 
     async def health(request: Request) -> JSONResponse:

@@ -51,7 +51,7 @@ def app_for_bundle(config: ServeConfig) -> Any:
     metadata = {"bundle": str(Path(config.bundle).name), "task": m.task, "max_length": m.max_length,
                 "recipe": (m.recipe or {}).get("name"), "metrics": dict(m.metrics),
                 "providers": list(clf.providers), "threads": threads, "workers": config.workers}
-    return create_app(clf.predict_proba, clf.labels, metadata, config.limits, config.batching)
+    return create_app(clf.predict_proba, clf.labels, metadata, config.limits, config.batching, clf.task.records)
 
 
 def app_from_env() -> Any:

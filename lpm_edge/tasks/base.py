@@ -30,6 +30,10 @@ class Task:
     # The ONNX graph's output: its name and dynamic axes (besides the batch, e.g. 1: "sequence").
     output_name: ClassVar[str] = "logits"
     output_axes: ClassVar[Mapping[int, str]] = {0: "batch"}
+    # Whether a row's label cell may hold a list of labels, or none (read_rows keeps lists, allows empty cells).
+    label_lists: ClassVar[bool] = False
+    # Whether `fit` learns something from the validation outputs after training (the trainer then runs it).
+    fits_on_validation: ClassVar[bool] = False
 
     def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None) -> None:
         self.labels: tuple[str, ...] = tuple(labels)
@@ -51,6 +55,9 @@ class Task:
         row's file and line when its label does not fit (`training` names the file labels came from)."""
         raise NotImplementedError
 
+    def check_training(self, gold: Sequence[Any], where: str) -> None:
+        """Refuse training gold values that give the model nothing to learn (DataError naming `where`)."""
+
     # -- the manifest's and training.json's record -------------------------------------------
     @classmethod
     def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str) -> "Task":
@@ -60,6 +67,15 @@ class Task:
     def section(self) -> dict[str, Any]:
         """The task fields a manifest records besides kind, labels and input fields."""
         return dict(self.info)
+
+    def fit(self, gold: Sequence[Any], outputs: np.ndarray) -> "Task":
+        """This task after what it learns from the validation split's gold and the trained model's
+        outputs there (multi-label: decision thresholds); called when `fits_on_validation`."""
+        return self
+
+    def selection_metric(self, asked: str) -> str:
+        """The metric the trainer selects checkpoints by when `--metric asked` was given."""
+        return asked
 
     # -- runtime half (numpy) ------------------------------------------------------------------
     def output_shape(self, n: int) -> tuple[int, ...]:
@@ -73,6 +89,16 @@ class Task:
     def scores(self, outputs: np.ndarray) -> np.ndarray:
         """What `predict_proba` returns (and the server sends): per-label scores, (n, labels)."""
         raise NotImplementedError
+
+    def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        """Each example's prediction as JSON (the server's answer), from `scores` (n, labels): for
+        classifiers the label with the highest score, its score and every label's score."""
+        out = []
+        for row in np.asarray(scores):
+            k = int(row.argmax())
+            out.append({"label": self.labels[k], "score": float(row[k]),
+                        "scores": dict(zip(self.labels, map(float, row)))})
+        return out
 
     # -- evaluation (numpy) --------------------------------------------------------------------
     def metrics(self, gold: Sequence[Any], outputs: np.ndarray) -> dict[str, float]:

@@ -144,6 +144,7 @@ def _train(
             "raise --limit-train or shuffle the file"
         )
     task = tasks.from_section(config.task, dataset.labels, {}, f"task of {config.data}")
+    task.check_training(train_split.labels, f"{config.data}")
     set_seed(config.seed)
     hf_logging.set_verbosity_error()
 
@@ -166,7 +167,7 @@ def _train(
         save_steps=config.max_steps if by_steps else None,
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model=config.metric,
+        metric_for_best_model=task.selection_metric(config.metric),
         greater_is_better=greater,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience count survives --resume
         group_by_length=config.group_by_length,
@@ -234,6 +235,9 @@ def _train(
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - start
     trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* metrics in the test run's
+    if task.fits_on_validation:  # e.g. multi-label decision thresholds; the test metrics below use them
+        found = trainer.predict(val_set)  # in the eval sampler's order (by length): gold from the same pass
+        task = task.fit(found.label_ids, found.predictions)
     test = trainer.evaluate(_Texts(tokenizer, dataset.test, config.max_length, task), metric_key_prefix="test")
     if main:  # one writer; the others wait below until the checkpoint is complete
         info = _training_info(config, trainer, result, test, dataset, len(train_split), model_dir, seconds,
@@ -243,8 +247,9 @@ def _train(
             trainer.save_model(str(tmp))
             tokenizer.save_pretrained(str(tmp))
             (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
-        log.info("saved %s: accuracy %.4f, macro-F1 %.4f on %s", out, info["test"].get("accuracy", float("nan")),
-                 info["test"].get("macro_f1", float("nan")), dataset.test.describe())
+        log.info("saved %s: %s %.4f, macro-F1 %.4f on %s", out, task.metric,
+                 info["test"].get(task.metric, float("nan")), info["test"].get("macro_f1", float("nan")),
+                 dataset.test.describe())
     _wait_for_everyone(trainer.accelerator)
     if main:
         shutil.rmtree(work_dir(out), ignore_errors=True)
@@ -316,7 +321,7 @@ def _training_info(
         "train_seconds": round(seconds, 1),  # this run's, not counting a run it resumed
         "steps_per_second": round((result.global_step - resumed_step) / seconds, 3) if seconds else None,
         "epochs": epochs,
-        "best": {"metric": config.metric, "value": state.best_metric,
+        "best": {"metric": args.metric_for_best_model, "value": state.best_metric,
                  "checkpoint": Path(state.best_model_checkpoint or "").name},
         # always the test split (a file, or a cut of the training file), never the validation split
         "test": {k[5:]: v for k, v in test.items() if k.startswith("test_")},
