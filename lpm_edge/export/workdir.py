@@ -58,7 +58,9 @@ def folder_bytes(path: Path) -> int:
 def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe") -> str:
     settings = recipe.to_dict()
     # The training texts themselves, not only the dataset's name: --validation/--test files change them.
-    train = hashlib.sha256("\x00".join(dataset.train.texts).encode()).hexdigest()
+    from ..pairs import key
+
+    train = hashlib.sha256("\x00".join(map(key, dataset.train.texts)).encode()).hexdigest()
     blob = json.dumps([str(ckpt.resolve()), (ckpt / "config.json").stat().st_mtime_ns, dataset.name, train,
                        settings["prune"], settings["distill"], recipe.max_length], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

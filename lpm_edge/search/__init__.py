@@ -36,6 +36,7 @@ def search(
     text_column: str | None = None,
     label_column: str | None = None,
     strict: bool = False,
+    text_pair_column: str | None = None,
 ) -> SearchResult:
     """Explore compression candidates, keep the fastest bundle within the budget in OUT/bundle.
 
@@ -64,7 +65,7 @@ def search(
     out.mkdir(parents=True, exist_ok=True)
     info = read_training_info(ckpt)
     data_args = {"validation": validation, "test": test, "text_column": text_column, "label_column": label_column,
-                 "strict": strict}
+                 "strict": strict, "text_pair_column": text_pair_column}
     dataset = checkpoint_dataset(data, info, **data_args)
     task = tasks.from_training(info, dataset.labels)
     full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])
@@ -124,7 +125,9 @@ def _median_tokens(ckpt: Path, texts: list[str], max_length: int) -> int:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
-    lengths = sorted(len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"])
+    from ..pairs import hf_tokenize
+
+    lengths = sorted(len(ids) for ids in hf_tokenize(tok, texts, truncation=True, max_length=max_length)["input_ids"])
     return lengths[len(lengths) // 2] if lengths else max_length // 2
 
 
