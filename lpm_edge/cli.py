@@ -226,6 +226,7 @@ def _add_scoring(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", type=Path, default=None, help="where to write it, same format, with pred_label "
                                                             "and pred_score added")
     g.add_argument("--text-column", default="text")
+    g.add_argument("--text-pair-column", default=None, help="second text of each row, for a bundle on sentence pairs")
     g.add_argument("--workers", type=_positive_int, default=1, help="processes, each with cores // N threads")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run (its finished chunks are kept "
                                                          "in .OUTPUT.work beside --output)")
@@ -248,6 +249,8 @@ def _predict_file(a: argparse.Namespace) -> int:
 
         if a.resume or a.skip_bad:
             raise ConfigError("--resume and --skip-bad work on one machine; drop them with --ray")
+        if a.text_pair_column:
+            raise ConfigError("--ray scores one text per row; score sentence pairs without --ray")
 
         result = score_file_ray(a.bundle, a.input, a.output, address=None if a.ray == "local" else a.ray,
                                 text_column=a.text_column, concurrency=a.workers, force=a.force)
@@ -256,7 +259,7 @@ def _predict_file(a: argparse.Namespace) -> int:
 
         result = score_file(a.bundle, a.input, a.output, text_column=a.text_column, workers=a.workers,
                             resume=a.resume, skip_bad=a.skip_bad, force=a.force, chunk_rows=a.chunk_rows,
-                            max_chars=a.max_chars, providers=providers)
+                            max_chars=a.max_chars, providers=providers, text_pair_column=a.text_pair_column)
     if a.json:
         _print_json(result.to_dict())
     else:

@@ -28,7 +28,7 @@ SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
 @dataclass
 class Chunk:
     index: int
-    texts: list[str]  # the text of every good row, in input order
+    texts: list[Any]  # the text of every good row, in input order ((text, text_pair) for pairs)
     rows: Any  # the good rows in the format's own form
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line or row number, reason)
     size: int = 0  # input rows read, good and bad
@@ -60,8 +60,24 @@ class Format:
     name = ""
     part_suffix = ""
 
-    def __init__(self, path: Path, text_column: str, chunk_rows: int, max_chars: int) -> None:
+    def __init__(self, path: Path, text_column: str, chunk_rows: int, max_chars: int,
+                 text_pair_column: str | None = None) -> None:
         self.path, self.text_column, self.chunk_rows, self.max_chars = path, text_column, chunk_rows, max_chars
+        self.text_pair_column = text_pair_column  # a bundle on sentence pairs: each row's second text
+
+    def _columns(self) -> list[str]:
+        return [self.text_column, *([self.text_pair_column] if self.text_pair_column else [])]
+
+    def _example(self, values: Sequence[Any]) -> tuple[str | None, Any]:
+        """(why the row cannot be scored or None, its text or (text, text_pair)) from its column values."""
+        for column, value in zip(self._columns(), values):
+            reason = check_text(value, self.max_chars)
+            if not reason and column == self.text_pair_column and not value.strip():
+                reason = "empty"
+            if reason:
+                return (f"second text (column {column!r}): {reason}" if column == self.text_pair_column
+                        else reason), None
+        return None, (values[0] if len(values) == 1 else (values[0], values[1]))
 
     def chunks(self) -> Iterator[Chunk]:
         raise NotImplementedError
@@ -129,14 +145,17 @@ class CsvFormat(Format):
                 self.header = next(reader)
             except StopIteration:
                 raise DataError(f"{self.path}: empty file, expected a header row") from None
-        if self.text_column not in self.header:
-            raise DataError(f"{self.path}:1: no column {self.text_column!r} in the header; columns are "
-                            f"{self.header}. Choose with --text-column")
+        for column in self._columns():
+            if column not in self.header:
+                raise DataError(f"{self.path}:1: no column {column!r} in the header; columns are "
+                                f"{self.header}. Choose with --text-column" + (" / --text-pair-column"
+                                                                               if self.text_pair_column else ""))
         taken = {LABEL_COLUMN, SCORE_COLUMN} & set(self.header)
         if taken:
             raise DataError(f"{self.path}:1: the input already has column(s) {sorted(taken)}, which scoring adds; "
                             "rename them first")
         self.text_index = self.header.index(self.text_column)
+        self.indices = [self.header.index(c) for c in self._columns()]
 
     def chunks(self) -> Iterator[Chunk]:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long fields are judged by --max-chars, per row
@@ -156,12 +175,12 @@ class CsvFormat(Format):
                     raise DataError(f"{self.path}:{start}: malformed CSV ({exc}); fix the file") from None
                 line = reader.line_num
                 chunk.size += 1
-                reason = (f"{len(row)} fields, the header has {width}" if len(row) != width
-                          else check_text(row[self.text_index], self.max_chars))
+                reason, example = ((f"{len(row)} fields, the header has {width}", None) if len(row) != width
+                                   else self._example([row[i] for i in self.indices]))
                 if reason:
                     chunk.bad.append((start, reason))
                 else:
-                    chunk.texts.append(row[self.text_index])
+                    chunk.texts.append(example)
                     chunk.rows.append(row)
                 if chunk.size == self.chunk_rows:
                     yield chunk
@@ -209,10 +228,13 @@ class JsonlFormat(Format):
                     continue
                 chunk.size += 1
                 reason, record = self._parse(raw)
+                example = None
+                if not reason:
+                    reason, example = self._example([record[c] for c in self._columns()])
                 if reason:
                     chunk.bad.append((line_no, reason))
                 else:
-                    chunk.texts.append(record[self.text_column])
+                    chunk.texts.append(example)
                     chunk.rows.append(record)
                 if chunk.size == self.chunk_rows:
                     yield chunk
@@ -229,11 +251,13 @@ class JsonlFormat(Format):
             return f"not valid JSON ({exc.msg})", None
         if not isinstance(record, dict):
             return f"expected a JSON object, got {type(record).__name__}", None
-        if self.text_column not in record:
-            return f"no key {self.text_column!r} (keys: {sorted(record)[:10]}); choose with --text-column", None
+        for column in self._columns():
+            if column not in record:
+                flag = "--text-pair-column" if column == self.text_pair_column else "--text-column"
+                return f"no key {column!r} (keys: {sorted(record)[:10]}); choose with {flag}", None
         if LABEL_COLUMN in record or SCORE_COLUMN in record:
             return f"already has {LABEL_COLUMN!r} or {SCORE_COLUMN!r}, which scoring adds", None
-        return check_text(record[self.text_column], self.max_chars), record
+        return None, record
 
     def progress(self) -> float:
         return self._src.fraction() if self._src else 0.0
@@ -259,13 +283,15 @@ class ParquetFormat(Format):
         except Exception as exc:  # pyarrow raises ArrowInvalid and friends
             raise DataError(f"{self.path}: not a readable Parquet file ({str(exc)[:200]})") from None
         schema = self._file.schema_arrow
-        if self.text_column not in schema.names:
-            raise DataError(f"{self.path}: no column {self.text_column!r}; columns are {schema.names}. "
-                            "Choose with --text-column")
-        kind = str(schema.field(self.text_column).type)
-        if kind not in ("string", "large_string", "string_view"):
-            raise DataError(f"{self.path}: column {self.text_column!r} holds {kind}, not text; choose the text "
-                            "column with --text-column")
+        for column in self._columns():
+            flag = "--text-pair-column" if column == self.text_pair_column else "--text-column"
+            if column not in schema.names:
+                raise DataError(f"{self.path}: no column {column!r}; columns are {schema.names}. "
+                                f"Choose with {flag}")
+            kind = str(schema.field(column).type)
+            if kind not in ("string", "large_string", "string_view"):
+                raise DataError(f"{self.path}: column {column!r} holds {kind}, not text; choose the text "
+                                f"column with {flag}")
         taken = {LABEL_COLUMN, SCORE_COLUMN} & set(schema.names)
         if taken:
             raise DataError(f"{self.path}: the input already has column(s) {sorted(taken)}, which scoring adds; "
@@ -277,14 +303,14 @@ class ParquetFormat(Format):
 
         first = 0
         for index, batch in enumerate(self._file.iter_batches(batch_size=self.chunk_rows)):
-            texts = batch.column(self.text_column).to_pylist()
+            columns = [batch.column(c).to_pylist() for c in self._columns()]
             good, bad, keep = [], [], []
-            for i, text in enumerate(texts):
-                reason = check_text(text, self.max_chars)
+            for i, values in enumerate(zip(*columns)):
+                reason, example = self._example(values)
                 if reason:
                     bad.append((first + i + 1, reason))  # a 1-based row number
                 else:
-                    good.append(text)
+                    good.append(example)
                 keep.append(reason is None)
             rows = batch if not bad else batch.filter(pa.array(keep))
             first += batch.num_rows
@@ -316,7 +342,8 @@ class ParquetFormat(Format):
 FORMATS: dict[str, type[Format]] = {"csv": CsvFormat, "tsv": TsvFormat, "jsonl": JsonlFormat, "parquet": ParquetFormat}
 
 
-def open_format(path: Path, text_column: str, chunk_rows: int, max_chars: int) -> Format:
+def open_format(path: Path, text_column: str, chunk_rows: int, max_chars: int,
+                text_pair_column: str | None = None) -> Format:
     if not path.is_file():
         raise DataError(f"input file {path} does not exist")
-    return FORMATS[format_of(path)](path, text_column, chunk_rows, max_chars)
+    return FORMATS[format_of(path)](path, text_column, chunk_rows, max_chars, text_pair_column)

@@ -71,6 +71,7 @@ def score_file(
     max_chars: int = MAX_CHARS,
     providers: str | Sequence[str] = "auto",
     progress: bool | None = None,
+    text_pair_column: str | None = None,
 ) -> ScoreResult:
     """Score every row of `input` (CSV, TSV, JSONL or Parquet) into `output` (same format).
 
@@ -80,6 +81,8 @@ def score_file(
     skip_bad: skip rows whose text is missing, not text, not UTF-8 or longer than `max_chars`
     (each is logged with its line); otherwise the first such row stops the run with a DataError.
     progress: a bar on a terminal (None = when stderr is one), else a log line every 30 s.
+    text_pair_column: for a bundle on sentence pairs (required there), the column of each row's second
+    text; a row whose second text is missing is a bad row like one without text.
     """
     from .. import bundle as _bundle
 
@@ -97,7 +100,11 @@ def score_file(
     _bundle.check_writable(output)
     with _bundle.opened(bundle, check_files=False) as (_, manifest):  # a bad bundle fails before any reading
         pass
-    fmt = open_format(input, text_column, chunk_rows, max_chars)
+    pairs = len(manifest.input_fields) == 2
+    if pairs != bool(text_pair_column):
+        raise ConfigError(f"{bundle} scores sentence pairs: pass --text-pair-column naming the second text's column"
+                          if pairs else f"{bundle} scores one text per row: drop --text-pair-column")
+    fmt = open_format(input, text_column, chunk_rows, max_chars, text_pair_column)
     work = _prepare_work(work_dir(output), _job(input, bundle, manifest, fmt), resume, force)
     done = {int(p.stem.split("-")[1]) for p in work.glob("part-*.json")}
     if done:
@@ -151,7 +158,8 @@ def _job(input: Path, bundle: Any, manifest: Any, fmt: Format) -> dict[str, Any]
     st = input.stat()
     return {"input": str(input.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
             "bundle": str(Path(bundle).resolve()), "model_sha256": manifest.files[manifest.model_file].get("sha256"),
-            "text_column": fmt.text_column, "chunk_rows": fmt.chunk_rows, "max_chars": fmt.max_chars}
+            "text_column": fmt.text_column, "chunk_rows": fmt.chunk_rows, "max_chars": fmt.max_chars,
+            **({"text_pair_column": fmt.text_pair_column} if fmt.text_pair_column else {})}
 
 
 def _prepare_work(work: Path, job: dict[str, Any], resume: bool, force: bool) -> Path:

@@ -270,3 +270,30 @@ def test_builtin_rotten_tomatoes_pairs_splits_by_movie():
     plots = {s: {t[0] for t in d.split(s).texts} for s in ("train", "validation", "test")}
     assert not (plots["train"] & plots["validation"]) and not (plots["train"] & plots["test"])
     assert not (plots["validation"] & plots["test"])
+
+
+# -- batch scoring (lpm-edge predict --input) ------------------------------------------------------
+
+def test_score_file_scores_pairs_and_names_a_row_without_its_second_text(pair_bundle, tiny_bundle, tmp_path):
+    from lpm_edge.scoring import score_file
+
+    rows = pair_rows(20, 3)
+    src = write_pairs(tmp_path / "in.csv", rows)
+    out = score_file(pair_bundle, src, tmp_path / "out.csv", text_column="premise", text_pair_column="hypothesis",
+                     progress=False)
+    with open(out.output, newline="") as f:
+        scored = list(csv.DictReader(f))
+    assert [r["pred_label"] for r in scored] == [y for _, _, y in rows]  # the label is in the second text
+    lines = [json.dumps({"q": a, "p": b}) for a, b, _ in rows[:3]] + [json.dumps({"q": "a superb film", "p": ""})]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"in\.jsonl:4: second text \(column 'p'\)"):
+        score_file(pair_bundle, tmp_path / "in.jsonl", tmp_path / "out.jsonl", text_column="q", text_pair_column="p",
+                   progress=False)
+    got = score_file(pair_bundle, tmp_path / "in.jsonl", tmp_path / "out.jsonl", text_column="q", text_pair_column="p",
+                     skip_bad=True, force=True, progress=False)
+    assert (got.rows, got.skipped) == (3, 1)
+    with pytest.raises(ConfigError, match="scores sentence pairs: pass --text-pair-column"):
+        score_file(pair_bundle, src, tmp_path / "x.csv", text_column="premise", progress=False)
+    with pytest.raises(ConfigError, match="one text per row: drop --text-pair-column"):
+        score_file(tiny_bundle, src, tmp_path / "y.csv", text_column="premise", text_pair_column="hypothesis",
+                   progress=False)
