@@ -297,3 +297,26 @@ def test_score_file_scores_pairs_and_names_a_row_without_its_second_text(pair_bu
     with pytest.raises(ConfigError, match="one text per row: drop --text-pair-column"):
         score_file(tiny_bundle, src, tmp_path / "y.csv", text_column="premise", text_pair_column="hypothesis",
                    progress=False)
+
+
+@pytest.mark.slow
+def test_vocab_pruning_keeps_the_tokens_of_both_texts(pair_checkpoint, tmp_path):
+    import lpm_edge
+    from lpm_edge.export import export, load_recipe
+    from lpm_edge.reference import TorchClassifier
+
+    recipe = load_recipe("cpu-fp32").replace(name="fp32-vocab", vocab_prune=True, max_length=32)
+    out = export(pair_checkpoint, tmp_path / "b", recipe)
+    vocab = json.loads((out / "manifest.json").read_text())["source"]["compression"]["vocab"]
+    assert vocab["after"] < vocab["before"] and vocab["train_texts_changed"] == 0
+    pairs = [(a, b) for a, b, _ in pair_rows(16, 9)]  # in-domain words, in either text
+    got = lpm_edge.load(out, providers="cpu").logits(pairs)
+    np.testing.assert_allclose(got, TorchClassifier(pair_checkpoint, max_length=32).logits(pairs), atol=1e-4)
+
+
+def test_search_median_tokens_count_both_texts(pair_checkpoint):
+    from lpm_edge.search import _median_tokens
+
+    pairs = [("great " * 10, "bad " * 10)] * 3
+    assert _median_tokens(pair_checkpoint, pairs, 64) == 23  # [CLS] 10 [SEP] 10 [SEP]
+    assert _median_tokens(pair_checkpoint, pairs, 16) == 16  # truncated, both texts shortened to fit
