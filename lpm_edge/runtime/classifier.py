@@ -264,7 +264,6 @@ class Classifier:
         preds = self.task.predictions(self.logits([texts] if single else texts))  # type: ignore[list-item]
         return preds[0] if single else preds
 
-
     def _single(self, texts: Any) -> bool:
         """True for one example: a str, or for a bundle on pairs one (text, text_pair) tuple."""
         if not self.task.pairs:
