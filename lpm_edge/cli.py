@@ -54,7 +54,8 @@ def _float_list(value: str) -> list[float]:
 
 
 def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes) or a data file: "
+    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes, rotten-tomatoes-pairs) "
+                   "or a data file: "
                    "CSV/TSV/JSONL, Parquet, Arrow, or a folder saved with datasets' save_to_disk")
 
 
@@ -65,6 +66,8 @@ def _add_splits(p: argparse.ArgumentParser, columns: bool = True) -> None:
                        help="text column of --data (when it is not the checkpoint's) and of --validation/--test "
                             "(default: the checkpoint's, else 'text')")
         p.add_argument("--label-column", default=None, help="label column, as --text-column")
+        p.add_argument("--text-pair-column", default=None,
+                       help="second text column, for a checkpoint trained on sentence pairs (default: the checkpoint's)")
         p.add_argument("--validation", type=Path, default=None,
                        help="validation file (default: the checkpoint's, else a 10%% cut of --data)")
     # train (columns=False) has no checkpoint yet to take a test file from
@@ -76,7 +79,7 @@ def _add_splits(p: argparse.ArgumentParser, columns: bool = True) -> None:
 
 def _split_args(a: argparse.Namespace) -> dict[str, Any]:
     return {"validation": a.validation, "test": a.test, "text_column": a.text_column,
-            "label_column": a.label_column, "strict": a.strict}
+            "label_column": a.label_column, "strict": a.strict, "text_pair_column": a.text_pair_column}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the model learns from the label column (default: text-classification, one label per text)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
+    p.add_argument("--text-pair-column", default=None,
+                   help="second text of each row: the model reads (text, text_pair) pairs (NLI, re-ranking); "
+                        "the built-in rotten-tomatoes-pairs has them")
     p.add_argument("--validation", type=Path, default=None, help="separate validation file (else a 10%% cut of --data)")
     _add_splits(p, columns=False)
     p.add_argument("--epochs", type=float, default=3.0)
@@ -169,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify texts with a bundle")
     p.add_argument("bundle", type=Path)
-    p.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
+    p.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin); for a bundle on "
+                   "sentence pairs each is TEXT<TAB>TEXT_PAIR")
     p.add_argument("--providers", default="auto", help="auto, cpu, cuda, or a comma-separated list")
     p.add_argument("--json", action="store_true")
     _add_scoring(p)
@@ -245,6 +252,7 @@ def _add_scoring(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", type=Path, default=None, help="where to write it, same format, with pred_label "
                                                             "and pred_score added")
     g.add_argument("--text-column", default="text")
+    g.add_argument("--text-pair-column", default=None, help="second text of each row, for a bundle on sentence pairs")
     g.add_argument("--workers", type=_positive_int, default=1, help="processes, each with cores // N threads")
     g.add_argument("--resume", action="store_true", help="continue an interrupted run (its finished chunks are kept "
                                                          "in .OUTPUT.work beside --output)")
@@ -266,6 +274,9 @@ def _predict_file(a: argparse.Namespace) -> int:
     if a.ray is not None:
         from .integrations.ray import score_file_ray
 
+        if a.text_pair_column:
+            raise ConfigError("--ray scores one text per row; score sentence pairs without --ray")
+
         result = score_file_ray(a.bundle, a.input, a.output, address=None if a.ray == "local" else a.ray,
                                 concurrency=a.workers, providers=providers, text_column=a.text_column,
                                 resume=a.resume, skip_bad=a.skip_bad, force=a.force, chunk_rows=a.chunk_rows,
@@ -275,7 +286,7 @@ def _predict_file(a: argparse.Namespace) -> int:
 
         result = score_file(a.bundle, a.input, a.output, text_column=a.text_column, workers=a.workers,
                             resume=a.resume, skip_bad=a.skip_bad, force=a.force, chunk_rows=a.chunk_rows,
-                            max_chars=a.max_chars, providers=providers)
+                            max_chars=a.max_chars, providers=providers, text_pair_column=a.text_pair_column)
     if a.json:
         _print_json(result.to_dict())
     else:
@@ -293,6 +304,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     config = TrainConfig(
         out=a.out, model=a.model, data=a.data, task=a.task, text_column=a.text_column, label_column=a.label_column,
+        text_pair_column=a.text_pair_column,
         validation=a.validation, test=a.test, strict=a.strict, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
         grad_accum=a.grad_accum, learning_rate=a.lr, max_length=a.max_length, seed=a.seed, device=a.device,
         precision=a.precision, metric=a.metric, patience=a.patience or None,
@@ -391,6 +403,18 @@ def _export_auto(a: argparse.Namespace) -> Path:
     return keep_bundle(work / "bundle", out)
 
 
+def _split_pairs(texts: Sequence[str]) -> list[Any]:
+    """TEXT<TAB>TEXT_PAIR lines as (text, text_pair) tuples; DataError naming the first line without one tab."""
+    pairs = []
+    for i, text in enumerate(texts, start=1):
+        parts = text.split("\t")
+        if len(parts) != 2 or not all(p.strip() for p in parts):
+            raise DataError(f"text {i}: this bundle scores sentence pairs: give each as TEXT<TAB>TEXT_PAIR (one tab, "
+                            f"two non-empty texts), got {text[:60]!r}")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
 def _read_texts(args: Sequence[str]) -> list[str]:
     """Texts from the command line, else one per line on stdin; UTF-8 whatever the locale."""
     for i, text in enumerate(args):
@@ -424,12 +448,14 @@ def cmd_predict(a: argparse.Namespace) -> int:
     providers = a.providers.split(",") if "," in a.providers else a.providers
     clf = load(a.bundle, providers=providers)  # before reading stdin: a bad bundle fails at once
     texts = _read_texts(a.texts)
+    if clf.task.pairs:  # a bundle on sentence pairs: each text is TEXT<TAB>TEXT_PAIR
+        texts = _split_pairs(texts)
     preds = clf.predict(texts)
     if a.json:
         _print_json([{"text": t, "label": p.label, "score": p.score, "scores": dict(p.scores)} for t, p in zip(texts, preds)])
     else:
         for t, p in zip(texts, preds):
-            print(f"{p.label}\t{p.score:.4f}\t{t}")
+            print(f"{p.label}\t{p.score:.4f}\t{t if isinstance(t, str) else chr(9).join(t)}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Labelled text datasets: the built-in `rotten-tomatoes` and files (see data_files.py).
+"""Labelled text datasets: the built-in `rotten-tomatoes` (and `rotten-tomatoes-pairs`, see
+data_pairs.py) and files (see data_files.py).
 
 Labels are kept as names; `Dataset.labels` fixes their id order, and that order travels with the
 checkpoint and the bundle. Every split knows its name and where its rows came from, and no text
@@ -25,7 +26,7 @@ __all__ = ["BUILTIN", "BUILTIN_TEXTS", "Dataset", "Split", "load_dataset", "read
 
 log = logging.getLogger("lpm_edge.data")
 
-BUILTIN = ("rotten-tomatoes",)
+BUILTIN = ("rotten-tomatoes", "rotten-tomatoes-pairs")
 SPLIT_SEED = 20240611
 SPLITS = ("train", "validation", "test")
 HOLD_OUT = 0.1  # share of a file cut for each split it lacks (len // 10 rows)
@@ -33,7 +34,7 @@ HOLD_OUT = 0.1  # share of a file cut for each split it lacks (len // 10 rows)
 
 @dataclass(frozen=True)
 class Split:
-    texts: tuple[str, ...]
+    texts: tuple[Any, ...]  # str, or (text, text_pair) tuples for a task on pairs
     labels: tuple[Any, ...]  # gold values as the task reads them; single-label: ids into Dataset.labels
     name: str = ""  # train, validation or test
     source: str = ""  # where the rows came from: a file, or how they were cut from one
@@ -62,6 +63,7 @@ class Dataset:
     test: Split
     # texts dropped from a split because an identical text is in an earlier one, by split name
     dropped: Mapping[str, int] = field(default_factory=dict, compare=False)
+    inputs: tuple[str, ...] = ("text",)  # ("text", "text_pair") when each text is a pair
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:
@@ -88,6 +90,7 @@ def load_dataset(
     strict: bool = False,
     eval_columns: tuple[str, str] | None = None,
     task: str = "text-classification",
+    text_pair_column: str | None = None,
 ) -> Dataset:
     """Load a built-in dataset by name, or a file (CSV/TSV/JSONL, Parquet, Arrow, save_to_disk folder;
     a saved DatasetDict gives its train split, and its validation and test splits unless files are given).
@@ -98,6 +101,8 @@ def load_dataset(
     it is an error instead. eval_columns: (text, label) columns of the validation and test files
     when they differ from the training file's. task: the kind of lpm_edge.tasks whose labels the
     label column holds; the task reads the label names and each row's gold value from the rows.
+    text_pair_column: the second text of each row (every file's): texts are (text, text_pair)
+    tuples and `inputs` is ("text", "text_pair").
     """
     from .tasks import task_class
 
@@ -106,11 +111,18 @@ def load_dataset(
         source, validation, test = dataset_dict_splits(Path(source), validation, test)
     eval_text, eval_label = eval_columns or (text_column, label_column)
     given = {
-        "validation": read_rows(Path(validation), eval_text, eval_label, kind.label_lists) if validation else None,
-        "test": read_rows(Path(test), eval_text, eval_label, kind.label_lists) if test else None,
+        "validation": read_rows(Path(validation), eval_text, eval_label, text_pair_column,
+                                kind.label_lists) if validation else None,
+        "test": read_rows(Path(test), eval_text, eval_label, text_pair_column, kind.label_lists) if test else None,
     }
     if str(source) in BUILTIN:
-        name, labels, parts, sources = _rotten_tomatoes_parts(seed)
+        if str(source) == "rotten-tomatoes-pairs":
+            from .data_pairs import rotten_tomatoes_pair_parts
+
+            name, labels, parts, sources = rotten_tomatoes_pair_parts(seed)
+            text_pair_column = "text_pair"
+        else:
+            name, labels, parts, sources = _rotten_tomatoes_parts(seed)
         for s, rows in given.items():
             if rows is not None:
                 parts[s], sources[s] = rows, str(validation if s == "validation" else test)
@@ -120,7 +132,7 @@ def load_dataset(
             raise DataError(
                 f"dataset {str(source)!r} is neither a built-in name ({', '.join(BUILTIN)}) nor a file"
             )
-        rows = read_rows(path, text_column, label_column, kind.label_lists)
+        rows = read_rows(path, text_column, label_column, text_pair_column, kind.label_lists)
         labels = kind.label_names(rows, label_column)
         name = path.stem
         parts, sources = _cut(rows, given, path, seed)
@@ -135,7 +147,8 @@ def load_dataset(
         rows = parts[s]
         return Split(tuple(t for t, _, _ in rows), kind.gold(rows, labels, str(source)), s, sources[s])
 
-    return Dataset(name, tuple(labels), *(to_split(s) for s in SPLITS), dropped=dropped)
+    return Dataset(name, tuple(labels), *(to_split(s) for s in SPLITS), dropped=dropped,
+                   inputs=("text", "text_pair") if text_pair_column else ("text",))
 
 
 def _cut(
@@ -171,8 +184,10 @@ def _cut(
     return parts, sources
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.split())
+def _normal(text: Any) -> Any:
+    from .pairs import normal
+
+    return normal(text)
 
 
 def _disjoint(
@@ -193,8 +208,9 @@ def _disjoint(
         if clashes:
             (text, _, where), first = clashes[0]
             earlier = sorted({f for _, f in clashes}, key=SPLITS.index)
+            shown = text[:60] if isinstance(text, str) else tuple(t[:40] for t in text)
             what = (f"{len(clashes)} of {len(parts[s])} {s} texts of {sources[s]} also occur in the "
-                    f"{' and '.join(earlier)} split (first: {where}: {text[:60]!r})")
+                    f"{' and '.join(earlier)} split (first: {where}: {shown!r})")
             if strict:
                 raise DataError(f"{what}; a text in two splits inflates the figures. Remove them from the {s} "
                                 "file, or drop --strict to have them dropped from it")

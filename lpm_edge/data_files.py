@@ -18,22 +18,28 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import DataError, MissingDependencyError
 
-Row = tuple[str, str, str]  # (text, label name, 'file:line')
+Row = tuple[Any, str, str]  # (text, or (text, text_pair) for pairs; label name; 'file:line')
 DATASETS_SUFFIXES = (".parquet", ".arrow")
 DATA_EXTRA = 'pip install "lpm-edge[data]"'
 
 
 def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: str,
-         label_lists: bool = False) -> Row:
-    for column in (text_column, label_column):
+         label_lists: bool = False, text_pair_column: str | None = None) -> Row:
+    for column in (text_column, label_column, *([text_pair_column] if text_pair_column else [])):
         if column not in record:
             raise DataError(
                 f"{where}: no column {column!r}; columns are {sorted(record)}. "
-                f"Choose with --text-column / --label-column"
+                f"Choose with --text-column / --label-column" + (" / --text-pair-column" if text_pair_column else "")
             )
     text, label = record[text_column], record[label_column]
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: empty or non-string text in column {text_column!r}")
+    if text_pair_column:
+        second = record[text_pair_column]
+        if not isinstance(second, str) or not second.strip():
+            raise DataError(f"{where}: missing second text: empty or non-string value in column "
+                            f"{text_pair_column!r} (--text-pair-column); every row of a pair task needs both texts")
+        text = (text, second)
     if label_lists and (label is None or isinstance(label, (list, tuple, str))):
         return text, label, where  # a list of labels, or none: the task reads them (multi-label)
     if label is None or str(label).strip() == "":
@@ -41,8 +47,10 @@ def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: 
     return text, str(label).strip(), where
 
 
-def read_rows(path: Path, text_column: str, label_column: str, label_lists: bool = False) -> list[Row]:
-    """Read (text, label, 'file:line') rows; raise DataError naming the line on bad data.
+def read_rows(path: Path, text_column: str, label_column: str, text_pair_column: str | None = None,
+              label_lists: bool = False) -> list[Row]:
+    """Read (text, label, 'file:line') rows; raise DataError naming the line on bad data. With
+    `text_pair_column`, each text is a (text, text_pair) tuple and an empty second text is an error.
 
     label_lists: a label cell may hold a list (JSONL, Parquet) or be empty, and stays as it is for
     the task to read (multi-label); otherwise every label is a non-empty string.
@@ -52,12 +60,12 @@ def read_rows(path: Path, text_column: str, label_column: str, label_lists: bool
     """
     path = Path(path)
     if path.is_dir() or path.suffix in DATASETS_SUFFIXES:
-        return _datasets_rows(path, text_column, label_column, label_lists)
+        return _datasets_rows(path, text_column, label_column, label_lists, text_pair_column)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
     opener = bz2.open if path.suffix == ".bz2" else open
-    columns = (text_column, label_column)
+    columns = (text_column, label_column, *([text_pair_column] if text_pair_column else []))
     try:
         # utf-8-sig: spreadsheets often write a byte-order mark, which would stick to the first column name
         with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
@@ -70,7 +78,8 @@ def read_rows(path: Path, text_column: str, label_column: str, label_lists: bool
                     f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .jsonl, .parquet, .arrow "
                     "or a folder saved with datasets' save_to_disk"
                 )
-            rows = [_row(record, f"{path}:{line}", text_column, label_column, label_lists) for line, record in records]
+            rows = [_row(record, f"{path}:{line}", text_column, label_column, label_lists, text_pair_column)
+                    for line, record in records]
     except UnicodeDecodeError as exc:
         line = _first_undecodable_line(path, opener)
         raise DataError(
@@ -119,7 +128,7 @@ def _csv_records(
         if column not in reader.fieldnames:
             raise DataError(
                 f"{path}:1: no column {column!r} in the header; columns are {list(reader.fieldnames)}. "
-                "Choose with --text-column / --label-column"
+                "Choose with --text-column / --label-column" + (" / --text-pair-column" if len(columns) > 2 else "")
             )
     for record in reader:
         if None in record:  # more fields than the header
@@ -149,7 +158,8 @@ def dataset_dict_splits(
     return path / "train", pick(validation, ("validation", "valid", "dev")), pick(test, ("test",))
 
 
-def _datasets_rows(path: Path, text_column: str, label_column: str, label_lists: bool = False) -> list[Row]:
+def _datasets_rows(path: Path, text_column: str, label_column: str, label_lists: bool = False,
+                   text_pair_column: str | None = None) -> list[Row]:
     """Rows of a Parquet file, an Arrow file or a save_to_disk folder, read with `datasets`.
 
     A ClassLabel column gives its label names ("neg", "pos"), not its integer ids.
@@ -163,20 +173,22 @@ def _datasets_rows(path: Path, text_column: str, label_column: str, label_lists:
     with tempfile.TemporaryDirectory(prefix="lpm-edge-data-") as cache:  # datasets' cache, not ~/.cache
         table = _open_with_datasets(datasets, path, cache)
         columns = list(table.column_names)
-        for column in (text_column, label_column):
+        for column in (text_column, label_column, *([text_pair_column] if text_pair_column else [])):
             if column not in columns:
                 raise DataError(
                     f"{path}: no column {column!r}; columns are {columns}. Choose with --text-column / --label-column"
+                    + (" / --text-pair-column" if text_pair_column else "")
                 )
         feature = table.features[label_column]
         names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
         texts, labels = table[text_column], table[label_column]
+        seconds = table[text_pair_column] if text_pair_column else [None] * len(texts)
     rows = []
-    for i, (text, label) in enumerate(zip(texts, labels)):
+    for i, (text, label, second) in enumerate(zip(texts, labels, seconds)):
         if names is not None and isinstance(label, int) and 0 <= label < len(names):
             label = names[label]
-        rows.append(_row({text_column: text, label_column: label}, f"{path}:row {i + 1}", text_column, label_column,
-                         label_lists))
+        record = {text_column: text, label_column: label, **({text_pair_column: second} if text_pair_column else {})}
+        rows.append(_row(record, f"{path}:row {i + 1}", text_column, label_column, label_lists, text_pair_column))
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows

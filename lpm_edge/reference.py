@@ -44,15 +44,19 @@ class TorchClassifier:
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
 
     def encode(self, texts: Sequence[str]) -> dict:
-        return self.tokenizer(  # type: ignore[operator]
-            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        from .pairs import hf_tokenize
+
+        return hf_tokenize(  # pairs: the tokenizer's pair encoding, truncating the longer text first
+            self.tokenizer, texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
         )
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits (n, labels) in input order; batches of similar length, as the runtime does."""
         import torch
 
-        lengths = [len(t) for t in texts]
+        from .pairs import chars
+
+        lengths = [chars(t) for t in texts]
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         with torch.inference_mode():

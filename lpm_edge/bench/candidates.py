@@ -76,7 +76,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def torch_feeds(ref: "TorchClassifier", texts: Sequence[str]) -> list[Any]:
     """The reference's tokenizer output for `texts`, sorted by length and split by its batch size."""
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    from ..pairs import chars
+
+    order = np.argsort([chars(t) for t in texts], kind="stable")
     return [ref.encode([texts[i] for i in order[s : s + ref.batch_size]]) for s in range(0, len(order), ref.batch_size)]
 
 
@@ -122,7 +124,9 @@ def torch_child(checkpoint: Path, max_length: int, threads: int, quantize: bool 
         load=load,
         predict=(
             "with torch.inference_mode():\n"
-            f"    enc = tok(texts, truncation=True, max_length={max_length}, padding=True, return_tensors='pt')\n"
+            "    pairs = [tuple(t) for t in texts if not isinstance(t, str)]  # (text, text_pair), as JSON lists\n"
+            "    args = ([a for a, _ in pairs], [b for _, b in pairs]) if pairs else (texts,)\n"
+            f"    enc = tok(*args, truncation=True, max_length={max_length}, padding=True, return_tensors='pt')\n"
             "    return model(**enc).logits.softmax(-1).numpy()"
         ),
     )

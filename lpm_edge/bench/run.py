@@ -20,6 +20,7 @@ import numpy as np
 from .. import sysinfo, tasks
 from ..data import Split
 from ..errors import ConfigError, require
+from ..pairs import is_pairs, strings
 from .accuracy import score, throughput
 from .candidates import Candidate, bundle_candidate, reference_candidate, unique_names
 from .load import CpuSnapshot, others_share, snapshot
@@ -188,9 +189,26 @@ def _fixed_inputs(
         tok = c.tokenizer or default
         key = tok.to_str()
         if key not in cache:
-            cache[key] = fixed_length_inputs(tok, pool, lengths)
+            cache[key] = fixed_length_inputs(tok, list(strings(pool)), lengths)
+            if is_pairs(pool):  # the end-to-end input of a bundle on pairs is a pair: the text cut in two
+                cache[key] = [_as_pair(f, tok) for f in cache[key]]
         out.append(cache[key])
     return out
+
+
+def _as_pair(fixed: FixedLength, tok: "Tokenizer") -> FixedLength:
+    """`fixed` with its text split at the space nearest its middle into (text, text_pair); the model-only
+    ids stay the L tokens of one segment, and text_tokens counts the pair's tokens (one separator more)."""
+    text = fixed.text
+    cut = text.rfind(" ", 0, len(text) // 2 + 1)
+    cut = cut if cut > 0 else max(1, len(text) // 2)
+    pair = (text[:cut].strip() or text[:cut], text[cut:].strip() or text[cut:])
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(tok.to_str())
+    plain.no_truncation()
+    plain.no_padding()
+    return replace(fixed, text=pair, text_tokens=len(plain.encode(*pair).ids))  # type: ignore[arg-type]
 
 
 def ratios(c: dict[str, Any], ref: dict[str, Any], batch: str) -> dict[str, float | None]:
@@ -216,7 +234,7 @@ def ratios(c: dict[str, Any], ref: dict[str, Any], batch: str) -> dict[str, floa
 def load_split(
     reference: Path, data: str | None, split: str, *, validation: str | Path | None = None,
     test: str | Path | None = None, text_column: str | None = None, label_column: str | None = None,
-    strict: bool = False,
+    strict: bool = False, text_pair_column: str | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The dataset the reference was trained on (training.json), or `data`, with the validation and
     test files given in place of its own; returns (dataset, the split, what the report says of it)."""
@@ -225,7 +243,7 @@ def load_split(
 
     info = read_training_info(reference)
     dataset = checkpoint_dataset(data, info, validation=validation, test=test, text_column=text_column,
-                                 label_column=label_column, strict=strict)
+                                 label_column=label_column, strict=strict, text_pair_column=text_pair_column)
     part = dataset.split(split)
     return dataset, part, {"name": dataset.name, "source": part.source, "split": split,
                            "dropped_overlap": int(dataset.dropped.get(split, 0))}
@@ -253,6 +271,7 @@ def bench(
     text_column: str | None = None,
     label_column: str | None = None,
     strict: bool = False,
+    text_pair_column: str | None = None,
 ) -> Report:
     """Benchmark bundles against their reference checkpoint; write report.md, report.json and PNGs to `out`.
 
@@ -270,7 +289,8 @@ def bench(
         raise ConfigError("give at least one bundle to benchmark")
     reference = Path(reference)
     dataset, part, info = load_split(reference, data, split, validation=validation, test=test,
-                                     text_column=text_column, label_column=label_column, strict=strict)
+                                     text_column=text_column, label_column=label_column, strict=strict,
+                                     text_pair_column=text_pair_column)
     log.info("bench: accuracy on %s", part.describe())
     cores = sysinfo.cpu_info()["cores"] or 1
 

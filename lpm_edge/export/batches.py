@@ -37,7 +37,9 @@ def encode(
     tokenizer: Any, texts: Sequence[str], max_length: int, device: str = "cpu"
 ) -> dict[str, "torch.Tensor"]:
     """Tokenize a batch padded to its longest text: each tensor (B, T) on `device`."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    from ..pairs import hf_tokenize
+
+    enc = hf_tokenize(tokenizer, texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     return {k: v.to(device) for k, v in enc.items()}
 
 
@@ -52,7 +54,9 @@ def labelled_batches(
         return
     epoch = 0
     produced = 0
-    lengths = [len(t) for t in texts]  # characters: a cheap, good proxy for token counts
+    from ..pairs import chars
+
+    lengths = [chars(t) for t in texts]  # characters: a cheap, good proxy for token counts
     while True:
         for rows in length_grouped(shuffled(len(texts), seed + epoch), lengths, batch_size, seed + epoch):
             if limit is not None and produced >= limit:

@@ -18,6 +18,7 @@ import numpy as np
 from .. import __version__, bundle as _bundle, sysinfo, tasks
 from ..data import Dataset, Split, load_dataset
 from ..errors import AccuracyBudgetError, ConfigError, ExportError, ParityError, require
+from ..pairs import hf_tokenize
 from ..tasks.base import Task
 from ..families import Family, adapter_for, check_capabilities
 from . import rejected
@@ -72,6 +73,7 @@ def export(
     label_column: str | None = None,
     strict: bool = False,
     unlabelled: str | Path | None = None,
+    text_pair_column: str | None = None,
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
@@ -93,7 +95,7 @@ def export(
     that the teacher labels for distillation, beside the training texts (lpm_edge.export.transfer).
     """
     splits = dict(validation=validation, test=test, text_column=text_column, label_column=label_column,
-                  strict=strict)
+                  strict=strict, text_pair_column=text_pair_column)
     extra = _unlabelled(unlabelled, text_column, recipe)
     try:
         return _export(checkpoint, out, recipe, data=data, max_accuracy_drop=max_accuracy_drop, force=force,
@@ -135,6 +137,7 @@ def _export(
     info = read_training_info(ckpt)
     dataset = checkpoint_dataset(data, info, **splits)
     task = tasks.from_training(info, dataset.labels)
+    check_inputs_match(task, dataset, ckpt)
 
     family = _family(ckpt, recipe)  # before any minutes are spent
     tokenizer = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
@@ -248,13 +251,14 @@ def _family(ckpt: Path, recipe: Recipe) -> Family:
 def checkpoint_dataset(
     data: str | None, info: dict[str, Any], *, validation: str | Path | None = None,
     test: str | Path | None = None, text_column: str | None = None, label_column: str | None = None,
-    strict: bool = False,
+    strict: bool = False, text_pair_column: str | None = None,
 ) -> Dataset:
     """`data` if given, else the dataset (columns, validation and test files) the checkpoint's
     training.json names; `validation`/`test` files replace the recorded ones.
 
     text_column/label_column: the columns of `data` when it is not the recorded source, and of the
-    validation and test files (default: the training file's columns).
+    validation and test files (default: the training file's columns). text_pair_column: the second
+    text of every file's rows (default: the checkpoint's, for a checkpoint trained on pairs).
     """
     recorded = info.get("data", {})
     source = data or recorded.get("source")
@@ -272,7 +276,17 @@ def checkpoint_dataset(
         eval_columns=(text, label),
         strict=strict,
         task=(info.get("task") or {}).get("kind", tasks.DEFAULT),
+        text_pair_column=text_pair_column or recorded.get("text_pair_column"),
     )
+
+
+def check_inputs_match(task: Task, dataset: Dataset, ckpt: Path) -> None:
+    """Refuse data of one text per row for a checkpoint trained on pairs, and the other way round."""
+    if tuple(task.input_fields) != tuple(dataset.inputs):
+        fix = ("pass --text-pair-column naming the second text's column" if task.pairs
+               else "drop --text-pair-column, or pass data of one text per row")
+        raise ConfigError(f"{ckpt} was trained on inputs {list(task.input_fields)} but the data gives "
+                          f"{list(dataset.inputs)}; {fix}")
 
 
 def _compress(
@@ -429,7 +443,8 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
     gold = task.gold_array(labels)
     reference = task.metrics(gold, full_logits)[task.metric]
     # Batched as the CPU runtime will batch them: dynamic int8 scales depend on the batch.
-    lengths = [len(ids) for ids in source.tokenizer(texts, truncation=True, max_length=source.max_length)["input_ids"]]
+    lengths = [len(ids) for ids in hf_tokenize(source.tokenizer, texts, truncation=True,
+                                               max_length=source.max_length)["input_ids"]]
     groups = length_batches(lengths, BATCH_SIZE, CPU_BATCH_TOKENS)
     feeds = [{n: b[n].numpy() for n in names} for b in (source.encode([texts[i] for i in g]) for g in groups)]
     rows = np.concatenate(groups) if groups else np.zeros(0, dtype=int)

@@ -51,8 +51,10 @@ def static_quantizer(
     names = _graph_inputs(graph)
 
     def encode(batch: Sequence[str]) -> dict[str, Any]:
-        enc = source.tokenizer(list(batch), truncation=True, max_length=source.max_length, padding=True,
-                               return_tensors="np")
+        from ..pairs import hf_tokenize
+
+        enc = hf_tokenize(source.tokenizer, batch, truncation=True, max_length=source.max_length, padding=True,
+                          return_tensors="np")
         return {n: enc[n].astype("int64") for n in names}  # each (B, T)
 
     def run(dst: Path, exclude_nodes: Sequence[str]) -> None:

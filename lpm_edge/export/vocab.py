@@ -37,6 +37,7 @@ import logging
 from typing import Any, Iterator, Sequence
 
 from ..errors import ExportError
+from ..pairs import hf_tokenize, strings
 
 log = logging.getLogger("lpm_edge.export")
 BATCH = 1024
@@ -93,6 +94,7 @@ def prune_tokenizer(
     name = _kind_name(spec)
     kind = spec["model"]["type"]
     plain = _plain(spec)
+    texts = list(strings(texts))  # both texts of each pair
     used = {i for enc in _encode(plain, texts) for i in enc.ids}
     added = {t["id"] for t in spec.get("added_tokens") or []}
     model_keep, extra = _KEEP[kind](spec["model"], used)
@@ -130,7 +132,7 @@ def unk_rate(tokenizer: Any, texts: Sequence[str], max_length: int) -> float:
     specials = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
     total = unknown = 0
     for start in range(0, len(texts), BATCH):
-        enc = tokenizer(list(texts[start : start + BATCH]), truncation=True, max_length=max_length)
+        enc = hf_tokenize(tokenizer, texts[start : start + BATCH], truncation=True, max_length=max_length)
         for row in enc["input_ids"]:
             tokens = [i for i in row if i not in specials]
             total += len(tokens)

@@ -106,7 +106,9 @@ def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe", unlabelled: Se
 
     settings = recipe.to_dict()
     # The training texts themselves, not only the dataset's name: --validation/--test files change them.
-    train = hashlib.sha256("\x00".join(dataset.train.texts).encode()).hexdigest()
+    from ..pairs import key
+
+    train = hashlib.sha256("\x00".join(map(key, dataset.train.texts)).encode()).hexdigest()
     # Later fields at their defaults change nothing: a student distilled before they existed still matches.
     default = DistillConfig()
     distill = {k: v for k, v in settings["distill"].items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, overload
 
@@ -86,7 +87,8 @@ class Classifier:
         self.labels: tuple[str, ...] = manifest.labels
         self.max_length = manifest.max_length
         self.batch_size = batch_size
-        self._tokenizer = load_tokenizer(tok_bytes, manifest.max_length, f"{self.path}/{manifest.tokenizer_file}")
+        self._tokenizer = load_tokenizer(tok_bytes, manifest.max_length, f"{self.path}/{manifest.tokenizer_file}",
+                                         pairs=self.task.pairs)
         # Every id the tokenizer can emit, and the padding id, must index the graph's embedding table.
         self._largest_id = max(largest_id(self._tokenizer), manifest.pad_id)
 
@@ -155,7 +157,7 @@ class Classifier:
         # One tiny batch through tokenizer and graph: a bundle that cannot predict fails here, at
         # load, as a BundleError, rather than inside some later request.
         try:
-            (_, feed), = self.encode([PROBE])
+            (_, feed), = self.encode([(PROBE, PROBE)] if self.task.pairs else [PROBE])
             shape = session.run([self._output], feed, self._quiet)[0].shape
         except Exception as exc:  # tokenizers and ORT raise their own exception types
             raise BundleError(
@@ -227,8 +229,7 @@ class Classifier:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """The graph's raw outputs in input order (for classifiers: logits (n, labels))."""
-        texts = _as_list(texts)
-        check_texts(texts)
+        texts = check_texts(_as_list(texts), self.task.pairs)
         out = np.empty(self.task.output_shape(len(texts)), dtype=np.float32)
         for rows, feed in self.encode(texts):
             out[rows] = self.run(feed)
@@ -246,7 +247,7 @@ class Classifier:
         """Per-label scores, shape (n, labels), in input order (shape (labels,) for one string): class
         probabilities for a single-label classifier."""
         self._offers("predict_proba")
-        single = isinstance(texts, str)
+        single = self._single(texts)
         p = self.task.scores(self.logits([texts] if single else texts))  # type: ignore[list-item]
         return p[0] if single else p
 
@@ -259,9 +260,39 @@ class Classifier:
         """The task's prediction per text, in input order: for a single-label classifier the label,
         its score and every label's score."""
         self._offers("predict")
-        single = isinstance(texts, str)
+        single = self._single(texts)
         preds = self.task.predictions(self.logits([texts] if single else texts))  # type: ignore[list-item]
         return preds[0] if single else preds
+
+    def _single(self, texts: Any) -> bool:
+        """True for one example: a str, or for a bundle on pairs one (text, text_pair) tuple."""
+        if not self.task.pairs:
+            return isinstance(texts, str)
+        if isinstance(texts, str):
+            raise TypeError("this bundle scores sentence pairs: pass a (text, text_pair) tuple or a list of them, "
+                            f"not a str ({texts[:40]!r})")
+        return isinstance(texts, tuple) and len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+    def rank(self, query: str, passages: Sequence[str]) -> list[Ranked]:
+        """`passages` ordered by their relevance to `query`, most relevant first: each with its score
+        (the task's relevance: for a binary classifier on pairs, the probability of its last label)
+        and its index in `passages`. The model scores each (query, passage) pair."""
+        self._offers("rank")
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        passages = _as_list(passages)
+        scores = self.task.relevance(self.logits([(query, p) for p in passages]))
+        order = np.argsort(-scores, kind="stable")
+        return [Ranked(passages[i], float(scores[i]), int(i)) for i in order]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One passage of `rank`'s answer: the passage, its relevance score and its index in the input."""
+
+    text: str
+    score: float
+    index: int
 
 
 def _as_list(texts: Sequence[str]) -> list:

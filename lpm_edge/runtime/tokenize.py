@@ -19,18 +19,20 @@ def _is_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
 
-def load_tokenizer(data: bytes, max_length: int, where: str) -> Tokenizer:
+def load_tokenizer(data: bytes, max_length: int, where: str, pairs: bool = False) -> Tokenizer:
     try:
         tokenizer = Tokenizer.from_str(data.decode("utf-8"))
     except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
         raise BundleError(f"{where}: not a valid tokenizer.json ({str(exc)[:200]})") from None
     # Shipped tokenizer.json files often pad everything to a fixed length; we pad per batch.
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length)
+    # longest_first: a pair longer than max_length loses tokens from its longer text first, so both keep some
+    tokenizer.enable_truncation(max_length, strategy="longest_first")
     # A text longer than max_length must come out truncated (a post-processor can defeat
     # truncation when max_length is below its special tokens); check once, at load.
     try:
-        n = len(tokenizer.encode(" ".join([PROBE] * min(max_length, 4096))).ids)
+        long = " ".join([PROBE] * min(max_length, 4096))
+        n = len(tokenizer.encode(long, long).ids if pairs else tokenizer.encode(long).ids)
     except BaseException as exc:  # a bare Exception, or a panic (seen: a template naming a missing token)
         if not (isinstance(exc, Exception) or _is_panic(exc)):
             raise
@@ -67,14 +69,33 @@ def largest_id(tokenizer: Tokenizer) -> int:
     return top
 
 
-def check_texts(texts: Sequence[object]) -> None:
+def check_texts(texts: Sequence[object], pairs: bool = False) -> list:
+    """`texts` checked: str each, or for a bundle on pairs a (text, text_pair) tuple (or 2-list) of str
+    each; returns them as a list (pairs as tuples)."""
+    if not pairs:
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str"
+                                + ("; this bundle takes one text per example, not pairs" if isinstance(t, tuple) else ""))
+        return list(texts)
+    out = []
     for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+        if isinstance(t, str):
+            raise TypeError(f"texts[{i}] is a str; this bundle scores sentence pairs: pass (text, text_pair) "
+                            "tuples, e.g. predict([(premise, hypothesis)])")
+        if not isinstance(t, (tuple, list)) or len(t) != 2:
+            got = f"a {type(t).__name__} of {len(t)} items" if isinstance(t, (tuple, list)) else type(t).__name__
+            raise TypeError(f"texts[{i}] is {got}; expected a (text, text_pair) tuple of two str")
+        if not all(isinstance(x, str) for x in t):
+            raise TypeError(f"texts[{i}] holds {type(t[0]).__name__} and {type(t[1]).__name__}; expected a "
+                            "(text, text_pair) tuple of two str")
+        out.append((t[0], t[1]))
+    return out
 
 
-def encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list:
-    """tokenizer.encode_batch, with a clear error for a str that is not valid Unicode."""
+def encode_batch(tokenizer: Tokenizer, texts: list) -> list:
+    """tokenizer.encode_batch, with a clear error for a str that is not valid Unicode. A (text,
+    text_pair) tuple is encoded as a pair: the tokenizer's pair template, segment ids 0 then 1."""
     try:
         return tokenizer.encode_batch(texts)
     except BaseException as exc:
@@ -90,7 +111,8 @@ def encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list:
         # surrogateescape) with a message that names neither the text nor the reason.
         for i, t in enumerate(texts):
             try:
-                t.encode("utf-8")
+                for part in ([t] if isinstance(t, str) else t):
+                    part.encode("utf-8")
             except UnicodeEncodeError as bad:
                 raise ValueError(
                     f"texts[{i}] is not valid Unicode ({bad.reason} at index {bad.start}); "

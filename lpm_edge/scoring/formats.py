@@ -28,7 +28,7 @@ SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
 @dataclass
 class Chunk:
     index: int
-    texts: list[str]  # the text of every good row, in input order
+    texts: list[Any]  # the text of every good row, in input order ((text, text_pair) for pairs)
     rows: Any  # the good rows in the format's own form
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line or row number, reason)
     size: int = 0  # input rows read, good and bad
@@ -60,22 +60,42 @@ class Format:
     name = ""
     part_suffix = ""
 
-    def __init__(self, path: Path, text_column: str, chunk_rows: int, max_chars: int) -> None:
+    def __init__(self, path: Path, text_column: str, chunk_rows: int, max_chars: int,
+                 text_pair_column: str | None = None) -> None:
         self.path, self.text_column, self.chunk_rows, self.max_chars = path, text_column, chunk_rows, max_chars
-        self._text_key: Any = text_column  # where a row holds its text: a key (JSONL), an index (CSV)
+        self.text_pair_column = text_pair_column  # a bundle on sentence pairs: each row's second text
+        self._keys: list[Any] = self._columns()  # where a row holds its texts: keys (JSONL), indices (CSV)
+
+    def _columns(self) -> list[str]:
+        return [self.text_column, *([self.text_pair_column] if self.text_pair_column else [])]
+
+    def _example(self, values: Sequence[Any]) -> tuple[str | None, Any]:
+        """(why the row cannot be scored or None, its text or (text, text_pair)) from its column values."""
+        for column, value in zip(self._columns(), values):
+            reason = check_text(value, self.max_chars)
+            if not reason and column == self.text_pair_column and not value.strip():
+                reason = "empty"
+            if reason:
+                return (f"second text (column {column!r}): {reason}" if column == self.text_pair_column
+                        else reason), None
+        return None, (values[0] if len(values) == 1 else (values[0], values[1]))
 
     def chunks(self) -> Iterator[Chunk]:
         raise NotImplementedError
 
     def _chunked(self, rows: Iterable[tuple[int, str | None, Any]]) -> Iterator[Chunk]:
-        """Chunks of `chunk_rows` input rows from (line, why the row is bad or None, row) triples."""
+        """Chunks of `chunk_rows` input rows from (line, why the row is bad or None, row) triples; a row
+        not bad yet is judged by its texts (`_example`)."""
         chunk = Chunk(0, [], [])
         for line, reason, row in rows:
             chunk.size += 1
+            example = None
+            if not reason:
+                reason, example = self._example([row[k] for k in self._keys])
             if reason:
                 chunk.bad.append((line, reason))
             else:
-                chunk.texts.append(row[self._text_key])
+                chunk.texts.append(example)
                 chunk.rows.append(row)
             if chunk.size == self.chunk_rows:
                 yield chunk
@@ -147,14 +167,16 @@ class CsvFormat(Format):
             except StopIteration:
                 raise DataError(f"{self.path}: empty file, expected a header row") from None
         self._src = None  # the header alone is not progress
-        if self.text_column not in self.header:
-            raise DataError(f"{self.path}:1: no column {self.text_column!r} in the header; columns are "
-                            f"{self.header}. Choose with --text-column")
+        for column in self._columns():
+            if column not in self.header:
+                raise DataError(f"{self.path}:1: no column {column!r} in the header; columns are "
+                                f"{self.header}. Choose with --text-column" + (" / --text-pair-column"
+                                                                               if self.text_pair_column else ""))
         taken = {LABEL_COLUMN, SCORE_COLUMN} & set(self.header)
         if taken:
             raise DataError(f"{self.path}:1: the input already has column(s) {sorted(taken)}, which scoring adds; "
                             "rename them first")
-        self._text_key = self.header.index(self.text_column)
+        self._keys = [self.header.index(c) for c in self._columns()]
 
     def chunks(self) -> Iterator[Chunk]:
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long fields are judged by --max-chars, per row
@@ -175,8 +197,7 @@ class CsvFormat(Format):
             except csv.Error as exc:  # e.g. a quote never closed: the rest of the file is one field
                 raise DataError(f"{self.path}:{start}: malformed CSV ({exc}); fix the file") from None
             line = reader.line_num
-            yield start, (f"{len(row)} fields, the header has {width}" if len(row) != width
-                          else check_text(row[self._text_key], self.max_chars)), row
+            yield start, (f"{len(row)} fields, the header has {width}" if len(row) != width else None), row
 
     def progress(self) -> float:
         return self._src.fraction() if self._src else 0.0
@@ -223,11 +244,13 @@ class JsonlFormat(Format):
             return f"not valid JSON ({exc.msg})", None
         if not isinstance(record, dict):
             return f"expected a JSON object, got {type(record).__name__}", None
-        if self.text_column not in record:
-            return f"no key {self.text_column!r} (keys: {sorted(record)[:10]}); choose with --text-column", None
+        for column in self._columns():
+            if column not in record:
+                flag = "--text-pair-column" if column == self.text_pair_column else "--text-column"
+                return f"no key {column!r} (keys: {sorted(record)[:10]}); choose with {flag}", None
         if LABEL_COLUMN in record or SCORE_COLUMN in record:
             return f"already has {LABEL_COLUMN!r} or {SCORE_COLUMN!r}, which scoring adds", None
-        return check_text(record[self.text_column], self.max_chars), record
+        return None, record
 
     def progress(self) -> float:
         return self._src.fraction() if self._src else 0.0
@@ -253,13 +276,15 @@ class ParquetFormat(Format):
         except Exception as exc:  # pyarrow raises ArrowInvalid and friends
             raise DataError(f"{self.path}: not a readable Parquet file ({str(exc)[:200]})") from None
         schema = self._file.schema_arrow
-        if self.text_column not in schema.names:
-            raise DataError(f"{self.path}: no column {self.text_column!r}; columns are {schema.names}. "
-                            "Choose with --text-column")
-        kind = str(schema.field(self.text_column).type)
-        if kind not in ("string", "large_string", "string_view"):
-            raise DataError(f"{self.path}: column {self.text_column!r} holds {kind}, not text; choose the text "
-                            "column with --text-column")
+        for column in self._columns():
+            flag = "--text-pair-column" if column == self.text_pair_column else "--text-column"
+            if column not in schema.names:
+                raise DataError(f"{self.path}: no column {column!r}; columns are {schema.names}. "
+                                f"Choose with {flag}")
+            kind = str(schema.field(column).type)
+            if kind not in ("string", "large_string", "string_view"):
+                raise DataError(f"{self.path}: column {column!r} holds {kind}, not text; choose the text "
+                                f"column with {flag}")
         taken = {LABEL_COLUMN, SCORE_COLUMN} & set(schema.names)
         if taken:
             raise DataError(f"{self.path}: the input already has column(s) {sorted(taken)}, which scoring adds; "
@@ -271,14 +296,14 @@ class ParquetFormat(Format):
 
         first = 0
         for index, batch in enumerate(self._file.iter_batches(batch_size=self.chunk_rows)):
-            texts = batch.column(self.text_column).to_pylist()
+            columns = [batch.column(c).to_pylist() for c in self._columns()]
             good, bad, keep = [], [], []
-            for i, text in enumerate(texts):
-                reason = check_text(text, self.max_chars)
+            for i, values in enumerate(zip(*columns)):
+                reason, example = self._example(values)
                 if reason:
                     bad.append((first + i + 1, reason))  # a 1-based row number
                 else:
-                    good.append(text)
+                    good.append(example)
                 keep.append(reason is None)
             rows = batch if not bad else batch.filter(pa.array(keep))
             first += batch.num_rows
@@ -310,7 +335,8 @@ class ParquetFormat(Format):
 FORMATS: dict[str, type[Format]] = {"csv": CsvFormat, "tsv": TsvFormat, "jsonl": JsonlFormat, "parquet": ParquetFormat}
 
 
-def open_format(path: Path, text_column: str, chunk_rows: int, max_chars: int) -> Format:
+def open_format(path: Path, text_column: str, chunk_rows: int, max_chars: int,
+                text_pair_column: str | None = None) -> Format:
     if not path.is_file():
         raise DataError(f"input file {path} does not exist")
-    return FORMATS[format_of(path)](path, text_column, chunk_rows, max_chars)
+    return FORMATS[format_of(path)](path, text_column, chunk_rows, max_chars, text_pair_column)

@@ -74,6 +74,7 @@ def score_file(
     providers: str | Sequence[str] = "auto",
     progress: bool | None = None,
     scorer: Callable[[], tuple[Score, Callable[[], None]]] | None = None,
+    text_pair_column: str | None = None,
 ) -> ScoreResult:
     """Score every row of `input` (CSV, TSV, JSONL or Parquet) into `output` (same format).
 
@@ -86,6 +87,8 @@ def score_file(
     scorer: opens where chunks are scored, returning (score, close): score(texts) gives the
     probabilities (rows, labels) or a Future of them, at most 2 x `workers` in flight. None: this
     process, or `workers` processes. `lpm_edge.integrations.ray.score_file_ray` passes Ray actors.
+    text_pair_column: for a bundle on sentence pairs (required there), the column of each row's second
+    text; a row whose second text is missing is a bad row like one without text.
     """
     from .. import bundle as _bundle, tasks as _tasks
 
@@ -107,7 +110,11 @@ def score_file(
         raise ConfigError(f"{bundle} is a {manifest.task} bundle; scoring files writes one label and its score "
                           f"per row, which only {_tasks.DEFAULT} bundles give. Use lpm_edge.load(bundle).predict(texts) "
                           "in Python, or lpm-edge serve")
-    fmt = open_format(input, text_column, chunk_rows, max_chars)
+    pairs = len(manifest.input_fields) == 2
+    if pairs != bool(text_pair_column):
+        raise ConfigError(f"{bundle} scores sentence pairs: pass --text-pair-column naming the second text's column"
+                          if pairs else f"{bundle} scores one text per row: drop --text-pair-column")
+    fmt = open_format(input, text_column, chunk_rows, max_chars, text_pair_column)
     work = _prepare_work(work_dir(output), _job(input, bundle, manifest, fmt), resume, force)
     done = {int(p.stem.split("-")[1]) for p in work.glob("part-*.json")}
     if done:
@@ -161,7 +168,8 @@ def _job(input: Path, bundle: Any, manifest: Any, fmt: Format) -> dict[str, Any]
     st = input.stat()
     return {"input": str(input.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
             "bundle": str(Path(bundle).resolve()), "model_sha256": manifest.files[manifest.model_file].get("sha256"),
-            "text_column": fmt.text_column, "chunk_rows": fmt.chunk_rows, "max_chars": fmt.max_chars}
+            "text_column": fmt.text_column, "chunk_rows": fmt.chunk_rows, "max_chars": fmt.max_chars,
+            **({"text_pair_column": fmt.text_pair_column} if fmt.text_pair_column else {})}
 
 
 def _prepare_work(work: Path, job: dict[str, Any], resume: bool, force: bool) -> Path:

@@ -37,6 +37,7 @@ def search(
     label_column: str | None = None,
     strict: bool = False,
     unlabelled: str | Path | None = None,
+    text_pair_column: str | None = None,
 ) -> SearchResult:
     """Explore compression candidates, keep the fastest bundle within the budget in OUT/bundle.
 
@@ -66,7 +67,7 @@ def search(
     out.mkdir(parents=True, exist_ok=True)
     info = read_training_info(ckpt)
     data_args = {"validation": validation, "test": test, "text_column": text_column, "label_column": label_column,
-                 "strict": strict}
+                 "strict": strict, "text_pair_column": text_pair_column}
     dataset = checkpoint_dataset(data, info, **data_args)
     task = tasks.from_training(info, dataset.labels)
     full_layers = int(json.loads((ckpt / "config.json").read_text())["num_hidden_layers"])

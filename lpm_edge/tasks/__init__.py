@@ -38,15 +38,22 @@ def task_class(kind: str, where: str = "task") -> type["Task"]:
 
 
 def from_section(kind: str, labels: Sequence[str], info: Mapping[str, Any] | None = None,
-                 where: str = "task") -> "Task":
-    """A task from what a manifest or training.json records: its kind, labels and other fields."""
-    return task_class(kind, where).from_section(tuple(labels), dict(info or {}), where)
+                 where: str = "task", inputs: Sequence[str] | None = None) -> "Task":
+    """A task from what a manifest or training.json records: its kind, labels, other fields and
+    input fields (None: the task's default, one text per example)."""
+    from ..pairs import check_inputs
+
+    cls = task_class(kind, where)
+    if inputs is None or tuple(inputs) == ("text",):  # a task class that knows only single texts needs no `inputs`
+        return cls.from_section(tuple(labels), dict(info or {}), where)
+    return cls.from_section(tuple(labels), dict(info or {}), where, inputs=check_inputs(inputs, f"{where}: inputs"))
 
 
 def from_manifest(manifest: Any) -> "Task":
     """The task a parsed manifest declares; BundleError when its fields do not make one."""
     try:
-        return from_section(manifest.task, manifest.labels, manifest.task_info, "manifest.json: task")
+        return from_section(manifest.task, manifest.labels, manifest.task_info, "manifest.json: task",
+                            inputs=getattr(manifest, "input_fields", None))
     except ConfigError as exc:
         raise BundleError(f"{exc}; re-export the bundle or upgrade lpm-edge") from None
 
@@ -57,8 +64,9 @@ def from_training(info: Mapping[str, Any], labels: Sequence[str]) -> "Task":
     record = dict(info.get("task") or {})
     kind = record.pop("kind", DEFAULT)
     recorded = record.pop("labels", None)
-    record.pop("inputs", None)
-    return from_section(kind, recorded if recorded is not None else labels, record, "training.json: task")
+    inputs = record.pop("inputs", None)
+    return from_section(kind, recorded if recorded is not None else labels, record, "training.json: task",
+                        inputs=inputs)
 
 
 def record(task: "Task") -> dict[str, Any]:

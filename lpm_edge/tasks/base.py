@@ -23,8 +23,9 @@ class Task:
     offers: ClassVar[tuple[str, ...]] = ()
     # The metric an accuracy budget holds (export, search), in [0, 1]; a loss of it is given in points (x100).
     metric: ClassVar[str] = "accuracy"
-    # Input fields per example: ("text",), or ("text", "text_pair") for tasks on two texts.
-    input_fields: ClassVar[tuple[str, ...]] = ("text",)
+    # Input fields per example: ("text",), or ("text", "text_pair") for tasks on two texts. The class's
+    # is the default; an instance takes its own from the record (`inputs`), so any task can take pairs.
+    input_fields: tuple[str, ...] = ("text",)
     # The transformers auto class whose head this task trains and exports.
     model_class: ClassVar[str] = "AutoModelForSequenceClassification"
     # The ONNX graph's output: its name and dynamic axes (besides the batch, e.g. 1: "sequence").
@@ -35,9 +36,21 @@ class Task:
     # Whether `fit` learns something from the validation outputs after training (the trainer then runs it).
     fits_on_validation: ClassVar[bool] = False
 
-    def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None,
+                 inputs: Sequence[str] | None = None) -> None:
+        from ..pairs import PAIR, check_inputs
+
         self.labels: tuple[str, ...] = tuple(labels)
         self.info: dict[str, Any] = dict(info or {})
+        if inputs is not None:
+            self.input_fields = check_inputs(inputs, f"{self.kind} task")
+        if self.input_fields == PAIR and self.ranks():  # a relevance score per pair: rank(query, passages)
+            self.offers = (*type(self).offers, "rank")
+
+    @property
+    def pairs(self) -> bool:
+        """True when each example is a (text, text_pair) tuple."""
+        return len(self.input_fields) == 2
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(labels={list(self.labels)})"
@@ -60,9 +73,10 @@ class Task:
 
     # -- the manifest's and training.json's record -------------------------------------------
     @classmethod
-    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str) -> "Task":
+    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str,
+                     inputs: Sequence[str] | None = None) -> "Task":
         """Validate what a record holds; raise ConfigError naming `where` and the bad field."""
-        return cls(labels, info)
+        return cls(labels, info, inputs)
 
     def section(self) -> dict[str, Any]:
         """The task fields a manifest records besides kind, labels and input fields."""
@@ -100,6 +114,14 @@ class Task:
                         "scores": dict(zip(self.labels, map(float, row)))})
         return out
 
+    def ranks(self) -> bool:
+        """True when `relevance` gives one score per example (a bundle on pairs then offers `rank`)."""
+        return False
+
+    def relevance(self, outputs: np.ndarray) -> np.ndarray:
+        """One relevance score per example, (n,), higher = more relevant: what `rank` orders by."""
+        raise ConfigError(f"a {self.kind} task with labels {list(self.labels)} gives no relevance score")
+
     # -- evaluation (numpy) --------------------------------------------------------------------
     def metrics(self, gold: Sequence[Any], outputs: np.ndarray) -> dict[str, float]:
         """Every metric of this task; includes `self.metric`."""
@@ -131,7 +153,9 @@ class Task:
 
     def training_rows(self, tokenizer: Any, split: Any, max_length: int) -> list[dict[str, Any]]:
         """The split tokenized for the Trainer (no padding; the collator pads per batch), gold as `labels`."""
-        enc = tokenizer(list(split.texts), truncation=True, max_length=max_length, padding=False)
+        from ..pairs import hf_tokenize
+
+        enc = hf_tokenize(tokenizer, split.texts, truncation=True, max_length=max_length, padding=False)
         return [{**{k: enc[k][i] for k in enc.keys()}, "labels": split.labels[i]} for i in range(len(split))]
 
     def collator(self, tokenizer: Any) -> Any:

@@ -56,9 +56,10 @@ class SingleLabel(Task):
         return tuple(index[label] for _, label, _ in rows)
 
     @classmethod
-    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str) -> "SingleLabel":
+    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str,
+                     inputs: Sequence[str] | None = None) -> "SingleLabel":
         need_labels(labels, where)
-        return cls(labels, info)
+        return cls(labels, info, inputs)
 
     def predictions(self, outputs: np.ndarray) -> list[Prediction]:
         probs = self.scores(outputs)
@@ -68,6 +69,15 @@ class SingleLabel(Task):
 
     def scores(self, outputs: np.ndarray) -> np.ndarray:
         return softmax(outputs)
+
+    def ranks(self) -> bool:
+        return len(self.labels) == 2
+
+    def relevance(self, outputs: np.ndarray) -> np.ndarray:
+        """A binary classifier's probability of its last (positive) label."""
+        if not self.ranks():
+            return super().relevance(outputs)
+        return softmax(np.asarray(outputs))[:, -1]
 
     def metrics(self, gold: Sequence[Any], outputs: np.ndarray) -> dict[str, float]:
         pred = self.decisions(outputs)

@@ -24,6 +24,7 @@ class TrainConfig:
     task: str = "text-classification"  # a kind of lpm_edge.tasks.KINDS
     text_column: str = "text"
     label_column: str = "label"
+    text_pair_column: str | None = None  # the second text of each row: a task on sentence pairs
     validation: Path | None = None  # optional separate validation file
     test: Path | None = None  # optional separate test file (else a 10% cut of `data`)
     strict: bool = False  # refuse a text found in two splits instead of dropping it

@@ -136,6 +136,7 @@ def _train(
     dataset = load_dataset(
         config.data, text_column=config.text_column, label_column=config.label_column,
         validation=config.validation, test=config.test, strict=config.strict, task=config.task,
+        text_pair_column=config.text_pair_column,
     )
     train_split = dataset.train.head(config.limit_train) if config.limit_train else dataset.train
     if len(set(train_split.labels)) < 2:
@@ -143,7 +144,7 @@ def _train(
             f"the first {len(train_split)} training texts of {config.data} carry only one label; "
             "raise --limit-train or shuffle the file"
         )
-    task = tasks.from_section(config.task, dataset.labels, {}, f"task of {config.data}")
+    task = tasks.from_section(config.task, dataset.labels, {}, f"task of {config.data}", inputs=dataset.inputs)
     task.check_training(train_split.labels, f"{config.data}")
     set_seed(config.seed)
     hf_logging.set_verbosity_error()
@@ -305,6 +306,7 @@ def _training_info(
         "data": {
             "source": str(config.data),
             "text_column": config.text_column,
+            "text_pair_column": config.text_pair_column,  # None for one text per row (and built-in data)
             "label_column": config.label_column,
             "validation": str(config.validation) if config.validation else None,
             "test": str(config.test) if config.test else None,
