@@ -30,8 +30,8 @@ def test_pretrain_lowers_the_held_out_loss_and_train_fine_tunes_the_result(tiny_
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    from lpm_edge.train import train
-    from lpm_edge.train.pretrain import PRETRAINING_JSON, PretrainConfig, pretrain
+    from lpm_edge.train import PretrainConfig, pretrain, train
+    from lpm_edge.train.pretrain import PRETRAINING_JSON
 
     out = tmp_path / "adapted"
     with caplog.at_level(logging.INFO, logger="lpm_edge.train"):
