@@ -30,8 +30,8 @@ def test_pretrain_lowers_the_held_out_loss_and_train_fine_tunes_the_result(tiny_
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    from lpm_edge.train import train
-    from lpm_edge.train.pretrain import PRETRAINING_JSON, PretrainConfig, pretrain
+    from lpm_edge.train import PretrainConfig, pretrain, train
+    from lpm_edge.train.pretrain import PRETRAINING_JSON
 
     out = tmp_path / "adapted"
     with caplog.at_level(logging.INFO, logger="lpm_edge.train"):
@@ -108,3 +108,24 @@ def test_builtin_plots_leave_out_validation_and_test_movies():
             ("validation", "test")}
     assert held and not held & set(texts) and len(texts) > 1000
     assert "validation and test movies left out" in source
+
+
+def test_masked_only_loss_equals_the_models_own(tiny_model, tmp_path):
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling, TrainingArguments
+
+    from lpm_edge.train.pretrain import masked_only_trainer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model).eval()
+    torch.manual_seed(0)
+    batch = DataCollatorForLanguageModeling(tok, mlm_probability=0.3)(
+        [tok(t) for t, _ in synthetic_rows(16)])
+    expected = model(**batch).loss
+    seen = []
+    model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    trainer = masked_only_trainer()(model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to=[],
+                                                                        use_cpu=True))
+    got = trainer.compute_loss(model, dict(batch))
+    torch.testing.assert_close(got, expected)
+    assert seen[-1] == (int((batch["labels"] != -100).sum()), model.config.vocab_size)  # masked positions only
