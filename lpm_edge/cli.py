@@ -372,12 +372,15 @@ def cmd_predict(a: argparse.Namespace) -> int:
     providers = a.providers.split(",") if "," in a.providers else a.providers
     clf = load(a.bundle, providers=providers)  # before reading stdin: a bad bundle fails at once
     texts = _read_texts(a.texts)
-    preds = clf.predict(texts)
+    records = clf.task.records(clf.predict_proba(texts))  # the task's JSON per text, as the server answers
     if a.json:
-        _print_json([{"text": t, "label": p.label, "score": p.score, "scores": dict(p.scores)} for t, p in zip(texts, preds)])
+        _print_json([{"text": t, **r} for t, r in zip(texts, records)])
     else:
-        for t, p in zip(texts, preds):
-            print(f"{p.label}\t{p.score:.4f}\t{t}")
+        for t, r in zip(texts, records):
+            if "label" in r:
+                print(f"{r['label']}\t{r['score']:.4f}\t{t}")
+            else:  # several labels (multi-label): names and scores joined by '|'
+                print(f"{'|'.join(r['labels'])}\t{'|'.join(f'{v:.4f}' for v in r['scores'].values())}\t{t}")
     return 0
 
 

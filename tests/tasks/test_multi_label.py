@@ -374,6 +374,11 @@ def test_cli_train_export_with_csv_labels(tmp_path, tiny_model, capsys):
     assert "test micro_f1" in capsys.readouterr().out
     assert main(["export", str(ckpt), "--out", str(bundle), "--recipe", "cpu-int8"]) == 0
     assert "micro_f1" in capsys.readouterr().out
+    assert main(["predict", str(bundle), "the plot was superb", "the movie and the story", "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert [a["labels"] for a in answers] == [["pos"], []] and set(answers[0]["all_scores"]) == set(LABELS)
+    assert main(["predict", str(bundle), "great and awful"]) == 0
+    assert sorted(capsys.readouterr().out.split("\t")[0].split("|")) == ["neg", "pos"]
     bad = tmp_path / "bad.csv"
     bad.write_text("text,labels\ngood movie,pos\nbad movie,neg|meh\n")
     assert main(["bench", str(bundle), "--reference", str(ckpt), "--test", str(bad), "--out",
