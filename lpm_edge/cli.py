@@ -407,6 +407,7 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
         sizes = {name: entry.get("bytes") for name, entry in manifest.files.items()}
     return {
         "bundle": str(bundle), "schema_version": manifest.schema_version, "task": manifest.task,
+        "task_info": dict(manifest.task_info),
         "labels": list(manifest.labels), "max_length": manifest.max_length, "inputs": list(manifest.inputs),
         "recipe": _dig(manifest.recipe, "name"), "quantize": _dig(manifest.recipe, "quantize", "mode"),
         "fp32_fallback": ({"file": manifest.fallback_file, "tokens": list(manifest.fallback_tokens or ())}
@@ -442,6 +443,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         return 0
     m = s["metrics"]
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
+    if s["task"] != DEFAULT_TASK or s["task_info"]:  # e.g. multi-label: its per-label thresholds
+        print(f"task        {s['task']}" + "".join(f", {k} {v}" for k, v in s["task_info"].items()))
     print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
     if s["fused_ops"]:
@@ -473,7 +476,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if parts:
         print("compressed  " + ", ".join(parts))
     if m:
-        print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
+        print(f"{m.get('metric', 'accuracy'):<11} {_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))

@@ -377,6 +377,9 @@ def test_cli_train_export_with_csv_labels(tmp_path, tiny_model, capsys):
     assert main(["predict", str(bundle), "the plot was superb", "the movie and the story", "--json"]) == 0
     answers = json.loads(capsys.readouterr().out)
     assert [a["labels"] for a in answers] == [["pos"], []] and set(answers[0]["all_scores"]) == set(LABELS)
+    assert main(["inspect", str(bundle)]) == 0
+    shown = capsys.readouterr().out
+    assert "task        multi-label, thresholds [" in shown and "\nmicro_f1    " in shown
     assert main(["predict", str(bundle), "great and awful"]) == 0
     assert sorted(capsys.readouterr().out.split("\t")[0].split("|")) == ["neg", "pos"]
     bad = tmp_path / "bad.csv"
