@@ -164,6 +164,14 @@ def test_fit_tunes_each_label_and_metrics_follow():
     assert after["micro_f1"] == after["macro_f1"] == after["exact_match"] == 1.0
 
 
+def test_train_metrics_tune_until_thresholds_are_recorded():
+    logits = np.log(np.array([[0.3, 0.2], [0.1, 0.4]]) / (1 - np.array([[0.3, 0.2], [0.1, 0.4]])))
+    gold = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert task().metrics(gold.astype(int), logits)["micro_f1"] == 0.0  # nothing over 0.5
+    assert task().train_metrics(gold, logits)["micro_f1"] == 1.0  # while training: tuned on these outputs
+    assert task([0.5, 0.5]).train_metrics(gold, logits)["micro_f1"] == 0.0  # recorded thresholds stay
+
+
 def test_metrics_by_hand():
     pred_scores = np.array([[0.9, 0.9], [0.9, 0.1], [0.1, 0.1]])
     gold = [(1, 0), (1, 1), (0, 0)]
