@@ -450,12 +450,16 @@ def cmd_predict(a: argparse.Namespace) -> int:
     texts = _read_texts(a.texts)
     if clf.task.pairs:  # a bundle on sentence pairs: each text is TEXT<TAB>TEXT_PAIR
         texts = _split_pairs(texts)
-    preds = clf.predict(texts)
+    records = clf.task.records(clf.predict_proba(texts))  # the task's JSON per text, as the server answers
     if a.json:
-        _print_json([{"text": t, "label": p.label, "score": p.score, "scores": dict(p.scores)} for t, p in zip(texts, preds)])
+        _print_json([{"text": t, **r} for t, r in zip(texts, records)])
     else:
-        for t, p in zip(texts, preds):
-            print(f"{p.label}\t{p.score:.4f}\t{t if isinstance(t, str) else chr(9).join(t)}")
+        for t, r in zip(texts, records):
+            shown = t if isinstance(t, str) else chr(9).join(t)
+            if "label" in r:
+                print(f"{r['label']}\t{r['score']:.4f}\t{shown}")
+            else:  # several labels (multi-label): names and scores joined by '|'
+                print(f"{'|'.join(r['labels'])}\t{'|'.join(f'{v:.4f}' for v in r['scores'].values())}\t{shown}")
     return 0
 
 
@@ -482,6 +486,7 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
         sizes = {name: entry.get("bytes") for name, entry in manifest.files.items()}
     return {
         "bundle": str(bundle), "schema_version": manifest.schema_version, "task": manifest.task,
+        "task_info": dict(manifest.task_info),
         "labels": list(manifest.labels), "max_length": manifest.max_length, "inputs": list(manifest.inputs),
         "recipe": _dig(manifest.recipe, "name"), "quantize": _dig(manifest.recipe, "quantize", "mode"),
         "fp32_fallback": ({"file": manifest.fallback_file, "tokens": list(manifest.fallback_tokens or ())}
@@ -517,6 +522,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         return 0
     m = s["metrics"]
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
+    if s["task"] != DEFAULT_TASK or s["task_info"]:  # e.g. multi-label: its per-label thresholds
+        print(f"task        {s['task']}" + "".join(f", {k} {v}" for k, v in s["task_info"].items()))
     print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
     if s["fused_ops"]:
@@ -548,7 +555,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if parts:
         print("compressed  " + ", ".join(parts))
     if m:
-        print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
+        print(f"{m.get('metric', 'accuracy'):<11} {_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))

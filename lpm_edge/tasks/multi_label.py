@@ -227,7 +227,13 @@ class MultiLabel(Task):
         }
 
     def train_metrics(self, gold: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
-        return self.metrics((np.asarray(gold) > 0.5).astype(np.int64), outputs)
+        """While training (no thresholds yet) the metrics at thresholds tuned on these very outputs, as
+        the finished model will be tuned on the validation split: a model whose scores rank well but sit
+        below 0.5 early on is not taken for one that finds nothing. Once tuned (the test split), the
+        recorded thresholds."""
+        gold = (np.asarray(gold) > 0.5).astype(np.int64)
+        task = self if "thresholds" in self.info else self.fit(gold, outputs)
+        return task.metrics(gold, outputs)
 
     # -- build half ------------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:

@@ -164,6 +164,14 @@ def test_fit_tunes_each_label_and_metrics_follow():
     assert after["micro_f1"] == after["macro_f1"] == after["exact_match"] == 1.0
 
 
+def test_train_metrics_tune_until_thresholds_are_recorded():
+    logits = np.log(np.array([[0.3, 0.2], [0.1, 0.4]]) / (1 - np.array([[0.3, 0.2], [0.1, 0.4]])))
+    gold = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert task().metrics(gold.astype(int), logits)["micro_f1"] == 0.0  # nothing over 0.5
+    assert task().train_metrics(gold, logits)["micro_f1"] == 1.0  # while training: tuned on these outputs
+    assert task([0.5, 0.5]).train_metrics(gold, logits)["micro_f1"] == 0.0  # recorded thresholds stay
+
+
 def test_metrics_by_hand():
     pred_scores = np.array([[0.9, 0.9], [0.9, 0.1], [0.1, 0.1]])
     gold = [(1, 0), (1, 1), (0, 0)]
@@ -374,6 +382,14 @@ def test_cli_train_export_with_csv_labels(tmp_path, tiny_model, capsys):
     assert "test micro_f1" in capsys.readouterr().out
     assert main(["export", str(ckpt), "--out", str(bundle), "--recipe", "cpu-int8"]) == 0
     assert "micro_f1" in capsys.readouterr().out
+    assert main(["predict", str(bundle), "the plot was superb", "the movie and the story", "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert [a["labels"] for a in answers] == [["pos"], []] and set(answers[0]["all_scores"]) == set(LABELS)
+    assert main(["inspect", str(bundle)]) == 0
+    shown = capsys.readouterr().out
+    assert "task        multi-label, thresholds [" in shown and "\nmicro_f1    " in shown
+    assert main(["predict", str(bundle), "great and awful"]) == 0
+    assert sorted(capsys.readouterr().out.split("\t")[0].split("|")) == ["neg", "pos"]
     bad = tmp_path / "bad.csv"
     bad.write_text("text,labels\ngood movie,pos\nbad movie,neg|meh\n")
     assert main(["bench", str(bundle), "--reference", str(ckpt), "--test", str(bad), "--out",
