@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss"], default="accuracy")
+    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss", "spearman", "pearson", "mse", "mae"],
+                   default="accuracy", help="best-checkpoint metric (regression: accuracy means its budget metric, "
+                                            "spearman; or pearson, mse, mae, loss)")
     p.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (0 = never)")
     p.add_argument("--freeze-embeddings", action="store_true")
     p.add_argument("--no-group-by-length", action="store_true", help="do not batch texts of similar length together")
@@ -125,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     _add_data(p, None)
     _add_splits(p)
-    p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
-                   help="fail if the bundle loses more accuracy than this, writing nothing to --out (the bundle is kept in "
+    p.add_argument("--max-accuracy-drop", "--max-metric-drop", dest="max_accuracy_drop", type=float, default=None,
+                   metavar="POINTS",
+                   help="fail if the bundle loses more of the task's metric (classifiers: accuracy; regression: "
+                        "Spearman's rho x 100) than this, writing nothing to --out (the bundle is kept in "
                         "OUT.rejected; `lpm-edge accept` publishes it) "
                         "(--recipe auto: the search's budget, default 1.0)")
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
@@ -178,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path)
     _add_data(p, None)
     _add_splits(p)
-    p.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS")
+    p.add_argument("--max-accuracy-drop", "--max-metric-drop", dest="max_accuracy_drop", type=float, default=1.0,
+                   metavar="POINTS", help="points of the task's metric a candidate may lose (classifiers: accuracy; "
+                                          "regression: Spearman's rho x 100)")
     p.add_argument("--target", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--max-minutes", type=float, default=None)
@@ -306,9 +312,9 @@ def cmd_export(a: argparse.Namespace) -> int:
         _print_json({"bundle": str(out), "zip": str(packed) if packed else None, "metrics": manifest.metrics})
     else:
         m = manifest.metrics
-        print(f"{out}: accuracy {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
+        print(f"{out}: {m.get('metric', 'accuracy')} {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
               f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m.get('split')} texts of {m.get('source')}; "
-              f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
+              f"argmax agreement {_num(m['parity']['argmax_agreement'], '.1f', 100)}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
 

@@ -276,8 +276,11 @@ def bench(
     max_length = max(c.info["max_length"] for c in cands)  # truncate the reference as the bundles do
     ref_cand, ref = reference_candidate(reference, threads=cores, max_length=max_length)
     cands.insert(0, ref_cand)
+    from ..train import read_training_info
+
     report = measure(
         cands, list(part.texts), list(part.labels), dataset.labels, config=config,
+        task=tasks.from_training(read_training_info(reference), dataset.labels),
         tokenizer=ref.tokenizer.backend_tokenizer,  # type: ignore[attr-defined]
         max_positions=int(getattr(ref.model.config, "max_position_embeddings", 512)),  # type: ignore[attr-defined]
         data=info, command=command,

@@ -91,7 +91,7 @@ def distill(
     student.train()
     saved = time.monotonic()
     batches = labelled_batches(tokenizer, train.texts, train.labels, config.batch_size, max_length, device,
-                               limit=config.steps)
+                               limit=config.steps, dtype=task.gold_dtype)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():

@@ -75,7 +75,7 @@ class BundleEvaluator:
             from ..evaluate import evaluate
 
             [scores] = evaluate(self.validation, [(cand.label(), clf.logits)], self.task or clf.task)
-            acc = scores.accuracy
+            acc = scores.value  # the task's budget metric (accuracy for classifiers)
         ms = self._latency_ms(clf)
         return Point(
             key=cand.key(), label=cand.label(), accuracy=acc,

@@ -42,6 +42,22 @@ class _Texts:
         return self.rows[i]
 
 
+def _task_trainer(base: Any, task: Any) -> Any:
+    """A Trainer whose loss is the task's (`Task.loss`), for tasks the model's own loss does not fit
+    (several heads in one output)."""
+
+    class TaskTrainer(base):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         **kwargs: Any) -> Any:
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = task.loss(outputs.logits, labels)
+            return (loss, outputs) if return_outputs else loss
+
+    return TaskTrainer
+
+
 def _log_callback() -> Any:
     """A Trainer callback writing plain log lines (one per evaluation / log event)."""
     from transformers import TrainerCallback
@@ -147,7 +163,7 @@ def _train(
     set_seed(config.seed)
     hf_logging.set_verbosity_error()
 
-    greater = config.metric != "loss"
+    best_metric, greater = task.best_metric(config.metric)  # regression: spearman for the default "accuracy"
     by_steps = config.max_steps > 0
     args = TrainingArguments(  # under torchrun, this joins the process group
         output_dir=str(work_dir(out)),
@@ -166,7 +182,7 @@ def _train(
         save_steps=config.max_steps if by_steps else None,
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model=config.metric,
+        metric_for_best_model=best_metric,
         greater_is_better=greater,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience count survives --resume
         group_by_length=config.group_by_length,
@@ -209,7 +225,7 @@ def _train(
     def compute_metrics(pred: Any) -> dict[str, float]:
         return task.train_metrics(pred.label_ids, pred.predictions)
 
-    trainer = Trainer(
+    trainer = (Trainer if task.model_loss else _task_trainer(Trainer, task))(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -243,8 +259,9 @@ def _train(
             trainer.save_model(str(tmp))
             tokenizer.save_pretrained(str(tmp))
             (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
-        log.info("saved %s: accuracy %.4f, macro-F1 %.4f on %s", out, info["test"].get("accuracy", float("nan")),
-                 info["test"].get("macro_f1", float("nan")), dataset.test.describe())
+        log.info("saved %s: %s on %s", out, ", ".join(f"{k} {v:.4f}" for k, v in info["test"].items()
+                 if isinstance(v, float) and k != "loss" and not k.endswith(("_runtime", "_per_second"))),
+                 dataset.test.describe())
     _wait_for_everyone(trainer.accelerator)
     if main:
         shutil.rmtree(work_dir(out), ignore_errors=True)
@@ -316,7 +333,7 @@ def _training_info(
         "train_seconds": round(seconds, 1),  # this run's, not counting a run it resumed
         "steps_per_second": round((result.global_step - resumed_step) / seconds, 3) if seconds else None,
         "epochs": epochs,
-        "best": {"metric": config.metric, "value": state.best_metric,
+        "best": {"metric": trainer.args.metric_for_best_model, "value": state.best_metric,
                  "checkpoint": Path(state.best_model_checkpoint or "").name},
         # always the test split (a file, or a cut of the training file), never the validation split
         "test": {k[5:]: v for k, v in test.items() if k.startswith("test_")},
