@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import __version__
 from .errors import ConfigError, DataError, LpmEdgeError
@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="text-classification", choices=list(KINDS),
                    help="what the model learns from the label column (default: text-classification, one label per text)")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--label-column", default="label",
+                   help="label column (regression: the numeric target's; multi-task: several, comma-separated, "
+                        "e.g. sentiment,topic, one head each)")
     p.add_argument("--validation", type=Path, default=None, help="separate validation file (else a 10%% cut of --data)")
     _add_splits(p, columns=False)
     p.add_argument("--epochs", type=float, default=3.0)
@@ -378,12 +380,35 @@ def cmd_predict(a: argparse.Namespace) -> int:
     clf = load(a.bundle, providers=providers)  # before reading stdin: a bad bundle fails at once
     texts = _read_texts(a.texts)
     preds = clf.predict(texts)
+    if preds and not hasattr(preds[0], "label"):  # regression (a value) and multi-task ({head: prediction})
+        if a.json:
+            _print_json([{"text": t, **_fields(p)} for t, p in zip(texts, preds)])
+        else:
+            for t, p in zip(texts, preds):
+                print(f"{_brief(p)}\t{t}")
+        return 0
     if a.json:
         _print_json([{"text": t, "label": p.label, "score": p.score, "scores": dict(p.scores)} for t, p in zip(texts, preds)])
     else:
         for t, p in zip(texts, preds):
             print(f"{p.label}\t{p.score:.4f}\t{t}")
     return 0
+
+
+def _fields(p: Any) -> dict[str, Any]:
+    """A prediction as JSON fields: a dataclass's fields, or {head: fields} for several heads."""
+    import dataclasses
+
+    if isinstance(p, dict):
+        return {h: _fields(v) for h, v in p.items()}
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in dataclasses.asdict(p).items()}
+
+
+def _brief(p: Any) -> str:
+    """One cell of `predict`'s text output: a value, or head=label:score per head."""
+    if isinstance(p, dict):
+        return " ".join(f"{h}={v.label}:{v.score:.4f}" for h, v in p.items())
+    return f"{p.value:.4f}"
 
 
 def _dig(obj: Any, *keys: str) -> Any:

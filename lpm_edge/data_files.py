@@ -18,12 +18,20 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import DataError, MissingDependencyError
 
-Row = tuple[str, str, str]  # (text, label name, 'file:line')
+Row = tuple[str, str, str]  # (text, label name, 'file:line'); several label columns: a tuple of names
+
+
+def label_columns(label_column: str) -> tuple[str, ...]:
+    """'sentiment,topic' -> ('sentiment', 'topic'): a multi-task file names its label columns with commas."""
+    return tuple(c.strip() for c in label_column.split(",")) if "," in label_column else (label_column,)
 DATASETS_SUFFIXES = (".parquet", ".arrow")
 DATA_EXTRA = 'pip install "lpm-edge[data]"'
 
 
 def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: str) -> Row:
+    if "," in label_column:  # several label columns (multi-task): the row's label is a tuple, one per column
+        rows = [_row(record, where, text_column, c) for c in label_columns(label_column)]
+        return rows[0][0], tuple(r[1] for r in rows), where  # type: ignore[return-value]
     for column in (text_column, label_column):
         if column not in record:
             raise DataError(
@@ -51,7 +59,7 @@ def read_rows(path: Path, text_column: str, label_column: str) -> list[Row]:
         raise DataError(f"data file {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
     opener = bz2.open if path.suffix == ".bz2" else open
-    columns = (text_column, label_column)
+    columns = (text_column, *label_columns(label_column))
     try:
         # utf-8-sig: spreadsheets often write a byte-order mark, which would stick to the first column name
         with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 KINDS: dict[str, tuple[str, str]] = {
     "text-classification": ("lpm_edge.tasks.single_label", "SingleLabel"),
     "regression": ("lpm_edge.tasks.regression", "Regression"),
+    "multi-task": ("lpm_edge.tasks.multitask", "MultiTask"),
 }
 DEFAULT = "text-classification"
 

@@ -118,7 +118,7 @@ def regression_checkpoint(tmp_path_factory, tiny_config):
 
 
 @pytest.mark.slow
-def test_train_export_load_predict_bench(regression_checkpoint, tmp_path):
+def test_train_export_load_predict_bench(regression_checkpoint, tmp_path, capsys):
     from lpm_edge import load
     from lpm_edge.bench import bench
     from lpm_edge.export import export
@@ -135,6 +135,11 @@ def test_train_export_load_predict_bench(regression_checkpoint, tmp_path):
     assert one.value > clf.predict("the film was awful and boring").value
     with pytest.raises(ConfigError, match="offers predict"):
         clf.predict_proba(["a text"])
+    from lpm_edge.cli import main
+
+    assert main(["predict", str(int8), "a superb film", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["text"] == "a superb film" and isinstance(row["value"], float)
     m = json.loads((int8 / "manifest.json").read_text())["metrics"]
     assert m["metric"] == "spearman" and m["parity"]["argmax_agreement"] is None
     assert abs(m["accuracy_drop_points"]) < 5
