@@ -185,7 +185,7 @@ def _export(
             if miss:  # raised inside the block: `out` stays as it was
                 log.info("kept the bundle that missed its budget in %s", rejected.keep(bdir, out))
                 raise _Rejected(miss, metrics, recipe, budget)
-    log.info("wrote %s: accuracy %.4f (full model %.4f) on %s", out, metrics["bundle_accuracy"],
+    log.info("wrote %s: %s %.4f (full model %.4f) on %s", out, task.metric, metrics["bundle_accuracy"],
              metrics["reference_accuracy"], split.describe())
     return out
 

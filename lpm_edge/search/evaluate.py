@@ -71,6 +71,9 @@ class BundleEvaluator:
         manifest = read_manifest(path)
         clf = load(path, providers=self.target, spin=False)
         acc = float(manifest.metrics["bundle_accuracy"])
+        if manifest.metrics.get("metric", "accuracy") != "accuracy":
+            # the value whose drop from the full model's is the export's loss (multi-task: the worst head's)
+            acc = float(manifest.metrics["reference_accuracy"]) - float(manifest.metrics["accuracy_drop_points"]) / 100
         if self.validation is not None:
             from ..evaluate import evaluate
 

@@ -260,7 +260,7 @@ def _train(
             tokenizer.save_pretrained(str(tmp))
             (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
         log.info("saved %s: %s on %s", out, ", ".join(f"{k} {v:.4f}" for k, v in info["test"].items()
-                 if isinstance(v, float) and k != "loss" and not k.endswith(("_runtime", "_per_second"))),
+                 if isinstance(v, float) and k not in ("loss", "runtime") and not k.endswith("_per_second")),
                  dataset.test.describe())
     _wait_for_everyone(trainer.accelerator)
     if main:

@@ -167,3 +167,12 @@ def test_train_export_load_predict_bench(multi_checkpoint, tmp_path, capsys):
     cand = report["candidates"][1]
     assert cand["metric"] == "worst_head_accuracy" and cand["loss_ci95"] is not None
     assert {"sentiment/accuracy", "topic/accuracy"} <= set(cand) and cand["agreement"] is not None
+
+    from lpm_edge.search import Candidate, search
+
+    result = search(multi_checkpoint, tmp_path / "search", max_accuracy_drop=100.0, space=[Candidate()],
+                    latency_texts=5)
+    point, = result.points
+    m = json.loads((Path(point.extra["bundle"]) / "manifest.json").read_text())["metrics"]
+    # the candidate's drop is the export's loss: the worst head's, not the worst accuracy's difference
+    assert point.accuracy == pytest.approx(m["reference_accuracy"] - m["accuracy_drop_points"] / 100)

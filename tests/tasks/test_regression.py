@@ -161,3 +161,12 @@ def test_train_export_load_predict_bench(regression_checkpoint, tmp_path, capsys
     assert {"mse", "mae", "pearson", "spearman"} <= set(cand)
     md = (tmp_path / "bench" / "report.md").read_text()
     assert "| model | spearman | other metrics |" in md
+
+    from lpm_edge.search import Candidate, search
+
+    result = search(regression_checkpoint, tmp_path / "search", max_accuracy_drop=100.0, space=[Candidate()],
+                    latency_texts=5)
+    assert result.chosen is not None and 0.5 < result.reference_accuracy <= 1  # the full model's Spearman
+    doc = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert doc["confirmed_on_test"]["accuracy_drop_points"] == pytest.approx(
+        (doc["confirmed_on_test"]["reference_accuracy"] - doc["confirmed_on_test"]["bundle_accuracy"]) * 100)
