@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import __version__
 from .errors import ConfigError, DataError, LpmEdgeError
@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="text-classification", choices=list(KINDS),
                    help="what the model learns from the label column (default: text-classification, one label per text)")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--label-column", default="label",
+                   help="label column (regression: the numeric target's; multi-task: several, comma-separated, "
+                        "e.g. sentiment,topic, one head each)")
     p.add_argument("--text-pair-column", default=None,
                    help="second text of each row: the model reads (text, text_pair) pairs (NLI, re-ranking); "
                         "the built-in rotten-tomatoes-pairs has them")
@@ -111,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss"], default="accuracy")
+    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss", "spearman", "pearson", "mse", "mae"],
+                   default="accuracy", help="best-checkpoint metric (regression: accuracy means its budget metric, "
+                                            "spearman; or pearson, mse, mae, loss)")
     p.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (0 = never)")
     p.add_argument("--freeze-embeddings", action="store_true")
     p.add_argument("--no-group-by-length", action="store_true", help="do not batch texts of similar length together")
@@ -153,8 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     _add_data(p, None)
     _add_splits(p)
-    p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
-                   help="fail if the bundle loses more accuracy than this, writing nothing to --out (the bundle is kept in "
+    p.add_argument("--max-accuracy-drop", "--max-metric-drop", dest="max_accuracy_drop", type=float, default=None,
+                   metavar="POINTS",
+                   help="fail if the bundle loses more of the task's metric (classifiers: accuracy; regression: "
+                        "Spearman's rho x 100) than this, writing nothing to --out (the bundle is kept in "
                         "OUT.rejected; `lpm-edge accept` publishes it) "
                         "(--recipe auto: the search's budget, default 1.0)")
     p.add_argument("--zip", action="store_true", help="also pack the bundle as OUT.zip")
@@ -209,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path)
     _add_data(p, None)
     _add_splits(p)
-    p.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS")
+    p.add_argument("--max-accuracy-drop", "--max-metric-drop", dest="max_accuracy_drop", type=float, default=1.0,
+                   metavar="POINTS", help="points of the task's metric a candidate may lose (classifiers: accuracy; "
+                                          "regression: Spearman's rho x 100)")
     p.add_argument("--target", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--max-minutes", type=float, default=None)
@@ -366,7 +374,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         m = manifest.metrics
         print(f"{out}: {m.get('metric', 'accuracy')} {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
               f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m.get('split')} texts of {m.get('source')}; "
-              f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
+              f"argmax agreement {_num(m['parity']['argmax_agreement'], '.1f', 100)}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
 
@@ -450,6 +458,14 @@ def cmd_predict(a: argparse.Namespace) -> int:
     texts = _read_texts(a.texts)
     if clf.task.pairs:  # a bundle on sentence pairs: each text is TEXT<TAB>TEXT_PAIR
         texts = _split_pairs(texts)
+    if clf.task.kind in ("regression", "multi-task"):  # a value, or {head: prediction}, per text
+        preds = clf.predict(texts)
+        if a.json:
+            _print_json([{"text": t, **_fields(p)} for t, p in zip(texts, preds)])
+        else:
+            for t, p in zip(texts, preds):
+                print(f"{_brief(p)}\t{t if isinstance(t, str) else chr(9).join(t)}")
+        return 0
     records = clf.task.records(clf.predict_proba(texts))  # the task's JSON per text, as the server answers
     if a.json:
         _print_json([{"text": t, **r} for t, r in zip(texts, records)])
@@ -461,6 +477,22 @@ def cmd_predict(a: argparse.Namespace) -> int:
             else:  # several labels (multi-label): names and scores joined by '|'
                 print(f"{'|'.join(r['labels'])}\t{'|'.join(f'{v:.4f}' for v in r['scores'].values())}\t{shown}")
     return 0
+
+
+def _fields(p: Any) -> dict[str, Any]:
+    """A prediction as JSON fields: a dataclass's fields, or {head: fields} for several heads."""
+    import dataclasses
+
+    if isinstance(p, dict):
+        return {h: _fields(v) for h, v in p.items()}
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in dataclasses.asdict(p).items()}
+
+
+def _brief(p: Any) -> str:
+    """One cell of `predict`'s text output: a value, or head=label:score per head."""
+    if isinstance(p, dict):
+        return " ".join(f"{h}={v.label}:{v.score:.4f}" for h, v in p.items())
+    return f"{p.value:.4f}"
 
 
 def _dig(obj: Any, *keys: str) -> Any:

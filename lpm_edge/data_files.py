@@ -18,13 +18,22 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import DataError, MissingDependencyError
 
-Row = tuple[Any, str, str]  # (text, or (text, text_pair) for pairs; label name; 'file:line')
+Row = tuple[Any, Any, str]  # (text, or (text, text_pair) for pairs; label name, or a tuple of names for
+# several label columns, or a list for multi-label; 'file:line')
+
+
+def label_columns(label_column: str) -> tuple[str, ...]:
+    """'sentiment,topic' -> ('sentiment', 'topic'): a multi-task file names its label columns with commas."""
+    return tuple(c.strip() for c in label_column.split(",")) if "," in label_column else (label_column,)
 DATASETS_SUFFIXES = (".parquet", ".arrow")
 DATA_EXTRA = 'pip install "lpm-edge[data]"'
 
 
 def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: str,
          label_lists: bool = False, text_pair_column: str | None = None) -> Row:
+    if "," in label_column:  # several label columns (multi-task): the row's label is a tuple, one per column
+        rows = [_row(record, where, text_column, c, False, text_pair_column) for c in label_columns(label_column)]
+        return rows[0][0], tuple(r[1] for r in rows), where
     for column in (text_column, label_column, *([text_pair_column] if text_pair_column else [])):
         if column not in record:
             raise DataError(
@@ -65,7 +74,7 @@ def read_rows(path: Path, text_column: str, label_column: str, text_pair_column:
         raise DataError(f"data file {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
     opener = bz2.open if path.suffix == ".bz2" else open
-    columns = (text_column, label_column, *([text_pair_column] if text_pair_column else []))
+    columns = (text_column, *label_columns(label_column), *([text_pair_column] if text_pair_column else []))
     try:
         # utf-8-sig: spreadsheets often write a byte-order mark, which would stick to the first column name
         with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]

@@ -73,7 +73,7 @@ def bootstrap_metric_diff_ci(
     diffs = np.empty(n_boot)
     for r in range(n_boot):
         idx = rng.integers(0, len(gold), size=len(gold))
-        diffs[r] = (task.metrics(gold[idx], a[idx])[task.metric] - task.metrics(gold[idx], b[idx])[task.metric]) * 100
+        diffs[r] = task.metric_loss(gold[idx], a[idx], b[idx])
     lo, hi = np.nanpercentile(diffs, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
 
@@ -126,17 +126,17 @@ def compare(
     for k, (name, _) in enumerate(outputs):
         extra: dict[str, Any] = {}
         if k and n:
-            ref, mine = found[0][task.metric], found[k][task.metric]
             values = (task.example_values(gold, arrays[0]), task.example_values(gold, arrays[k]))
             if values[0] is not None and values[1] is not None:
                 ci = bootstrap_diff_ci(values[0], values[1], n_boot=n_boot, seed=seed)
             else:
                 ci = bootstrap_metric_diff_ci(task, gold, arrays[0], arrays[k], n_boot=n_boot, seed=seed)
-            same = decisions[k] == decisions[0]
             extra = {
-                "loss_points": (ref - mine) * 100,
+                "loss_points": task.metric_loss(gold, arrays[0], arrays[k]),  # (ref - mine) x 100 for one metric
                 "loss_ci95": ci,
-                "agreement": float((same.reshape(n, -1).all(axis=1)).mean()),
+                # None where the task has no discrete decisions (regression)
+                "agreement": None if decisions[0] is None else
+                float(((decisions[k] == decisions[0]).reshape(n, -1).all(axis=1)).mean()),
             }
         elif k:
             extra = {"agreement": float("nan")}

@@ -64,6 +64,21 @@ def _int8_without_vnni(doc: dict[str, Any]) -> list[str]:
             "with AVX-512 VNNI, so these ratios do not carry to another CPU class.", ""]
 
 
+def _metric(c: dict[str, Any]) -> str:
+    """The candidate's budget metric: accuracy as a percentage, any other (regression's spearman) as is."""
+    name = c.get("metric", "accuracy")
+    value = c.get(name)
+    if not isinstance(value, (int, float)):
+        return DASH
+    return f"{value * 100:.2f}%" if name == "accuracy" else f"{value:.4f}"
+
+
+def _others(c: dict[str, Any]) -> str:
+    """The task's other metrics of a task that is not single-label classification (regression: mse, mae, ...)."""
+    skip = {c.get("metric"), "loss_points", "loss_ci95", "agreement", "metric", "accuracy_pass_s"}
+    return ", ".join(f"{k} {v:.4f}" for k, v in c.items() if k not in skip and isinstance(v, float)) or DASH
+
+
 def render(doc: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     cands = doc["candidates"]
@@ -90,7 +105,7 @@ def render(doc: dict[str, Any]) -> str:
     for c in cands:
         vs = c["vs_reference"]
         loss = DASH if c.get("loss_points") is None else f"{c['loss_points']:+.2f}"
-        rows.append([c["name"], f"{c[metric] * 100:.2f}%", loss, _ratio(vs.get("end_to_end_b1_speedup")),
+        rows.append([c["name"], _metric(c), loss, _ratio(vs.get("end_to_end_b1_speedup")),
                      _ratio(vs.get("model_only_b1_speedup")), _ratio(vs.get("throughput_ratio")),
                      _ratio(vs.get("peak_rss_ratio")), _ratio(vs.get("cold_start_ratio")),
                      _ratio(vs.get("model_size_ratio"))])
@@ -106,11 +121,17 @@ def render(doc: dict[str, Any]) -> str:
         loss = DASH if c.get("loss_points") is None else (
             f"{c['loss_points']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
         agree = DASH if c.get("agreement") is None else f"{c['agreement'] * 100:.1f}%"
-        rows.append([c["name"], f"{c[metric] * 100:.2f}%", DASH if c.get("macro_f1") is None else f"{c['macro_f1']:.4f}", loss, agree])
-    lines += _table(["model", label, "macro-F1", "loss vs reference, points [95% CI]", "agreement"], rows)
-    lines += [f"Loss = reference {label} − candidate {label} (positive = worse), with a paired bootstrap "
+        if metric == "accuracy":
+            rows.append([c["name"], _metric(c), f"{c['macro_f1']:.4f}", loss, agree])
+        else:
+            rows.append([c["name"], _metric(c), _others(c), loss, agree])
+    others = "macro-F1" if metric == "accuracy" else "other metrics"
+    lines += _table(["model", label, others, "loss vs reference, points [95% CI]", "agreement"], rows)
+    lines += [f"Loss = reference {label} − candidate {label} (positive = worse)"
+              + ("" if metric == "accuracy" else ", × 100") + ", with a paired bootstrap "
               f"95% interval ({method.get('bootstrap_resamples')} resamples of the {data['n']} texts); "
-              "agreement = share of texts where the candidate predicts the reference's label.", ""]
+              "agreement = share of texts where the candidate predicts the reference's label"
+              + (" (— where the task has no discrete decisions)." if metric != "accuracy" else "."), ""]
 
     batches = [str(b) for b in method["batch_sizes"]]
     lines += ["## Latency on real texts", "",

@@ -45,9 +45,10 @@ def encode(
 
 def labelled_batches(
     tokenizer: Any, texts: Sequence[str], labels: Sequence[int], batch_size: int, max_length: int,
-    device: str = "cpu", *, limit: int | None = None, seed: int = SEED,
+    device: str = "cpu", *, limit: int | None = None, seed: int = SEED, dtype: str = "long",
 ) -> Iterator[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]:
-    """(inputs, labels) batches over shuffled texts, cycling epochs until `limit` batches (None: one epoch)."""
+    """(inputs, labels) batches over shuffled texts, cycling epochs until `limit` batches (None: one epoch).
+    dtype: the labels' torch dtype (the task's gold_dtype: "long" ids, "float32" regression targets)."""
     import torch
 
     if not texts:
@@ -61,7 +62,7 @@ def labelled_batches(
         for rows in length_grouped(shuffled(len(texts), seed + epoch), lengths, batch_size, seed + epoch):
             if limit is not None and produced >= limit:
                 return
-            y = torch.tensor([labels[i] for i in rows], dtype=torch.long, device=device)  # (B,)
+            y = torch.tensor([labels[i] for i in rows], dtype=getattr(torch, dtype), device=device)  # (B,) or (B, heads)
             yield encode(tokenizer, [texts[i] for i in rows], max_length, device), y
             produced += 1
         if limit is None:

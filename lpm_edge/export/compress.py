@@ -41,6 +41,7 @@ def compress(
     """
     import torch
 
+    task = task or tasks.from_training({}, dataset.labels)
     started = time.perf_counter()
     p, d = recipe.prune, recipe.distill
     fam = _prune.family(model)
@@ -55,16 +56,16 @@ def compress(
         student.to(device)
         train = dataset.train
         batches = list(labelled_batches(tokenizer, train.texts, train.labels, d.batch_size, max_length, device,
-                                        limit=p.importance_batches))
+                                        limit=p.importance_batches, dtype=task.gold_dtype))
         if p.importance == "gradient":
-            head_scores, ffn_scores = _prune.gradient_importance(student, batches)
+            head_scores, ffn_scores = _prune.gradient_importance(student, batches, task.loss)
         else:
             head_scores, ffn_scores = _prune.magnitude_importance(student)
         # What the family cannot lose stays (check_capabilities said so before any work).
         skipped = {k: why for k, why in (("heads", fam.no_heads if p.heads else ""),
                                          ("layers", fam.no_layers if p.layers is not None else "")) if why}
         keep_layers = tuple(range(before["layers"])) if "layers" in skipped else _keep_layers(
-            student, p, batches, before["layers"], fam.layer_period(student.config))
+            student, p, batches, before["layers"], fam.layer_period(student.config), task.divergence)
         plan = _prune.plan(head_scores, ffn_scores, 0.0 if "heads" in skipped else p.heads, p.ffn, keep_layers)
         _prune.apply(student, plan)
         student.to("cpu").eval()
@@ -87,8 +88,7 @@ def compress(
         extra = [*augmented(dataset.train.texts, d), *unlabelled]
         info["distill"] = distill(student, model, tokenizer, dataset.train, d, max_length, device, eval_texts,
                                   checkpoint=resume, validation=dataset.validation,
-                                  kept_layers=info.get("kept_layers"), extra_texts=extra,
-                                  task=task or tasks.from_training({}, dataset.labels))
+                                  kept_layers=info.get("kept_layers"), extra_texts=extra, task=task)
         if unlabelled:
             info["distill"]["unlabelled_texts"] = len(unlabelled)
     info["parameters"]["after"] = _parameters(student)
@@ -100,7 +100,8 @@ def _parameters(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def _keep_layers(model: Any, p: Any, batches: list, total: int, period: int = 1) -> tuple[int, ...]:
+def _keep_layers(model: Any, p: Any, batches: list, total: int, period: int = 1,
+                 divergence: Any = None) -> tuple[int, ...]:
     """Layers to keep. With period k > 1 (ModernBERT) whole blocks of k consecutive layers go, never
     the first block, and the count asked for is rounded up to whole blocks."""
     if p.layers is None or p.layers >= total:
@@ -117,7 +118,7 @@ def _keep_layers(model: Any, p: Any, batches: list, total: int, period: int = 1)
     if p.layer_selection == "even":
         chosen = (0,) if want == 1 and period > 1 else _prune.evenly_spaced(len(blocks), want)
     else:
-        scores = _prune.layer_importance(model, batches)  # KL when that one layer is skipped
+        scores = _prune.layer_importance(model, batches, divergence)  # KL when that one layer is skipped
         log.info("layer importance (KL when skipped): %s", ", ".join(f"{s:.4f}" for s in scores))
         block_scores = [sum(scores[i] for i in b) for b in blocks]
         first = (0,) if period > 1 else ()  # the first block stays

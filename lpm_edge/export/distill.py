@@ -111,7 +111,8 @@ def distill(
     saved = time.monotonic()
     pool = (*train.texts, *extra_texts)
     gold = (*train.labels, *[NO_LABEL] * len(extra_texts))  # extra texts: the teacher's soft targets only
-    batches = labelled_batches(tokenizer, pool, gold, config.batch_size, max_length, device, limit=config.steps)
+    batches = labelled_batches(tokenizer, pool, gold, config.batch_size, max_length, device, limit=config.steps,
+                               dtype=task.gold_dtype)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():

@@ -441,7 +441,6 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
     from ..runtime.tokenize import length_batches
 
     gold = task.gold_array(labels)
-    reference = task.metrics(gold, full_logits)[task.metric]
     # Batched as the CPU runtime will batch them: dynamic int8 scales depend on the batch.
     lengths = [len(ids) for ids in hf_tokenize(source.tokenizer, texts, truncation=True,
                                                max_length=source.max_length)["input_ids"]]
@@ -453,7 +452,7 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
         outputs = np.zeros_like(full_logits)
         if feeds:
             outputs[rows] = np.concatenate(onnx_logits(graph, feeds, task.output_name))
-        return (reference - task.metrics(gold, outputs)[task.metric]) * 100
+        return task.metric_loss(gold, full_logits, outputs)
 
     return drop_of
 
@@ -483,8 +482,9 @@ def _measure(
         "cpu_class": sysinfo.cpu_class(),  # int8 kernels, and so int8 accuracy, differ between CPU classes
         "parity": {
             "max_abs_logit_diff": float(np.abs(bundle_logits - source_logits).max()) if len(texts) else 0.0,
-            "argmax_agreement": float((task.decisions(bundle_logits) == task.decisions(source_logits))
-                                      .reshape(len(texts), -1).all(axis=1).mean()) if len(texts) else 1.0,
+            "argmax_agreement": None if task.decisions(source_logits) is None else  # regression: no decisions
+            float((task.decisions(bundle_logits) == task.decisions(source_logits))
+                  .reshape(len(texts), -1).all(axis=1).mean()) if len(texts) else 1.0,
         },
     }
     return metrics

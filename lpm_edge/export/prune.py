@@ -78,7 +78,7 @@ def shape(model: Any) -> dict[str, int]:
 
 
 def gradient_importance(
-    model: Any, batches: Iterable[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]
+    model: Any, batches: Iterable[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]], loss_fn: Any = None,
 ) -> tuple["torch.Tensor", "torch.Tensor"]:
     """|d loss / d mask| summed over batches: heads (L, H) and FFN neurons (L, I).
 
@@ -86,7 +86,7 @@ def gradient_importance(
     in: each head's slice of the concatenated heads (B, T, H*d) and each FFN activation (B, T, I),
     the same in every family. Dropout is off (eval mode) so the scores describe the function that
     will be exported. Only the masks receive gradients (torch.autograd.grad), so the model's .grad
-    fields stay empty.
+    fields stay empty. loss_fn(outputs, labels): the task's loss (default: cross-entropy).
     """
     import torch
     import torch.nn.functional as F
@@ -122,9 +122,7 @@ def gradient_importance(
     try:
         for inputs, labels in batches:
             logits = model(**inputs).logits  # (B, labels)
-            # single-label ids (B,), or multi-hot rows (B, labels) of a multi-label task
-            loss = F.cross_entropy(logits, labels) if labels.dim() == 1 else F.binary_cross_entropy_with_logits(
-                logits, labels.float())
+            loss = loss_fn(logits, labels) if loss_fn else F.cross_entropy(logits, labels)
             g_heads, g_ffn = torch.autograd.grad(loss, [head_mask, ffn_mask])
             head_score += g_heads.abs()
             ffn_score += g_ffn.abs()
@@ -163,9 +161,10 @@ def magnitude_importance(model: Any) -> tuple["torch.Tensor", "torch.Tensor"]:
 
 
 def layer_importance(
-    model: Any, batches: Sequence[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]
+    model: Any, batches: Sequence[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]], divergence: Any = None,
 ) -> list[float]:
-    """Per layer: mean KL from the full model's outputs to those with only that layer skipped."""
+    """Per layer: mean KL from the full model's outputs to those with only that layer skipped
+    (divergence(student, teacher): the task's summed divergence instead, averaged per text)."""
     import torch.nn.functional as F
     import torch
 
@@ -176,13 +175,17 @@ def layer_importance(
     scores = []
     try:
         with torch.no_grad():
-            full = [F.log_softmax(model(**x).logits, -1) for x, _ in batches]  # each (B, labels)
+            full = [model(**x).logits for x, _ in batches]  # each (B, labels)
+
+            def gap(out: Any, ref: Any) -> float:  # per text, averaged over the batch
+                if divergence is not None:
+                    return float(divergence(out, ref)) / max(1, len(out))
+                return float(F.kl_div(F.log_softmax(out, -1), F.log_softmax(ref, -1), log_target=True,
+                                      reduction="batchmean"))
+
             for skip in range(len(layers)):
                 fam.replace_layers(model, [l for i, l in enumerate(layers) if i != skip])
-                kl = sum(
-                    float(F.kl_div(F.log_softmax(model(**x).logits, -1), f, log_target=True, reduction="batchmean"))
-                    for (x, _), f in zip(batches, full)
-                )
+                kl = sum(gap(model(**x).logits, f) for (x, _), f in zip(batches, full))
                 scores.append(kl / max(1, len(batches)))
     finally:
         fam.replace_layers(model, layers)

@@ -33,7 +33,8 @@ def budget_miss(metrics: Mapping[str, Any], budget: float | None) -> str | None:
     drop = metrics["accuracy_drop_points"]
     if budget is None or drop <= budget:
         return None
-    return (f"the bundle's accuracy {metrics['bundle_accuracy']:.4f} is {drop:.2f} points below the full model's "
+    return (f"the bundle's {metrics.get('metric', 'accuracy')} {metrics['bundle_accuracy']:.4f} is {drop:.2f} points "
+            "below the full model's "
             f"{metrics['reference_accuracy']:.4f} on {metrics['n']} {metrics.get('split', 'validation')} texts"
             + (f" of {metrics['source']}" if metrics.get("source") else "") + f", over the allowed {budget:g}")
 

@@ -124,7 +124,7 @@ def _reference_accuracy(ckpt: Path, dataset, task, cache: Cache) -> float:  # ty
     log.info("%s", scores.describe())
     cache.put(Point(key="reference", label="full model", accuracy=scores.value, latency_ms=float("nan"),
                     size_bytes=0))
-    return scores.value  # the task's budget metric: accuracy for single-label
+    return scores.value  # the task's budget metric (accuracy for classifiers)
 
 
 def _median_tokens(ckpt: Path, texts: list[str], max_length: int) -> int:

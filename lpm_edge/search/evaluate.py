@@ -71,11 +71,14 @@ class BundleEvaluator:
         manifest = read_manifest(path)
         clf = load(path, providers=self.target, spin=False)
         acc = float(manifest.metrics["bundle_accuracy"])
+        if manifest.metrics.get("metric", "accuracy") != "accuracy":
+            # the value whose drop from the full model's is the export's loss (multi-task: the worst head's)
+            acc = float(manifest.metrics["reference_accuracy"]) - float(manifest.metrics["accuracy_drop_points"]) / 100
         if self.validation is not None:
             from ..evaluate import evaluate
 
             [scores] = evaluate(self.validation, [(cand.label(), clf.logits)], self.task or clf.task)
-            acc = scores.value  # the task's budget metric
+            acc = scores.value  # the task's budget metric (accuracy for classifiers)
         ms = self._latency_ms(clf)
         return Point(
             key=cand.key(), label=cand.label(), accuracy=acc,

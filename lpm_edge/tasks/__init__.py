@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 KINDS: dict[str, tuple[str, str]] = {
     "text-classification": ("lpm_edge.tasks.single_label", "SingleLabel"),
     "multi-label": ("lpm_edge.tasks.multi_label", "MultiLabel"),
+    "regression": ("lpm_edge.tasks.regression", "Regression"),
+    "multi-task": ("lpm_edge.tasks.multitask", "MultiTask"),
 }
 DEFAULT = "text-classification"
 

@@ -35,6 +35,10 @@ class Task:
     label_lists: ClassVar[bool] = False
     # Whether `fit` learns something from the validation outputs after training (the trainer then runs it).
     fits_on_validation: ClassVar[bool] = False
+    # False: the model's own loss does not fit (multi-task heads); training uses `loss` below instead.
+    model_loss: ClassVar[bool] = True
+    # The torch dtype of a batch's gold values in distillation and pruning batches ("float32" for regression).
+    gold_dtype: ClassVar[str] = "long"
 
     def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None,
                  inputs: Sequence[str] | None = None) -> None:
@@ -87,10 +91,6 @@ class Task:
         outputs there (multi-label: decision thresholds); called when `fits_on_validation`."""
         return self
 
-    def selection_metric(self, asked: str) -> str:
-        """The metric the trainer selects checkpoints by when `--metric asked` was given."""
-        return asked
-
     # -- runtime half (numpy) ------------------------------------------------------------------
     def output_shape(self, n: int) -> tuple[int, ...]:
         """The shape the graph's output must have for `n` examples (checked at load)."""
@@ -128,8 +128,14 @@ class Task:
         raise NotImplementedError
 
     def decisions(self, outputs: np.ndarray) -> np.ndarray:
-        """One decision per example (row), compared between two models for their agreement."""
+        """One decision per example (row), compared between two models for their agreement; None when
+        the task has no discrete decisions (regression): agreement is then None."""
         raise NotImplementedError
+
+    def metric_loss(self, gold: Any, reference: np.ndarray, outputs: np.ndarray) -> float:
+        """Points of the budget metric `outputs` lose against `reference` (positive = worse): the
+        difference x 100 of `metric`; a task with several heads gives its worst head's loss."""
+        return (self.metrics(gold, reference)[self.metric] - self.metrics(gold, outputs)[self.metric]) * 100
 
     def example_values(self, gold: Sequence[Any], outputs: np.ndarray) -> np.ndarray | None:
         """Per-example values whose mean is `self.metric` (accuracy: correct or not), or None when
@@ -163,6 +169,20 @@ class Task:
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer)
+
+    def best_metric(self, asked: str) -> tuple[str, bool]:
+        """The metric training picks its best checkpoint by for `--metric asked`, and whether higher is
+        better; ConfigError when this task has no such metric."""
+        if asked not in ("accuracy", "macro_f1", "loss"):
+            raise ConfigError(f"--metric {asked}: a {self.kind} model is chosen by accuracy, macro_f1 or loss")
+        return asked, asked != "loss"
+
+    def loss(self, outputs: Any, gold: Any) -> Any:
+        """The training loss on one batch (torch): outputs and gold as the Trainer's batch holds them.
+        Pruning's gradient importance takes it; the default is single-label cross-entropy."""
+        import torch.nn.functional as F
+
+        return F.cross_entropy(outputs, gold)
 
     def distill_loss(self, student: Any, teacher: Any, gold: Any, temperature: float, alpha: float) -> Any:
         """The student's loss on one batch: outputs of student and teacher (torch), gold labels."""

@@ -179,8 +179,15 @@ class MultiLabel(Task):
         tuned = [best_threshold(probs[:, j], hot[:, j])[0] for j in range(len(self.labels))]
         return type(self)(self.labels, {**self.info, "thresholds": [round(t, 6) for t in tuned]})
 
-    def selection_metric(self, asked: str) -> str:
-        return self.metric if asked == "accuracy" else asked
+    def loss(self, outputs: Any, gold: Any) -> Any:
+        """Binary cross-entropy per label (pruning's gradient importance takes it)."""
+        import torch.nn.functional as F
+
+        return F.binary_cross_entropy_with_logits(outputs, gold.float())
+
+    def best_metric(self, asked: str) -> tuple[str, bool]:
+        name = self.metric if asked == "accuracy" else asked  # train's default metric means the budget metric
+        return name, name != "loss"
 
     # -- runtime half ----------------------------------------------------------------------------
     def scores(self, outputs: np.ndarray) -> np.ndarray:

@@ -42,6 +42,22 @@ class _Texts:
         return self.rows[i]
 
 
+def _task_trainer(base: Any, task: Any) -> Any:
+    """A Trainer whose loss is the task's (`Task.loss`), for tasks the model's own loss does not fit
+    (several heads in one output)."""
+
+    class TaskTrainer(base):  # type: ignore[misc, valid-type]
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         **kwargs: Any) -> Any:
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = task.loss(outputs.logits, labels)
+            return (loss, outputs) if return_outputs else loss
+
+    return TaskTrainer
+
+
 def _log_callback() -> Any:
     """A Trainer callback writing plain log lines (one per evaluation / log event)."""
     from transformers import TrainerCallback
@@ -149,7 +165,7 @@ def _train(
     set_seed(config.seed)
     hf_logging.set_verbosity_error()
 
-    greater = config.metric != "loss"
+    best_metric, greater = task.best_metric(config.metric)  # regression: spearman for the default "accuracy"
     by_steps = config.max_steps > 0
     args = TrainingArguments(  # under torchrun, this joins the process group
         output_dir=str(work_dir(out)),
@@ -168,7 +184,7 @@ def _train(
         save_steps=config.max_steps if by_steps else None,
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model=task.selection_metric(config.metric),
+        metric_for_best_model=best_metric,
         greater_is_better=greater,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience count survives --resume
         group_by_length=config.group_by_length,
@@ -211,7 +227,7 @@ def _train(
     def compute_metrics(pred: Any) -> dict[str, float]:
         return task.train_metrics(pred.label_ids, pred.predictions)
 
-    trainer = Trainer(
+    trainer = (Trainer if task.model_loss else _task_trainer(Trainer, task))(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -248,8 +264,8 @@ def _train(
             trainer.save_model(str(tmp))
             tokenizer.save_pretrained(str(tmp))
             (tmp / TRAINING_JSON).write_text(json.dumps(info, indent=2) + "\n")
-        log.info("saved %s: %s %.4f, macro-F1 %.4f on %s", out, task.metric,
-                 info["test"].get(task.metric, float("nan")), info["test"].get("macro_f1", float("nan")),
+        log.info("saved %s: %s on %s", out, ", ".join(f"{k} {v:.4f}" for k, v in info["test"].items()
+                 if isinstance(v, float) and k not in ("loss", "runtime") and not k.endswith("_per_second")),
                  dataset.test.describe())
     _wait_for_everyone(trainer.accelerator)
     if main:
