@@ -41,8 +41,8 @@ class ChildSpec:
 
 @dataclass
 class Candidate:
-    """One model under test. `predict` returns the model's outputs for the task's metrics (n, labels) in
-    input order: class scores or logits for classifiers, the values for regression."""
+    """One model under test. `predict` returns scores (n, labels) in input order; `outputs`, when set,
+    the raw outputs the task's metrics take (logits; a regression model's values), else `predict`'s."""
 
     name: str
     kind: str  # "pytorch", "pytorch-int8", "optimum", "lpm-edge", or a caller's own
@@ -57,6 +57,7 @@ class Candidate:
     # Its own `tokenizers.Tokenizer`: fixed-length inputs are cut with it (a compressed bundle may
     # ship a trimmed vocabulary, so another model's ids can be out of its range). None = the reference's.
     tokenizer: Any = None
+    outputs: Callable[[Sequence[str]], np.ndarray] | None = None
 
 
 def dir_size(path: Path, patterns: Sequence[str] | None = None) -> int:
@@ -98,7 +99,8 @@ def torch_candidate(
         return {k: torch.from_numpy(v) for k, v in batch.items() if k in names}
 
     return Candidate(
-        name=name, kind=kind, path=path, predict=lambda texts: ref.logits(list(texts)),  # what the task scores
+        name=name, kind=kind, path=path, predict=lambda texts: softmax(ref.logits(list(texts))),
+        outputs=lambda texts: ref.logits(list(texts)),
         encode=lambda texts: torch_feeds(ref, list(texts)), from_ids=from_ids, run=run, size=size, child=child,
         info={"torch_threads": torch.get_num_threads(), "attention": _attention(ref.model),
               "max_length": ref.max_length, "batch_size": ref.batch_size},
@@ -128,7 +130,7 @@ def torch_child(checkpoint: Path, max_length: int, threads: int, quantize: bool 
             "    pairs = [tuple(t) for t in texts if not isinstance(t, str)]  # (text, text_pair), as JSON lists\n"
             "    args = ([a for a, _ in pairs], [b for _, b in pairs]) if pairs else (texts,)\n"
             f"    enc = tok(*args, truncation=True, max_length={max_length}, padding=True, return_tensors='pt')\n"
-            "    return model(**enc).logits.numpy()"
+            "    return model(**enc).logits.softmax(-1).numpy()"
         ),
     )
 
@@ -158,13 +160,15 @@ def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | N
     recipe = clf.manifest.recipe.get("name") or path.name
     return Candidate(
         name=name or f"lpm-edge {recipe}", kind="lpm-edge", path=str(path),
-        predict=clf.logits, encode=lambda texts: [feed for _, feed in clf.encode(list(texts))],
+        predict=clf.predict_proba if "predict_proba" in clf.task.offers else clf.logits, outputs=clf.logits,
+        encode=lambda texts: [feed for _, feed in clf.encode(list(texts))],
         from_ids=lambda batch: {k: batch[k] for k in inputs}, run=clf.run,
         size={"model_bytes": sum((path / f).stat().st_size for f in _bundle.graphs(clf.manifest))
               if path.is_dir() else path.stat().st_size,
               "total_bytes": dir_size(path)},
         child=ChildSpec(imports="import lpm_edge", load=f"clf = lpm_edge.load({str(path)!r}, providers='cpu')",
-                        predict="return clf.logits(texts)"),
+                        predict="return clf.predict_proba(texts)" if "predict_proba" in clf.task.offers
+                        else "return clf.predict(texts)"),
         info={"providers": list(clf.providers), "ort_threads": threads, "ort_spinning": False,
               "recipe": recipe, "quantize": (clf.manifest.recipe.get("quantize") or {}).get("mode"),
               "max_length": clf.max_length, "batch_size": clf.batch_size,
