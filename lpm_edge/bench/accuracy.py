@@ -22,7 +22,7 @@ def score(
     """The task's metrics (accuracy, macro-F1 for classifiers), the budget metric's loss vs candidates[0]
     (points, paired bootstrap 95% CI) and agreement, from the one evaluator; candidates[0] is the
     reference, its own loss and agreement are None."""
-    scores = evaluate(split, [(c.name, c.predict) for c in candidates], task, n_boot=n_boot, seed=seed,
+    scores = evaluate(split, [(c.name, c.outputs or c.predict) for c in candidates], task, n_boot=n_boot, seed=seed,
                       on_each=progress.advance if progress else None)
     return [{**s.metrics(), "accuracy_pass_s": s.seconds} for s in scores]
 

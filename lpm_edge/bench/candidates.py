@@ -56,6 +56,9 @@ class Candidate:
     # Its own `tokenizers.Tokenizer`: fixed-length inputs are cut with it (a compressed bundle may
     # ship a trimmed vocabulary, so another model's ids can be out of its range). None = the reference's.
     tokenizer: Any = None
+    # The model's raw outputs (logits) in input order, which the task's metrics read; None: `predict`
+    # (right for single-label, whose decisions are the same on probabilities; not for sigmoid tasks).
+    outputs: Callable[[Sequence[str]], np.ndarray] | None = None
 
 
 def dir_size(path: Path, patterns: Sequence[str] | None = None) -> int:
@@ -96,6 +99,7 @@ def torch_candidate(
 
     return Candidate(
         name=name, kind=kind, path=path, predict=lambda texts: softmax(ref.logits(list(texts))),
+        outputs=lambda texts: ref.logits(list(texts)),
         encode=lambda texts: torch_feeds(ref, list(texts)), from_ids=from_ids, run=run, size=size, child=child,
         info={"torch_threads": torch.get_num_threads(), "attention": _attention(ref.model),
               "max_length": ref.max_length, "batch_size": ref.batch_size},
@@ -153,7 +157,8 @@ def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | N
     recipe = clf.manifest.recipe.get("name") or path.name
     return Candidate(
         name=name or f"lpm-edge {recipe}", kind="lpm-edge", path=str(path),
-        predict=clf.predict_proba, encode=lambda texts: [feed for _, feed in clf.encode(list(texts))],
+        predict=clf.predict_proba, outputs=clf.logits,
+        encode=lambda texts: [feed for _, feed in clf.encode(list(texts))],
         from_ids=lambda batch: {k: batch[k] for k in inputs}, run=clf.run,
         size={"model_bytes": sum((path / f).stat().st_size for f in _bundle.graphs(clf.manifest))
               if path.is_dir() else path.stat().st_size,
