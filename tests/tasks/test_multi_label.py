@@ -308,6 +308,10 @@ def test_bench_reports_micro_f1(tmp_path, ml_bundle, ml_checkpoint):
     doc = json.loads((tmp_path / "bench" / "report.json").read_text())
     cands = doc["candidates"]
     assert cands[1]["metric"] == "micro_f1" and "f1/pos" in cands[1] and cands[1]["loss_ci95"] is not None
+    # the metrics read the raw outputs with the recorded thresholds: the full model scores as training said
+    info = json.loads((ml_checkpoint / "training.json").read_text())
+    assert cands[0]["micro_f1"] == pytest.approx(info["test"]["micro_f1"])
+    assert cands[0]["exact_match"] == pytest.approx(info["test"]["exact_match"])
     md = (tmp_path / "bench" / "report.md").read_text()
     assert "| model | micro-F1 | loss, points" in md and "## Micro-F1" in md
     assert report is not None
