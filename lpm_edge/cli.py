@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss"], default="accuracy")
+    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss", "entity_f1"], default="accuracy")
     p.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (0 = never)")
     p.add_argument("--freeze-embeddings", action="store_true")
     p.add_argument("--no-group-by-length", action="store_true", help="do not batch texts of similar length together")

@@ -105,8 +105,8 @@ def load_dataset(
         source, validation, test = dataset_dict_splits(Path(source), validation, test)
     eval_text, eval_label = eval_columns or (text_column, label_column)
     given = {
-        "validation": read_rows(Path(validation), eval_text, eval_label) if validation else None,
-        "test": read_rows(Path(test), eval_text, eval_label) if test else None,
+        "validation": kind.read_rows(Path(validation), eval_text, eval_label) if validation else None,
+        "test": kind.read_rows(Path(test), eval_text, eval_label) if test else None,
     }
     if str(source) in BUILTIN:
         name, labels, parts, sources = _rotten_tomatoes_parts(seed)
@@ -119,7 +119,7 @@ def load_dataset(
             raise DataError(
                 f"dataset {str(source)!r} is neither a built-in name ({', '.join(BUILTIN)}) nor a file"
             )
-        rows = read_rows(path, text_column, label_column)
+        rows = kind.read_rows(path, text_column, label_column)
         labels = kind.label_names(rows, label_column)
         name = path.stem
         parts, sources = _cut(rows, given, path, seed)

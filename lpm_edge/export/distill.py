@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .batches import Progress, encode, labelled_batches
+from .batches import Progress, encode
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -90,8 +90,7 @@ def distill(
     progress = Progress(config.steps, "distill", done=done)
     student.train()
     saved = time.monotonic()
-    batches = labelled_batches(tokenizer, train.texts, train.labels, config.batch_size, max_length, device,
-                               limit=config.steps)
+    batches = task.labelled_batches(tokenizer, train, config.batch_size, max_length, device, config.steps)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-METRICS = ("accuracy", "macro_f1", "loss")
+METRICS = ("accuracy", "macro_f1", "loss", "entity_f1")
 
 
 @dataclass(frozen=True)
