@@ -309,7 +309,7 @@ def test_train_export_load_entities(ner_checkpoint, tmp_path):
         model.predict(text)
     # A text longer than max_length (32 tokens) is windowed: the entities at its end are found too.
     long = " ".join(["the plot was very"] * 12) + " bob jones and paris"
-    assert [(e.label, e.text) for e in model.entities(long, aggregation="average")][-2:] == [
+    assert [(e.label, e.text) for e in model.entities(long, aggregation="first")][-2:] == [
         ("PER", "bob jones"), ("LOC", "paris")]
     assert long[model.entities(long)[-1].start:] == "paris"
     # The evaluator: full model vs bundle, entity F1 with its interval.
@@ -327,10 +327,11 @@ def test_train_export_load_entities(ner_checkpoint, tmp_path):
 def test_pruned_distilled_export(ner_checkpoint, tmp_path):
     import lpm_edge
     from lpm_edge.export import export, load_recipe
-    from lpm_edge.export.recipe import DistillConfig
+    from lpm_edge.export.recipe import DistillConfig, PruneConfig
 
-    recipe = load_recipe("cpu-pruned-int8")
-    recipe = recipe.replace(distill=DistillConfig(**{**recipe.distill.__dict__, "steps": 60, "batch_size": 16,
+    recipe = load_recipe("cpu-pruned-int8")  # gradient importance over token labels, vocabulary pruning
+    recipe = recipe.replace(prune=PruneConfig(**{**recipe.prune.__dict__, "layers": 1, "importance_batches": 4}),
+                            distill=DistillConfig(**{**recipe.distill.__dict__, "steps": 60, "batch_size": 16,
                                                      "learning_rate": 1e-3}))
     bundle = export(ner_checkpoint, tmp_path / "p", recipe, max_accuracy_drop=100)
     manifest = json.loads((bundle / "manifest.json").read_text())
