@@ -114,7 +114,7 @@ def load_dataset(
             if rows is not None:
                 parts[s], sources[s] = rows, str(validation if s == "validation" else test)
     else:
-        path = Path(source)
+        path = kind.data_file(str(source))  # a task's built-in data set, else the path
         if not path.exists():
             raise DataError(
                 f"dataset {str(source)!r} is neither a built-in name ({', '.join(BUILTIN)}) nor a file"

@@ -46,6 +46,13 @@ class Task:
         raise NotImplementedError
 
     @classmethod
+    def data_file(cls, source: str) -> Any:
+        """The file a --data value names: a built-in data set of this task, else the path itself."""
+        from pathlib import Path
+
+        return Path(source)
+
+    @classmethod
     def read_rows(cls, path: Any, text_column: str, label_column: str) -> list[tuple[Any, Any, str]]:
         """The rows of one data file (text, raw label, 'file:line'); DataError naming the line on bad data."""
         from ..data_files import read_rows

