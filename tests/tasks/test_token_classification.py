@@ -315,11 +315,9 @@ def test_train_export_load_entities(ner_checkpoint, tmp_path):
     # The evaluator: full model vs bundle, entity F1 with its interval.
     data = checkpoint_dataset(None, info)
     task = model.task
-    ref = TorchClassifier(ner_checkpoint, max_length=32)
-    from transformers import AutoModelForTokenClassification
-
-    ref.model = AutoModelForTokenClassification.from_pretrained(ner_checkpoint).eval()
-    full, got = evaluate(data.test, [("full", lambda t: task.outputs_of(ref, t)), ("int8", model.logits)], task)
+    ref = TorchClassifier(ner_checkpoint, max_length=32)  # its head and outputs from training.json's task
+    assert type(ref.model).__name__ == "BertForTokenClassification"
+    full, got = evaluate(data.test, [("full", ref.logits), ("int8", model.logits)], task)
     assert full.value > 0.8 and got.loss_ci95 is not None and got.loss_ci95[0] <= got.loss_points <= got.loss_ci95[1]
 
 
