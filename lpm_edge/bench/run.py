@@ -265,6 +265,12 @@ def bench(
     dataset, part, info = load_split(reference, data, split, validation=validation, test=test,
                                      text_column=text_column, label_column=label_column, strict=strict)
     log.info("bench: accuracy on %s", part.describe())
+    from ..train import read_training_info
+
+    kind = tasks.from_training(read_training_info(reference), dataset.labels)
+    if "predict_proba" not in kind.offers:  # bench compares per-text label scores
+        raise ConfigError(f"{reference} is a {kind.kind} model: bench measures classifiers; "
+                          "for token classification use benchmarks/token_classification.py")
     cores = sysinfo.cpu_info()["cores"] or 1
 
     cands = [bundle_candidate(b, threads=cores) for b in bundles]

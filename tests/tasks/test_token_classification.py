@@ -319,6 +319,8 @@ def test_train_export_load_entities(ner_checkpoint, tmp_path):
     assert type(ref.model).__name__ == "BertForTokenClassification"
     full, got = evaluate(data.test, [("full", ref.logits), ("int8", model.logits)], task)
     assert full.value > 0.8 and got.loss_ci95 is not None and got.loss_ci95[0] <= got.loss_points <= got.loss_ci95[1]
+    with pytest.raises(ConfigError, match="token-classification model: bench measures classifiers"):
+        lpm_edge.bench([bundle], reference=ner_checkpoint, out=tmp_path / "report")
 
 
 @pytest.mark.slow
