@@ -306,7 +306,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         _print_json({"bundle": str(out), "zip": str(packed) if packed else None, "metrics": manifest.metrics})
     else:
         m = manifest.metrics
-        print(f"{out}: accuracy {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
+        print(f"{out}: {m.get('metric', 'accuracy')} {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
               f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m.get('split')} texts of {m.get('source')}; "
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))
@@ -469,7 +469,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if parts:
         print("compressed  " + ", ".join(parts))
     if m:
-        print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
+        print(f"{m.get('metric') or 'accuracy':<12}{_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))
