@@ -360,3 +360,15 @@ def test_builtin_data_set_is_read_from_its_installed_package(tmp_path, monkeypat
     write_conll(site / "hironsan" / "corpus" / "iob_sents.txt", ner_sentences(50), docstart=False)
     data = load_dataset("hironsan-ja-ner", task="token-classification")
     assert data.labels == LABELS and sum(data.sizes().values()) == 50
+
+
+def test_cli_train_refuses_a_bad_tag_with_file_and_line(tmp_path, monkeypatch, capsys, tiny_model):
+    from lpm_edge import cli
+
+    monkeypatch.setattr(cli, "_configure_logging", lambda debug, quiet: None)
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Ann B-PER\nwent O\n\nBob B-PER\nsat BAD\n", encoding="utf-8")
+    code = cli.main(["train", "--task", "token-classification", "--data", str(bad), "--model", str(tiny_model),
+                     "--out", str(tmp_path / "ckpt")])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{bad}:5: tag 'BAD' is not O, B-TYPE or I-TYPE" in err and len(err.strip().splitlines()) == 1
