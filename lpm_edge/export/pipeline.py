@@ -405,6 +405,9 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
     from ..runtime.classifier import BATCH_SIZE, CPU_BATCH_TOKENS
     from ..runtime.tokenize import length_batches
 
+    if task.outputs_of(source, []) is not None:  # per-token outputs: measured through the task's windows
+        raise ConfigError(f"quantize.auto_exclude is not available for {task.kind} bundles yet; export without it "
+                          "(or with a larger --max-accuracy-drop)")
     gold = task.gold_array(labels)
     reference = task.metrics(gold, full_logits)[task.metric]
     # Batched as the CPU runtime will batch them: dynamic int8 scales depend on the batch.

@@ -556,9 +556,9 @@ def window_tokenizer(tokenizer: Any, max_length: int) -> Any:
     return tok
 
 
-def _parts_of(runner: Any) -> tuple[Any, Any, int, int | None]:
-    """(window tokenizer, run(feed) -> (B, T, labels), batch size, tokens per batch) of a loaded bundle
-    or a PyTorch reference model."""
+def _parts_of(runner: Any) -> tuple[Any, Any, int, int | None, Any]:
+    """(window tokenizer, run(encodings) -> (B, T, labels), batch size, tokens per batch, the bundle's
+    graph by length or None) of a loaded bundle or a PyTorch reference model."""
     cached = getattr(runner, "_lpm_windows", None)
     if cached is not None:
         return cached
@@ -571,7 +571,8 @@ def _parts_of(runner: Any) -> tuple[Any, Any, int, int | None]:
 
             return runner.run(pad_batch(encodings, inputs, pad_id))
 
-        parts = (tok, run, runner.batch_size, runner.max_batch_tokens)
+        graph_for = runner.manifest.graph_for if getattr(runner.manifest, "fallback_file", None) else None
+        parts = (tok, run, runner.batch_size, runner.max_batch_tokens, graph_for)
     else:  # lpm_edge.reference.TorchClassifier: a transformers model and fast tokenizer
         import inspect
 
@@ -590,7 +591,7 @@ def _parts_of(runner: Any) -> tuple[Any, Any, int, int | None]:
             with torch.inference_mode():
                 return runner.model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.float().numpy()
 
-        parts = (tok, run, runner.batch_size, None)
+        parts = (tok, run, runner.batch_size, None, None)
     try:
         runner._lpm_windows = parts
     except AttributeError:
@@ -603,11 +604,11 @@ def token_outputs(runner: Any, texts: Sequence[str]) -> list[Tokens]:
     windows and each token takes its logits from the window where it has the most context."""
     from ..runtime.tokenize import encode_batch, length_batches
 
-    tok, run, batch_size, max_tokens = _parts_of(runner)
+    tok, run, batch_size, max_tokens, graph_for = _parts_of(runner)
     encodings = encode_batch(tok, list(texts))
     windows = [(i, w, e) for i, first in enumerate(encodings) for w, e in enumerate([first, *first.overflowing])]
     logits: list[np.ndarray | None] = [None] * len(windows)
-    for rows in length_batches([len(e.ids) for _, _, e in windows], batch_size, max_tokens):
+    for rows in length_batches([len(e.ids) for _, _, e in windows], batch_size, max_tokens, graph_for):
         out = run([windows[r][2] for r in rows])
         for k, r in enumerate(rows):
             logits[r] = out[k, : len(windows[r][2].ids)]
