@@ -7,7 +7,7 @@ entities, aggregation "first"), one text at a time, the models interleaved round
 p90 over the split's first texts.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python benchmarks/token_classification.py CHECKPOINT BUNDLE... \\
-        [--split validation] [--latency-texts 50] [--threads 1] [--out results.json]
+        [--split validation] [--latency-texts 50] [--threads 1] [--out results/token_classification]
 """
 
 from __future__ import annotations
@@ -67,21 +67,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "latency_b1_ms": {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90))}})
     base = rows[0]["latency_b1_ms"]["median"]
     doc = {"checkpoint": str(a.checkpoint), "split": split.describe(), "cpu_class": sysinfo.cpu_class(),
+           "machine": sysinfo.machine(),
            "threads": a.threads, "latency_texts": len(texts), "models": rows}
     lines = [f"Entity F1 on {split.describe()}; batch-1 `entities()` latency over {len(texts)} texts, "
              f"{a.threads} thread(s), CPU class {doc['cpu_class']}", "",
              "| model | entity F1 | loss, points [95% CI] | agreement | batch-1 median ms | speed-up |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        loss = "-" if r["loss_points"] is None else f"{r['loss_points']:+.2f} [{r['loss_ci95'][0]:+.2f}, {r['loss_ci95'][1]:+.2f}]"
+        ci = r["loss_ci95"]
+        loss = "-" if r["loss_points"] is None else f"{r['loss_points']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
         agree = "-" if r["agreement"] is None else f"{r['agreement']:.3f}"
         med = r["latency_b1_ms"]["median"]
         lines.append(f"| {r['name']} | {r['entity_f1']:.4f} | {loss} | {agree} | {med:.2f} | {base / med:.2f}x |")
     print("\n".join(lines))
-    if a.out:
-        tmp = a.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        tmp.replace(a.out)
+    if a.out:  # JSON and Markdown, each through a temporary file
+        for path, text in ((a.out.with_suffix(".json"), json.dumps(doc, indent=2)),
+                           (a.out.with_suffix(".md"), "\n".join(lines))):
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text + "\n")
+            tmp.replace(path)
     return doc
 
 

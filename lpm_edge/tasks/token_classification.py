@@ -74,7 +74,8 @@ def _check_tokens(tokens: Sequence[Any], where: str) -> None:
                             "a token is one word")
 
 
-def read_token_rows(path: Path, text_column: str = "text", label_column: str = "label") -> list[tuple[str, tuple[str, ...], str]]:
+def read_token_rows(path: Path, text_column: str = "text",
+                    label_column: str = "label") -> list[tuple[str, tuple[str, ...], str]]:
     """Sentences of a CoNLL-style or JSONL file: (words joined by spaces, tags, 'file:line')."""
     path = Path(path)
     if not path.is_file():
