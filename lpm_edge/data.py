@@ -121,7 +121,7 @@ def load_dataset(
             )
         rows = kind.read_rows(path, text_column, label_column)
         labels = kind.label_names(rows, label_column)
-        name = path.stem
+        name = path.stem if path == Path(source) else str(source)  # a built-in set keeps its name
         parts, sources = _cut(rows, given, path, seed)
         for s in ("validation", "test"):
             if given[s] is not None:

@@ -319,6 +319,16 @@ def test_train_export_load_entities(ner_checkpoint, tmp_path):
     assert type(ref.model).__name__ == "BertForTokenClassification"
     full, got = evaluate(data.test, [("full", ref.logits), ("int8", model.logits)], task)
     assert full.value > 0.8 and got.loss_ci95 is not None and got.loss_ci95[0] <= got.loss_points <= got.loss_ci95[1]
+    # Entities as transformers' pipeline finds them with the same model, for each aggregation.
+    from transformers import pipeline
+
+    hf = pipeline("token-classification", model=str(ner_checkpoint), device="cpu")
+    for agg in ("first", "max", "average"):
+        for t in (text, "bob smith and carol went to oslo and rome", "the plot paris was alice"):
+            theirs = [(e["entity_group"], e["start"], e["end"], e["score"]) for e in hf(t, aggregation_strategy=agg)]
+            ours = [(e.label, e.start, e.end, e.score) for e in task.entities(ref, t, agg)]
+            assert [x[:3] for x in ours] == [x[:3] for x in theirs], (agg, t)
+            assert np.allclose([x[3] for x in ours], [x[3] for x in theirs], atol=1e-4)
     with pytest.raises(ConfigError, match="token-classification model: bench measures classifiers"):
         lpm_edge.bench([bundle], reference=ner_checkpoint, out=tmp_path / "report")
 
