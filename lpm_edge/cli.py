@@ -113,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss", "spearman", "pearson", "mse", "mae"],
-                   default="accuracy", help="best-checkpoint metric (regression: accuracy means its budget metric, "
-                                            "spearman; or pearson, mse, mae, loss)")
+    p.add_argument("--metric", choices=["accuracy", "macro_f1", "loss", "spearman", "pearson", "mse", "mae", "entity_f1"],
+                   default="accuracy", help="best-checkpoint metric (accuracy means the task's budget metric where it "
+                                            "has no accuracy: regression spearman, token classification entity_f1; or "
+                                            "macro_f1, pearson, mse, mae, entity_f1, loss)")
     p.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping (0 = never)")
     p.add_argument("--freeze-embeddings", action="store_true")
     p.add_argument("--no-group-by-length", action="store_true", help="do not batch texts of similar length together")
@@ -587,7 +588,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if parts:
         print("compressed  " + ", ".join(parts))
     if m:
-        print(f"{m.get('metric', 'accuracy'):<11} {_num(m.get('bundle_accuracy'), '.4f')} "
+        print(f"{m.get('metric') or 'accuracy':<12}{_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))

@@ -111,9 +111,8 @@ def load_dataset(
         source, validation, test = dataset_dict_splits(Path(source), validation, test)
     eval_text, eval_label = eval_columns or (text_column, label_column)
     given = {
-        "validation": read_rows(Path(validation), eval_text, eval_label, text_pair_column,
-                                kind.label_lists) if validation else None,
-        "test": read_rows(Path(test), eval_text, eval_label, text_pair_column, kind.label_lists) if test else None,
+        "validation": kind.read_rows(Path(validation), eval_text, eval_label, text_pair_column) if validation else None,
+        "test": kind.read_rows(Path(test), eval_text, eval_label, text_pair_column) if test else None,
     }
     if str(source) in BUILTIN:
         if str(source) == "rotten-tomatoes-pairs":
@@ -127,14 +126,14 @@ def load_dataset(
             if rows is not None:
                 parts[s], sources[s] = rows, str(validation if s == "validation" else test)
     else:
-        path = Path(source)
+        path = kind.data_file(str(source))  # a task's built-in data set, else the path
         if not path.exists():
             raise DataError(
                 f"dataset {str(source)!r} is neither a built-in name ({', '.join(BUILTIN)}) nor a file"
             )
-        rows = read_rows(path, text_column, label_column, text_pair_column, kind.label_lists)
+        rows = kind.read_rows(path, text_column, label_column, text_pair_column)
         labels = kind.label_names(rows, label_column)
-        name = path.stem
+        name = path.stem if path == Path(source) else str(source)  # a built-in set keeps its name
         parts, sources = _cut(rows, given, path, seed)
         for s in ("validation", "test"):
             if given[s] is not None:

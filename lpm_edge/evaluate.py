@@ -130,7 +130,8 @@ def compare(
             if values[0] is not None and values[1] is not None:
                 ci = bootstrap_diff_ci(values[0], values[1], n_boot=n_boot, seed=seed)
             else:
-                ci = bootstrap_metric_diff_ci(task, gold, arrays[0], arrays[k], n_boot=n_boot, seed=seed)
+                ci = (task.metric_diff_ci(gold, arrays[0], arrays[k], n_boot, seed)
+                      or bootstrap_metric_diff_ci(task, gold, arrays[0], arrays[k], n_boot=n_boot, seed=seed))
             extra = {
                 "loss_points": task.metric_loss(gold, arrays[0], arrays[k]),  # (ref - mine) x 100 for one metric
                 "loss_ci95": ci,

@@ -30,8 +30,19 @@ class TorchClassifier:
 
         if threads:
             torch.set_num_threads(threads)
+        self.task = None  # the task training.json records, when it records one (its head, its outputs)
         if model is None:
+            from . import tasks
+            from .train import read_training_info
+
+            info = read_training_info(Path(checkpoint))  # type: ignore[arg-type]
+            if info.get("task"):
+                self.task = tasks.from_training(info, info.get("labels", []))
             kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+            if self.task is not None and self.task.model_class != "AutoModelForSequenceClassification":
+                import transformers
+
+                AutoModelForSequenceClassification = getattr(transformers, self.task.model_class)  # noqa: N806
             model = AutoModelForSequenceClassification.from_pretrained(
                 Path(checkpoint), local_files_only=True, use_safetensors=True, **kwargs  # type: ignore[arg-type]
             )
@@ -54,6 +65,9 @@ class TorchClassifier:
         """Logits (n, labels) in input order; batches of similar length, as the runtime does."""
         import torch
 
+        own = self.task.outputs_of(self, texts) if self.task is not None else None
+        if own is not None:  # a task that reads per-token outputs itself
+            return own
         from .pairs import chars
 
         lengths = [chars(t) for t in texts]

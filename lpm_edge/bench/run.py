@@ -292,6 +292,12 @@ def bench(
                                      text_column=text_column, label_column=label_column, strict=strict,
                                      text_pair_column=text_pair_column)
     log.info("bench: accuracy on %s", part.describe())
+    from ..train import read_training_info
+
+    kind = tasks.from_training(read_training_info(reference), dataset.labels)
+    if len(kind.output_axes) > 1:  # bench times and scores one output per text, not per token
+        raise ConfigError(f"{reference} is a {kind.kind} model, whose outputs are per token: bench measures one "
+                          "output per text; for token classification use benchmarks/token_classification.py")
     cores = sysinfo.cpu_info()["cores"] or 1
 
     cands = [bundle_candidate(b, threads=cores) for b in bundles]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .. import tasks
 from . import prune as _prune
-from .batches import labelled_batches, pick_device
+from .batches import pick_device
 from .distill import distill
 from .transfer import augmented
 
@@ -55,8 +55,8 @@ def compress(
         torch.manual_seed(0)
         student.to(device)
         train = dataset.train
-        batches = list(labelled_batches(tokenizer, train.texts, train.labels, d.batch_size, max_length, device,
-                                        limit=p.importance_batches, dtype=task.gold_dtype))
+        batches = list(task.labelled_batches(tokenizer, train, d.batch_size, max_length, device,
+                                             p.importance_batches))
         if p.importance == "gradient":
             head_scores, ffn_scores = _prune.gradient_importance(student, batches, task.loss)
         else:

@@ -15,9 +15,10 @@ import logging
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .batches import Progress, encode, labelled_batches
+from .batches import Progress, encode
 from .early_stop import EarlyStopping
 from .losses import transfer_loss
 from .transfer import NO_LABEL, texts_hash
@@ -109,10 +110,10 @@ def distill(
     progress = Progress(config.steps, "distill", done=done)
     student.train()
     saved = time.monotonic()
-    pool = (*train.texts, *extra_texts)
-    gold = (*train.labels, *[NO_LABEL] * len(extra_texts))  # extra texts: the teacher's soft targets only
-    batches = labelled_batches(tokenizer, pool, gold, config.batch_size, max_length, device, limit=config.steps,
-                               dtype=task.gold_dtype)
+    # extra texts (unlabelled, augmented): the teacher's soft targets only
+    pool = train if not extra_texts else SimpleNamespace(texts=(*train.texts, *extra_texts),
+                                                         labels=(*train.labels, *[NO_LABEL] * len(extra_texts)))
+    batches = task.labelled_batches(tokenizer, pool, config.batch_size, max_length, device, config.steps)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
             with torch.no_grad():

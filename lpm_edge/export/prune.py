@@ -121,8 +121,9 @@ def gradient_importance(
     seen = 0
     try:
         for inputs, labels in batches:
-            logits = model(**inputs).logits  # (B, labels)
-            loss = loss_fn(logits, labels) if loss_fn else F.cross_entropy(logits, labels)
+            logits = model(**inputs).logits  # (B, labels); per token (B, T, labels), labels (B, T)
+            loss = loss_fn(logits, labels) if loss_fn else F.cross_entropy(logits.flatten(0, -2), labels.flatten(),
+                                                                            ignore_index=-100)
             g_heads, g_ffn = torch.autograd.grad(loss, [head_mask, ffn_mask])
             head_score += g_heads.abs()
             ffn_score += g_ffn.abs()

@@ -164,7 +164,7 @@ class Classifier:
                 f"{where}: fails on a probe input ({brief(exc)}); re-export the bundle"
             ) from None
         expected = self.task.output_shape(1)
-        if tuple(shape) != expected:
+        if not self.task.output_fits(tuple(shape), 1):
             raise BundleError(
                 f"{where}: gives output of shape {list(shape)} for one text; expected {list(expected)} "
                 f"for the manifest's {self.task.kind} task with {len(self.labels)} labels; re-export the bundle"
@@ -230,6 +230,9 @@ class Classifier:
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """The graph's raw outputs in input order (for classifiers: logits (n, labels))."""
         texts = check_texts(_as_list(texts), self.task.pairs)
+        own = self.task.outputs_of(self, texts)  # tasks that read per-token outputs themselves
+        if own is not None:
+            return own
         out = np.empty(self.task.output_shape(len(texts)), dtype=np.float32)
         for rows, feed in self.encode(texts):
             out[rows] = self.run(feed)
@@ -285,6 +288,12 @@ class Classifier:
         order = np.argsort(-scores, kind="stable")
         return [Ranked(passages[i], float(scores[i]), int(i)) for i in order]
 
+
+    def entities(self, texts: str | Sequence[str], aggregation: str = "first") -> Any:
+        """Token classification: the entities in each text (label, score, start and end character
+        offsets in the text), a list per text in input order (one list for one string)."""
+        self._offers("entities")
+        return self.task.entities(self, texts, aggregation)  # type: ignore[attr-defined]
 
 @dataclass(frozen=True)
 class Ranked:

@@ -25,6 +25,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "multi-label": ("lpm_edge.tasks.multi_label", "MultiLabel"),
     "regression": ("lpm_edge.tasks.regression", "Regression"),
     "multi-task": ("lpm_edge.tasks.multitask", "MultiTask"),
+    "token-classification": ("lpm_edge.tasks.token_classification", "TokenClassification"),
 }
 DEFAULT = "text-classification"
 

@@ -67,6 +67,21 @@ class Task:
         raise NotImplementedError
 
     @classmethod
+    def data_file(cls, source: str) -> Any:
+        """The file a --data value names: a built-in data set of this task, else the path itself."""
+        from pathlib import Path
+
+        return Path(source)
+
+    @classmethod
+    def read_rows(cls, path: Any, text_column: str, label_column: str,
+                  text_pair_column: str | None = None) -> list[tuple[Any, Any, str]]:
+        """The rows of one data file (text, raw label, 'file:line'); DataError naming the line on bad data."""
+        from ..data_files import read_rows
+
+        return read_rows(path, text_column, label_column, text_pair_column, cls.label_lists)
+
+    @classmethod
     def gold(cls, rows: Sequence[tuple[Any, Any, str]], labels: Sequence[str], training: str) -> tuple[Any, ...]:
         """Each row's gold value (what `metrics` and the training loss take); DataError naming the
         row's file and line when its label does not fit (`training` names the file labels came from)."""
@@ -95,6 +110,19 @@ class Task:
     def output_shape(self, n: int) -> tuple[int, ...]:
         """The shape the graph's output must have for `n` examples (checked at load)."""
         return (n, len(self.labels))
+
+    def output_fits(self, shape: tuple[int, ...], n: int) -> bool:
+        """Whether a graph output of `shape` for `n` examples fits this task (checked at load)."""
+        return tuple(shape) == self.output_shape(n)
+
+    def outputs_of(self, runner: Any, texts: Sequence[str]) -> np.ndarray | None:
+        """The outputs of `runner` (a loaded bundle or the PyTorch reference) on `texts` when the task
+        reads the graph's output itself (per token, windows); None: the graph's output per text is it."""
+        return None
+
+    def stack(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
+        """Raw graph outputs of several batches as one array (per-token outputs differ in length)."""
+        return np.concatenate(outputs)
 
     def predictions(self, outputs: np.ndarray) -> list[Any]:
         """What `predict` returns per example."""
@@ -145,6 +173,12 @@ class Task:
     def gold_array(self, gold: Sequence[Any]) -> np.ndarray:
         return np.asarray(gold)
 
+    def metric_diff_ci(self, gold: Any, out_a: np.ndarray, out_b: np.ndarray, n_boot: int,
+                       seed: int) -> tuple[float, float] | None:
+        """A paired bootstrap 95% interval of metric(a) - metric(b) in points, when the task has a faster
+        one than recomputing `metrics` per resample; None: the evaluator's."""
+        return None
+
     # -- build half (torch, imported inside) ---------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `model_class.from_pretrained` that shape the head."""
@@ -164,6 +198,14 @@ class Task:
         enc = hf_tokenize(tokenizer, split.texts, truncation=True, max_length=max_length, padding=False)
         return [{**{k: enc[k][i] for k in enc.keys()}, "labels": split.labels[i]} for i in range(len(split))]
 
+    def labelled_batches(self, tokenizer: Any, split: Any, batch_size: int, max_length: int, device: str,
+                         limit: int | None) -> Any:
+        """(inputs, gold) batches for pruning and distillation (torch tensors)."""
+        from ..export.batches import labelled_batches
+
+        return labelled_batches(tokenizer, split.texts, split.labels, batch_size, max_length, device, limit=limit,
+                                dtype=self.gold_dtype)
+
     def collator(self, tokenizer: Any) -> Any:
         """The Trainer's data collator."""
         from transformers import DataCollatorWithPadding
@@ -179,10 +221,11 @@ class Task:
 
     def loss(self, outputs: Any, gold: Any) -> Any:
         """The training loss on one batch (torch): outputs and gold as the Trainer's batch holds them.
-        Pruning's gradient importance takes it; the default is single-label cross-entropy."""
+        Pruning's gradient importance takes it; the default is cross-entropy, per example or per token
+        (outputs (B, T, labels), gold (B, T), -100 ignored)."""
         import torch.nn.functional as F
 
-        return F.cross_entropy(outputs, gold)
+        return F.cross_entropy(outputs.flatten(0, -2), gold.flatten(), ignore_index=-100)
 
     def distill_loss(self, student: Any, teacher: Any, gold: Any, temperature: float, alpha: float) -> Any:
         """The student's loss on one batch: outputs of student and teacher (torch), gold labels."""

@@ -11,7 +11,7 @@ from ..errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-METRICS = ("accuracy", "macro_f1", "loss", "spearman", "pearson", "mse", "mae")  # the task says which it has
+METRICS = ("accuracy", "macro_f1", "loss", "spearman", "pearson", "mse", "mae", "entity_f1")  # the task says which it has
 
 
 @dataclass(frozen=True)

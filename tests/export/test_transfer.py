@@ -63,14 +63,16 @@ def parts(tiny_checkpoint):
 def test_unlabelled_texts_enter_the_soft_loss_only(parts, monkeypatch):
     model, tok, data = parts
     seen = []
-    real = D.labelled_batches
+    import lpm_edge.export.batches as B
+
+    real = B.labelled_batches
 
     def spy(tokenizer, texts, labels, *args, **kwargs):
         for inputs, y in real(tokenizer, texts, labels, *args, **kwargs):
             seen.append(y.clone())
             yield inputs, y
 
-    monkeypatch.setattr(D, "labelled_batches", spy)
+    monkeypatch.setattr(B, "labelled_batches", spy)  # the task's labelled_batches hook reads it from there
     # Two labelled texts among 60 unlabelled ones: most batches hold no gold label at all.
     train = Split(texts=data.train.texts[:2], labels=data.train.labels[:2], name="train")
     extra = list(data.train.texts[2:62])
