@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its work and report go to OUT.search)")
     p.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="with --recipe auto: what to search for")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--task", default=None, choices=list(KINDS),
+                   help="the task when the checkpoint has no training.json recording it, e.g. embedding for a "
+                        "sentence-embedding model directory (its data: --data texts, default rotten-tomatoes)")
     _add_data(p, None)
     _add_splits(p)
     p.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
@@ -299,14 +302,15 @@ def cmd_export(a: argparse.Namespace) -> int:
                           "carries its own target (e.g. --recipe cuda-fp16)")
     else:
         out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
-                     force=a.force, student_cache=_student_cache(a), **_split_args(a))
+                     force=a.force, student_cache=_student_cache(a), **_split_args(a),
+                     **({"task": a.task} if getattr(a, "task", None) else {}))
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
         _print_json({"bundle": str(out), "zip": str(packed) if packed else None, "metrics": manifest.metrics})
     else:
         m = manifest.metrics
-        print(f"{out}: accuracy {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
+        print(f"{out}: {m.get('metric', 'accuracy')} {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
               f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m.get('split')} texts of {m.get('source')}; "
               f"argmax agreement {m['parity']['argmax_agreement']*100:.1f}%"
               + (f"; packed {packed}" if packed else ""))
@@ -403,6 +407,7 @@ def inspect_summary(bundle: Path) -> dict[str, Any]:
         sizes = {name: entry.get("bytes") for name, entry in manifest.files.items()}
     return {
         "bundle": str(bundle), "schema_version": manifest.schema_version, "task": manifest.task,
+        "task_info": dict(manifest.task_info),
         "labels": list(manifest.labels), "max_length": manifest.max_length, "inputs": list(manifest.inputs),
         "recipe": _dig(manifest.recipe, "name"), "quantize": _dig(manifest.recipe, "quantize", "mode"),
         "fp32_fallback": ({"file": manifest.fallback_file, "tokens": list(manifest.fallback_tokens or ())}
@@ -438,7 +443,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         return 0
     m = s["metrics"]
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
-    print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
+    print(f"task        {s['task']}" + (f" {s['task_info']}" if s.get("task_info") else ""))
+    print(f"labels      {', '.join(s['labels']) or '-'}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
     if s["fused_ops"]:
         family = f" ({s['family']} family)" if s["family"] else ""
@@ -469,7 +475,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if parts:
         print("compressed  " + ", ".join(parts))
     if m:
-        print(f"accuracy    {_num(m.get('bundle_accuracy'), '.4f')} "
+        print(f"{m.get('metric', 'accuracy'):<11} {_num(m.get('bundle_accuracy'), '.4f')} "
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))

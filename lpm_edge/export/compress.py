@@ -53,7 +53,8 @@ def compress(
         batches = list(labelled_batches(tokenizer, train.texts, train.labels, d.batch_size, max_length, device,
                                         limit=p.importance_batches))
         if p.importance == "gradient":
-            head_scores, ffn_scores = _prune.gradient_importance(student, batches)
+            head_scores, ffn_scores = _prune.gradient_importance(student, batches,
+                                                                 task.importance_loss if task else None)
         else:
             head_scores, ffn_scores = _prune.magnitude_importance(student)
         # What the family cannot lose stays (check_capabilities said so before any work).

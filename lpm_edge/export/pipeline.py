@@ -71,6 +71,7 @@ def export(
     text_column: str | None = None,
     label_column: str | None = None,
     strict: bool = False,
+    task: str | None = None,
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
@@ -86,21 +87,22 @@ def export(
     bundle may lose against the checkpoint; overrides the recipe's value. When the bundle loses more,
     it is kept in OUT.rejected (manifest: accepted false), an int8 recipe whose fp32 student met the
     budget is tried again with quantize.auto_exclude, and AccuracyBudgetError says what to do next;
-    nothing is written to `out`.
+    nothing is written to `out`. task: the task kind (lpm_edge.tasks.KINDS) when training.json does not
+    record it, e.g. "embedding" for a sentence-embedding model directory.
     """
     splits = dict(validation=validation, test=test, text_column=text_column, label_column=label_column,
                   strict=strict)
     try:
         return _export(checkpoint, out, recipe, data=data, max_accuracy_drop=max_accuracy_drop, force=force,
-                       student_cache=student_cache, splits=splits)
+                       student_cache=student_cache, splits=splits, task_kind=task)
     except _Rejected as miss:
-        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache, splits)
+        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache, splits, task)
 
 
 def _export(
     checkpoint: str | Path, out: str | Path, recipe: str | Path | Recipe, *, data: str | None,
     max_accuracy_drop: float | None, force: bool, student_cache: str | Path | bool | None,
-    splits: dict[str, Any],
+    splits: dict[str, Any], task_kind: str | None = None,
 ) -> Path:
     require("torch", "export")
     require("onnx", "export")
@@ -127,7 +129,7 @@ def _export(
     if not (ckpt / "config.json").is_file():
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
     require_safetensors(ckpt)
-    info = read_training_info(ckpt)
+    info = _with_task(read_training_info(ckpt), task_kind, ckpt)
     dataset = checkpoint_dataset(data, info, **splits)
     task = tasks.from_training(info, dataset.labels)
 
@@ -141,6 +143,8 @@ def _export(
     model = getattr(transformers, task.model_class).from_pretrained(
         ckpt, local_files_only=True, use_safetensors=True, attn_implementation=family.attn_implementation
     ).eval()
+    task = task.for_checkpoint(ckpt, model.config)
+    model = task.prepare_model(model)
     task.check_model(model.config, str(ckpt))
     labels = list(task.labels)
     if list(dataset.labels) != labels:
@@ -154,6 +158,7 @@ def _export(
     torch.manual_seed(0)
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = full.logits(texts)
+    split = task.reference_split(split, full_logits)
     student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache), task)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
@@ -200,7 +205,7 @@ class _Rejected(Exception):
 
 def _after_budget_miss(
     miss: _Rejected, checkpoint: str | Path, out: Path, data: str | None, force: bool,
-    student_cache: str | Path | bool | None, splits: dict[str, Any],
+    student_cache: str | Path | bool | None, splits: dict[str, Any], task_kind: str | None = None,
 ) -> Path:
     """Try the int8 rescue where it can help, else raise AccuracyBudgetError saying what to do next."""
     m, recipe, budget = miss.metrics, miss.recipe, miss.budget
@@ -212,7 +217,7 @@ def _after_budget_miss(
                     miss.reason)
         try:
             return _export(checkpoint, out, better, data=data, max_accuracy_drop=budget, force=force,
-                           student_cache=student_cache, splits=splits)
+                           student_cache=student_cache, splits=splits, task_kind=task_kind)
         except _Rejected as again:
             m = again.metrics
             tried.append(f"quantize.auto_exclude (drop {m['accuracy_drop_points']:.2f})")
@@ -245,7 +250,8 @@ def checkpoint_dataset(
     validation and test files (default: the training file's columns).
     """
     recorded = info.get("data", {})
-    source = data or recorded.get("source")
+    kind = (info.get("task") or {}).get("kind", tasks.DEFAULT)
+    source = data or recorded.get("source") or tasks.task_class(kind).default_data
     if not source:
         raise ConfigError("the checkpoint has no training.json naming its dataset; pass --data NAME|PATH")
     same = str(source) == recorded.get("source")
@@ -259,8 +265,19 @@ def checkpoint_dataset(
         test=test or (recorded.get("test") if same else None),
         eval_columns=(text, label),
         strict=strict,
-        task=(info.get("task") or {}).get("kind", tasks.DEFAULT),
+        task=kind,
     )
+
+
+def _with_task(info: dict[str, Any], kind: str | None, ckpt: Path) -> dict[str, Any]:
+    """training.json's record with the task `kind` asked for (export --task), which must agree with it."""
+    if kind is None:
+        return info
+    recorded = (info.get("task") or {}).get("kind")
+    if recorded is not None and recorded != kind:
+        raise ConfigError(f"{ckpt}/training.json records the task {recorded!r}, not {kind!r}; drop --task")
+    tasks.task_class(kind, "--task")
+    return {**info, "task": {**(info.get("task") or {}), "kind": kind}}
 
 
 def _compress(

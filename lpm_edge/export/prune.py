@@ -78,7 +78,7 @@ def shape(model: Any) -> dict[str, int]:
 
 
 def gradient_importance(
-    model: Any, batches: Iterable[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]]
+    model: Any, batches: Iterable[tuple[dict[str, "torch.Tensor"], "torch.Tensor"]], loss_fn: Any = None,
 ) -> tuple["torch.Tensor", "torch.Tensor"]:
     """|d loss / d mask| summed over batches: heads (L, H) and FFN neurons (L, I).
 
@@ -86,7 +86,7 @@ def gradient_importance(
     in: each head's slice of the concatenated heads (B, T, H*d) and each FFN activation (B, T, I),
     the same in every family. Dropout is off (eval mode) so the scores describe the function that
     will be exported. Only the masks receive gradients (torch.autograd.grad), so the model's .grad
-    fields stay empty.
+    fields stay empty. loss_fn(outputs, labels): the task's (default: cross-entropy of a classifier).
     """
     import torch
     import torch.nn.functional as F
@@ -122,7 +122,7 @@ def gradient_importance(
     try:
         for inputs, labels in batches:
             logits = model(**inputs).logits  # (B, labels)
-            loss = F.cross_entropy(logits, labels)
+            loss = (loss_fn or F.cross_entropy)(logits, labels)
             g_heads, g_ffn = torch.autograd.grad(loss, [head_mask, ffn_mask])
             head_score += g_heads.abs()
             ffn_score += g_ffn.abs()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # kind -> (module, class). A new task is one module here plus its tests.
 KINDS: dict[str, tuple[str, str]] = {
     "text-classification": ("lpm_edge.tasks.single_label", "SingleLabel"),
+    "embedding": ("lpm_edge.tasks.embedding", "Embedding"),
 }
 DEFAULT = "text-classification"
 

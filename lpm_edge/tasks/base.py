@@ -30,6 +30,8 @@ class Task:
     # The ONNX graph's output: its name and dynamic axes (besides the batch, e.g. 1: "sequence").
     output_name: ClassVar[str] = "logits"
     output_axes: ClassVar[Mapping[int, str]] = {0: "batch"}
+    # The data an export evaluates on when neither --data nor training.json names any (None: it must be named).
+    default_data: ClassVar[str | None] = None
 
     def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None) -> None:
         self.labels: tuple[str, ...] = tuple(labels)
@@ -50,6 +52,13 @@ class Task:
         """Each row's gold value (what `metrics` and the training loss take); DataError naming the
         row's file and line when its label does not fit (`training` names the file labels came from)."""
         raise NotImplementedError
+
+    @classmethod
+    def dataset(cls, source: Any, *, text_column: str = "text", validation: Any = None, test: Any = None,
+                seed: int, strict: bool) -> Any:
+        """A Dataset this task reads its own way (e.g. texts without labels), or None: load_dataset reads
+        labelled rows as for classifiers."""
+        return None
 
     # -- the manifest's and training.json's record -------------------------------------------
     @classmethod
@@ -91,7 +100,27 @@ class Task:
     def gold_array(self, gold: Sequence[Any]) -> np.ndarray:
         return np.asarray(gold)
 
+    def reference_split(self, split: Any, outputs: np.ndarray) -> Any:
+        """The split export and bench score against, given the full model's outputs on it: `split`
+        itself when the data holds the gold; tasks whose gold is the reference's outputs (embeddings)
+        put those in."""
+        return split
+
     # -- build half (torch, imported inside) ---------------------------------------------------
+    def for_checkpoint(self, model_dir: Any, config: Any) -> "Task":
+        """This task completed from the model directory and its config (e.g. an embedding model's pooling)."""
+        return self
+
+    def prepare_model(self, model: Any) -> Any:
+        """The model as the pipeline runs it: its forward's `.logits` is what the graph returns."""
+        return model
+
+    def importance_loss(self, outputs: Any, gold: Any) -> Any:
+        """The loss whose gradients rank heads and FFN neurons for pruning (outputs: `.logits`)."""
+        import torch.nn.functional as F
+
+        return F.cross_entropy(outputs, gold)
+
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `model_class.from_pretrained` that shape the head."""
         return {}
