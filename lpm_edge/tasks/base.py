@@ -30,6 +30,8 @@ class Task:
     # The ONNX graph's output: its name and dynamic axes (besides the batch, e.g. 1: "sequence").
     output_name: ClassVar[str] = "logits"
     output_axes: ClassVar[Mapping[int, str]] = {0: "batch"}
+    # Why `lpm-edge train` cannot train this task ("" = it can).
+    not_trained: ClassVar[str] = ""
     # The data an export evaluates on when neither --data nor training.json names any (None: it must be named).
     default_data: ClassVar[str | None] = None
 

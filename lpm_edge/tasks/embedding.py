@@ -130,6 +130,8 @@ class Embedding(Task):
     model_class = "AutoModel"
     output_name = "embeddings"
     default_data = "rotten-tomatoes"
+    not_trained = ("--task embedding: lpm-edge does not fine-tune embedding models; export the model directory as "
+                   "it was trained: lpm-edge export MODEL_DIR --task embedding --out BUNDLE")
 
     def __repr__(self) -> str:
         return f"Embedding(pooling={self.pooling}, normalize={self.normalize}, dim={self.dim})"
@@ -269,9 +271,6 @@ class Embedding(Task):
     def graph_output(self, model_output: Any, inputs: Mapping[str, Any]) -> Any:
         return model_output.logits
 
-    def training_rows(self, tokenizer: Any, split: Any, max_length: int) -> list[dict[str, Any]]:
-        raise ConfigError("an embedding model is exported as it was trained: run `lpm-edge export MODEL_DIR "
-                          "--task embedding` (fine-tuning embeddings is not supported)")
 
     def distill_loss(self, student: Any, teacher: Any, gold: Any, temperature: float, alpha: float) -> Any:
         """Mean (1 - cosine) to the teacher's vectors for normalised embeddings; MSE otherwise

@@ -192,6 +192,13 @@ def test_task_disagreeing_with_training_json_is_refused(tiny_checkpoint: Path, t
         export(tiny_checkpoint, tmp_path / "b", "cpu-int8", task="embedding")
 
 
+def test_training_an_embedding_model_is_refused(embed_model: Path, corpus: Path, tmp_path: Path) -> None:
+    from lpm_edge.train import TrainConfig, train
+
+    with pytest.raises(ConfigError, match="--task embedding"):
+        train(TrainConfig(out=tmp_path / "c", model=embed_model, data=str(corpus), task="embedding", epochs=1))
+
+
 @pytest.mark.slow
 def test_pruned_distilled_export(embed_model: Path, corpus: Path, tmp_path: Path) -> None:
     """Gradient importance without labels (in-batch contrastive), pruning, distillation on the
