@@ -69,6 +69,24 @@ def test_section_is_validated(labels: tuple, info: dict, message: str) -> None:
         task_class("embedding").from_section(labels, info, "manifest.json: task")
 
 
+def test_corpus_from_text_and_csv_files(tmp_path: Path) -> None:
+    from lpm_edge.data import load_dataset
+    from lpm_edge.errors import DataError
+
+    texts = [f"text number {i}" for i in range(50)]
+    (tmp_path / "t.txt").write_text("\n".join(texts[:25]) + "\n\n" + "\n".join(texts[25:]) + "\n")
+    (tmp_path / "t.csv").write_text("id,sentence\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)))
+    for name, column in (("t.txt", "text"), ("t.csv", "sentence")):
+        ds = load_dataset(str(tmp_path / name), text_column=column, task="embedding")
+        assert ds.labels == () and sorted(ds.train.texts + ds.validation.texts + ds.test.texts) == sorted(texts)
+        assert len(ds.validation) == 5 and set(ds.validation.labels) == {0}
+    with pytest.raises(DataError, match="column 'text'"):
+        load_dataset(str(tmp_path / "t.csv"), task="embedding")
+    (tmp_path / "empty.txt").write_text("\n \n")
+    with pytest.raises(DataError, match="no texts"):
+        load_dataset(str(tmp_path / "empty.txt"), task="embedding")
+
+
 # -- metrics ----------------------------------------------------------------------------------------
 def test_metrics_are_one_against_itself_and_drop_with_noise() -> None:
     rng = np.random.default_rng(0)
