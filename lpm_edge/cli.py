@@ -479,6 +479,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))
+        if isinstance(m.get("bundle_metrics"), dict) and set(m["bundle_metrics"]) - {m.get("metric")}:
+            print("metrics     " + ", ".join(f"{k} {_num(v, '.4f')}" for k, v in m["bundle_metrics"].items()))
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
               f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
     return 0

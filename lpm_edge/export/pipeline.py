@@ -190,7 +190,7 @@ def _export(
             if miss:  # raised inside the block: `out` stays as it was
                 log.info("kept the bundle that missed its budget in %s", rejected.keep(bdir, out))
                 raise _Rejected(miss, metrics, recipe, budget)
-    log.info("wrote %s: accuracy %.4f (full model %.4f) on %s", out, metrics["bundle_accuracy"],
+    log.info("wrote %s: %s %.4f (full model %.4f) on %s", out, task.metric, metrics["bundle_accuracy"],
              metrics["reference_accuracy"], split.describe())
     return out
 
@@ -455,6 +455,7 @@ def _measure(
         "bundle_accuracy": got.value,
         "accuracy_drop_points": got.loss_points,
         "accuracy_drop_ci95": list(got.loss_ci95) if got.loss_ci95 else None,
+        "bundle_metrics": dict(got.all_metrics),  # every metric of the task (embeddings: cosine, recall_at_10)
         "cpu_class": sysinfo.cpu_class(),  # int8 kernels, and so int8 accuracy, differ between CPU classes
         "parity": {
             "max_abs_logit_diff": float(np.abs(bundle_logits - source_logits).max()) if len(texts) else 0.0,

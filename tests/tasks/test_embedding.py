@@ -168,6 +168,7 @@ def test_int8_export_embeds_like_the_model(int8_bundle: Path, embed_model: Path)
     assert m["metric"] == "cosine" and m["reference_accuracy"] == pytest.approx(1.0)
     assert 0.98 < m["bundle_accuracy"] <= 1.0 + 1e-6 and m["accuracy_drop_ci95"] is not None
     assert m["split"] == "validation" and m["n"] == 30
+    assert set(m["bundle_metrics"]) == {"cosine", "recall_at_10"} and 0 < m["bundle_metrics"]["recall_at_10"] <= 1
 
 
 def test_search_finds_the_text_itself_and_predict_names_embed(int8_bundle: Path) -> None:
@@ -207,6 +208,7 @@ def test_cli_export_and_inspect(embed_model: Path, corpus: Path, tmp_path: Path,
     assert main(["inspect", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "task        embedding" in shown and "'pooling': ['mean']" in shown and "cosine " in shown
+    assert "recall_at_10 1.0000" in shown
 
 
 def test_task_disagreeing_with_training_json_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
