@@ -52,20 +52,18 @@ def model_dir() -> Path:
     return builtin_model_dir()
 
 
-def bundles(work: Path, steps: int) -> dict[str, Path]:
+def bundle(work: Path, name: str, steps: int) -> Path:
+    """The bundle `name` (int8 or pruned-int8) in `work`, exported unless it is there."""
     from lpm_edge.export import export
     from lpm_edge.export.recipe import load_recipe
 
-    pruned = load_recipe("cpu-pruned-int8")
-    pruned = pruned.replace(distill=pruned.distill.__class__(**{**pruned.distill.__dict__, "steps": steps}))
-    out = {}
-    for name, recipe in (("int8", "cpu-int8"), ("pruned-int8", pruned)):
-        path = work / f"minilm-embed-{name}"
-        if not (path / "manifest.json").is_file():
-            export(model_dir(), path, recipe, task="embedding", max_accuracy_drop=100.0,
-                   student_cache=work / "students")
-        out[name] = path
-    return out
+    recipe = load_recipe("cpu-int8" if name == "int8" else "cpu-pruned-int8")
+    if name != "int8":
+        recipe = recipe.replace(distill=recipe.distill.__class__(**{**recipe.distill.__dict__, "steps": steps}))
+    path = work / f"minilm-embed-{name}"
+    if not (path / "manifest.json").is_file():
+        export(model_dir(), path, recipe, task="embedding", max_accuracy_drop=100.0, student_cache=work / "students")
+    return path
 
 
 def reference(threads: int, max_length: int) -> tuple[str, Callable[[list[str], int], np.ndarray]]:
@@ -191,47 +189,60 @@ def pooling_speed(texts: list[str], threads: int, work: Path, max_length: int) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Reference first, then each bundle as it is ready; the report is rewritten after each step."""
     import lpm_edge
     from lpm_edge import sysinfo
     from lpm_edge.data import load_dataset
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("root").setLevel(logging.WARNING)
     a = parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     a.work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    paths = bundles(a.work, a.steps)
-    export_seconds = time.perf_counter() - started
     ds = load_dataset("rotten-tomatoes")
     texts = list(ds.validation.texts) + list(ds.test.texts)
     texts = texts[: a.corpus] if a.corpus else texts
-    loaded = {k: lpm_edge.load(p, threads=a.threads) for k, p in paths.items()}
-    max_length = loaded["int8"].max_length
+    result: dict[str, Any] = {"cpu": sysinfo.cpu_class(), "machine": sysinfo.machine(), "threads": a.threads,
+                              "corpus": len(texts), "distill_steps": a.steps, "rows": {}, "export_seconds": {}}
+
+    def save() -> None:
+        (a.out / "embedding.json").write_text(json.dumps(result, indent=2, default=str))
+        (a.out / "embedding.md").write_text(markdown(result))
+
+    started = time.perf_counter()
+    path = bundle(a.work, "int8", a.steps)
+    result["export_seconds"]["int8"] = round(time.perf_counter() - started, 1)
+    max_length = lpm_edge.load(path, threads=a.threads).max_length
     ref_name, ref = reference(a.threads, max_length)
     gold = ref(texts, 32)
-    rows: dict[str, Any] = {"reference": {"engine": ref_name, **speed(ref, texts, a.latency_texts)}}
-    for name, enc in loaded.items():
+    result["rows"]["reference"] = {"engine": ref_name, **speed(ref, texts, a.latency_texts)}
+    for name in ("int8", "pruned-int8"):
+        if name != "int8":
+            started = time.perf_counter()
+            path = bundle(a.work, name, a.steps)
+            result["export_seconds"][name] = round(time.perf_counter() - started, 1)
+        enc = lpm_edge.load(path, threads=a.threads)
+
         def encode(ts: list[str], bs: int, enc: Any = enc) -> np.ndarray:
             enc.batch_size = bs
             return enc.embed(ts)
 
         got = encode(texts, 32)
         m = enc.manifest
-        rows[name] = {
+        result["rows"][name] = {
             "engine": f"lpm-edge {m.recipe['name']} bundle", **speed(encode, texts, a.latency_texts),
             **fidelity(texts, gold, got),
             "export_check": {k: m.metrics.get(k) for k in ("n", "split", "bundle_accuracy", "accuracy_drop_points",
-                                                           "accuracy_drop_ci95")},
+                                                           "accuracy_drop_ci95", "bundle_metrics")},
             "bytes": sum(e["bytes"] for e in m.files.values()),
             "compression": {k: m.source["compression"].get(k) for k in ("layers", "heads", "ffn", "vocab", "distill")
                             if k in m.source["compression"]},
         }
-    with tempfile.TemporaryDirectory() as tmp:
-        pooling = pooling_speed(texts, a.threads, Path(tmp), max_length)
-    result = {"cpu": sysinfo.cpu_class(), "machine": sysinfo.machine(), "threads": a.threads, "corpus": len(texts),
-              "distill_steps": a.steps, "export_seconds": round(export_seconds, 1), "rows": rows, "pooling": pooling}
-    (a.out / "embedding.json").write_text(json.dumps(result, indent=2, default=str))
-    (a.out / "embedding.md").write_text(markdown(result))
+        save()
+        if name == "int8":
+            with tempfile.TemporaryDirectory() as tmp:
+                result["pooling"] = pooling_speed(texts, a.threads, Path(tmp), max_length)
+            save()
     print(markdown(result))
     return 0
 
@@ -253,8 +264,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"{row['batch32_texts_per_s']:.0f} ({row['batch32_texts_per_s'] / ref['batch32_texts_per_s']:.2f}x) | "
             f"{row['cosine']:.4f} ({row['cosine_loss_points']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]) | "
             f"{row['recall_at_10']:.3f} | {row['nearest_neighbour_agreement']:.3f} | {row['bytes'] / 1e6:.1f} |")
-    p = r["pooling"]
-    lines += ["", "Pooling inside the int8 graph vs token states out + numpy mean pooling and L2 (median ms per call): "
+    p = r.get("pooling")
+    lines += [] if not p else ["", "Pooling inside the int8 graph vs token states out + numpy mean pooling and L2 (median ms per call): "
               + "; ".join(f"batch {b}: in graph {p[f'batch{b}']['in_graph_median_ms']:.2f}, numpy "
                           f"{p[f'batch{b}']['numpy_median_ms']:.2f}" for b in (1, 32)), ""]
     return "\n".join(lines)
