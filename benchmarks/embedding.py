@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--latency-texts", type=int, default=200)
     p.add_argument("--corpus", type=int, default=None, help="at most this many held-out texts (default all)")
+    p.add_argument("--bundles", default="int8,pruned-int8", help="which bundles to export and measure")
     p.add_argument("--skip-pooling", action="store_true", help="leave out the in-graph vs numpy pooling timing")
     return p.parse_args(argv)
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_name, ref = reference(a.threads, max_length)
     gold = ref(texts, 32)
     result["rows"]["reference"] = {"engine": ref_name, **speed(ref, texts, a.latency_texts)}
-    for name in ("int8", "pruned-int8"):
+    for name in a.bundles.split(","):
         if name != "int8":
             started = time.perf_counter()
             path = bundle(a.work, name, a.steps)
