@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its work and report go to OUT.search)")
     p.add_argument("--target", choices=["cpu", "cuda"], default="cpu", help="with --recipe auto: what to search for")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--task", default=None, choices=list(KINDS),
+                   help="the task when the checkpoint has no training.json recording it, e.g. embedding for a "
+                        "sentence-embedding model directory (its data: --data texts, default rotten-tomatoes)")
     _add_data(p, None)
     _add_splits(p)
     p.add_argument("--max-accuracy-drop", "--max-metric-drop", dest="max_accuracy_drop", type=float, default=None,
@@ -366,7 +369,8 @@ def cmd_export(a: argparse.Namespace) -> int:
                           "carries its own target (e.g. --recipe cuda-fp16)")
     else:
         out = export(a.checkpoint, a.out, a.recipe, data=a.data, max_accuracy_drop=a.max_accuracy_drop,
-                     force=a.force, student_cache=_student_cache(a), unlabelled=a.unlabelled, **_split_args(a))
+                     force=a.force, student_cache=_student_cache(a), unlabelled=a.unlabelled, **_split_args(a),
+                     **({"task": a.task} if getattr(a, "task", None) else {}))
     manifest = read_manifest(out)
     packed = pack_zip(out, out.with_suffix(".zip")) if a.zip else None
     if a.json:
@@ -557,7 +561,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     print(f"bundle      {s['bundle']} (schema {s['schema_version']}, lpm-edge {s['lpm_edge']}, {s['created']})")
     if s["task"] != DEFAULT_TASK or s["task_info"]:  # e.g. multi-label: its per-label thresholds
         print(f"task        {s['task']}" + "".join(f", {k} {v}" for k, v in s["task_info"].items()))
-    print(f"labels      {', '.join(s['labels'])}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
+    print(f"labels      {', '.join(s['labels']) or '-'}   max length {s['max_length']}   inputs {', '.join(s['inputs'])}")
     print(f"recipe      {s['recipe']} (quantize: {s['quantize']}), fused: {s['fusion']}")
     if s["fused_ops"]:
         family = f" ({s['family']} family)" if s["family"] else ""
@@ -592,6 +596,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
               f"(full model {_num(m.get('reference_accuracy'), '.4f')}, "
               f"drop {_num(m.get('accuracy_drop_points'), '+.2f')} points) on {m.get('n')} {m.get('split')} texts "
               f"of {m.get('source') or m.get('data')}" + (f", on a {m['cpu_class']} CPU" if m.get("cpu_class") else ""))
+        if isinstance(m.get("bundle_metrics"), dict) and set(m["bundle_metrics"]) - {m.get("metric")}:
+            print("metrics     " + ", ".join(f"{k} {_num(v, '.4f')}" for k, v in m["bundle_metrics"].items()))
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
               f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
     return 0

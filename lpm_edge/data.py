@@ -107,6 +107,9 @@ def load_dataset(
     from .tasks import task_class
 
     kind = task_class(task, "--task")
+    own = kind.dataset(source, text_column=text_column, validation=validation, test=test, seed=seed, strict=strict)
+    if own is not None:  # a task that reads its data its own way (embeddings: texts without labels)
+        return own
     if str(source) not in BUILTIN:  # a saved DatasetDict brings its own validation and test splits
         source, validation, test = dataset_dict_splits(Path(source), validation, test)
     eval_text, eval_label = eval_columns or (text_column, label_column)

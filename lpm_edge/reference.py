@@ -72,10 +72,13 @@ class TorchClassifier:
 
         lengths = [chars(t) for t in texts]
         order = np.argsort(lengths, kind="stable")
-        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        out: np.ndarray | None = None  # shaped by the first batch: (n, labels), or (n, dim) for embeddings
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 batch = self.encode([texts[i] for i in rows])
-                out[rows] = self.model(**batch).logits.float().numpy()
-        return out
+                y = self.model(**batch).logits.float().numpy()
+                if out is None:
+                    out = np.empty((len(texts), *y.shape[1:]), dtype=np.float32)
+                out[rows] = y
+        return out if out is not None else np.empty((0, len(self.labels)), dtype=np.float32)

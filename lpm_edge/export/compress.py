@@ -58,7 +58,7 @@ def compress(
         batches = list(task.labelled_batches(tokenizer, train, d.batch_size, max_length, device,
                                              p.importance_batches))
         if p.importance == "gradient":
-            head_scores, ffn_scores = _prune.gradient_importance(student, batches, task.loss)
+            head_scores, ffn_scores = _prune.gradient_importance(student, batches, task.importance_loss)
         else:
             head_scores, ffn_scores = _prune.magnitude_importance(student)
         # What the family cannot lose stays (check_capabilities said so before any work).

@@ -74,6 +74,7 @@ def export(
     strict: bool = False,
     unlabelled: str | Path | None = None,
     text_pair_column: str | None = None,
+    task: str | None = None,
 ) -> Path:
     """Compress and export a fine-tuned checkpoint into a bundle; return the bundle directory.
 
@@ -93,21 +94,23 @@ def export(
     written to `out`.
     unlabelled: a file of texts without labels (one per line, or CSV/TSV/JSONL with a text column)
     that the teacher labels for distillation, beside the training texts (lpm_edge.export.transfer).
+    task: the task kind (lpm_edge.tasks.KINDS) when training.json does not record it, e.g.
+    "embedding" for a sentence-embedding model directory.
     """
     splits = dict(validation=validation, test=test, text_column=text_column, label_column=label_column,
                   strict=strict, text_pair_column=text_pair_column)
     extra = _unlabelled(unlabelled, text_column, recipe)
     try:
         return _export(checkpoint, out, recipe, data=data, max_accuracy_drop=max_accuracy_drop, force=force,
-                       student_cache=student_cache, splits=splits, unlabelled=extra)
+                       student_cache=student_cache, splits=splits, unlabelled=extra, task_kind=task)
     except _Rejected as miss:
-        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache, splits, extra)
+        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache, splits, extra, task)
 
 
 def _export(
     checkpoint: str | Path, out: str | Path, recipe: str | Path | Recipe, *, data: str | None,
     max_accuracy_drop: float | None, force: bool, student_cache: str | Path | bool | None,
-    splits: dict[str, Any], unlabelled: Sequence[str] = (),
+    splits: dict[str, Any], unlabelled: Sequence[str] = (), task_kind: str | None = None,
 ) -> Path:
     require("torch", "export")
     require("onnx", "export")
@@ -134,7 +137,7 @@ def _export(
     if not (ckpt / "config.json").is_file():
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
     require_safetensors(ckpt)
-    info = read_training_info(ckpt)
+    info = _with_task(read_training_info(ckpt), task_kind, ckpt)
     dataset = checkpoint_dataset(data, info, **splits)
     task = tasks.from_training(info, dataset.labels)
     check_inputs_match(task, dataset, ckpt)
@@ -149,6 +152,8 @@ def _export(
     model = getattr(transformers, task.model_class).from_pretrained(
         ckpt, local_files_only=True, use_safetensors=True, attn_implementation=family.attn_implementation
     ).eval()
+    task = task.for_checkpoint(ckpt, model.config)
+    model = task.prepare_model(model)
     task.check_model(model.config, str(ckpt))
     labels = list(task.labels)
     if list(dataset.labels) != labels:
@@ -162,6 +167,7 @@ def _export(
     torch.manual_seed(0)
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = _outputs(full, texts, task)
+    split = task.reference_split(split, full_logits)
     student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache, ckpt),
                                      task, unlabelled)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
@@ -213,6 +219,7 @@ class _Rejected(Exception):
 def _after_budget_miss(
     miss: _Rejected, checkpoint: str | Path, out: Path, data: str | None, force: bool,
     student_cache: str | Path | bool | None, splits: dict[str, Any], unlabelled: Sequence[str] = (),
+    task_kind: str | None = None,
 ) -> Path:
     """Try the int8 rescues where they can help, else raise AccuracyBudgetError saying what to do next."""
     m, recipe, budget = miss.metrics, miss.recipe, miss.budget
@@ -228,7 +235,8 @@ def _after_budget_miss(
         with rejected.best_kept(out):
             try:
                 return _export(checkpoint, out, better, data=data, max_accuracy_drop=budget, force=force,
-                               student_cache=student_cache, splits=splits, unlabelled=unlabelled)
+                               student_cache=student_cache, splits=splits, unlabelled=unlabelled,
+                               task_kind=task_kind)
             except _Rejected as again:
                 tried.append(f"{what} (drop {again.metrics['accuracy_drop_points']:.2f})")
                 last, miss = again, min(miss, again, key=lambda r: r.metrics["accuracy_drop_points"])  # the one kept
@@ -261,7 +269,8 @@ def checkpoint_dataset(
     text of every file's rows (default: the checkpoint's, for a checkpoint trained on pairs).
     """
     recorded = info.get("data", {})
-    source = data or recorded.get("source")
+    kind = (info.get("task") or {}).get("kind", tasks.DEFAULT)
+    source = data or recorded.get("source") or tasks.task_class(kind).default_data
     if not source:
         raise ConfigError("the checkpoint has no training.json naming its dataset; pass --data NAME|PATH")
     same = str(source) == recorded.get("source")
@@ -275,7 +284,7 @@ def checkpoint_dataset(
         test=test or (recorded.get("test") if same else None),
         eval_columns=(text, label),
         strict=strict,
-        task=(info.get("task") or {}).get("kind", tasks.DEFAULT),
+        task=kind,
         text_pair_column=text_pair_column or recorded.get("text_pair_column"),
     )
 
@@ -287,6 +296,17 @@ def check_inputs_match(task: Task, dataset: Dataset, ckpt: Path) -> None:
                else "drop --text-pair-column, or pass data of one text per row")
         raise ConfigError(f"{ckpt} was trained on inputs {list(task.input_fields)} but the data gives "
                           f"{list(dataset.inputs)}; {fix}")
+
+
+def _with_task(info: dict[str, Any], kind: str | None, ckpt: Path) -> dict[str, Any]:
+    """training.json's record with the task `kind` asked for (export --task), which must agree with it."""
+    if kind is None:
+        return info
+    recorded = (info.get("task") or {}).get("kind")
+    if recorded is not None and recorded != kind:
+        raise ConfigError(f"{ckpt}/training.json records the task {recorded!r}, not {kind!r}; drop --task")
+    tasks.task_class(kind, "--task")
+    return {**info, "task": {**(info.get("task") or {}), "kind": kind}}
 
 
 def _compress(
@@ -488,6 +508,7 @@ def _measure(
         "bundle_accuracy": got.value,
         "accuracy_drop_points": got.loss_points,
         "accuracy_drop_ci95": list(got.loss_ci95) if got.loss_ci95 else None,
+        "bundle_metrics": dict(got.all_metrics),  # every metric of the task (embeddings: cosine, recall_at_10)
         "cpu_class": sysinfo.cpu_class(),  # int8 kernels, and so int8 accuracy, differ between CPU classes
         "parity": {
             "max_abs_logit_diff": float(np.abs(bundle_logits - source_logits).max()) if len(texts) else 0.0,

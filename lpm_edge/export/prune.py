@@ -86,7 +86,7 @@ def gradient_importance(
     in: each head's slice of the concatenated heads (B, T, H*d) and each FFN activation (B, T, I),
     the same in every family. Dropout is off (eval mode) so the scores describe the function that
     will be exported. Only the masks receive gradients (torch.autograd.grad), so the model's .grad
-    fields stay empty. loss_fn(outputs, labels): the task's loss (default: cross-entropy).
+    fields stay empty. loss_fn(outputs, labels): the task's loss (default: cross-entropy, per example or token).
     """
     import torch
     import torch.nn.functional as F

@@ -147,6 +147,7 @@ def cached_compress(
         log.info("reusing the pruned, distilled student %s (pass --no-student-cache to distill again)", path)
         student = getattr(transformers, task.model_class if task else "AutoModelForSequenceClassification").from_pretrained(
             path, local_files_only=True, attn_implementation=adapter_for(model.config).attn_implementation).eval()
+        student = task.prepare_model(student) if task else student
         return student, json.loads((path / STUDENT_INFO).read_text())
     partial = path.with_name(path.name + ".distill")
     student, info = compress(model, tokenizer, dataset, recipe, resume=partial, task=task, unlabelled=unlabelled)

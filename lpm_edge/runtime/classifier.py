@@ -21,6 +21,7 @@ from ..errors import BundleError, ConfigError, InferenceError, MissingDependency
 from ..tasks.single_label import Prediction
 from . import providers as _providers
 from .caveats import warn_about
+from .embedder import Embeds
 from .tokenize import PROBE, check_texts, encode_batch, largest_id, length_batches, load_tokenizer, pad_batch
 
 log = logging.getLogger("lpm_edge.runtime")
@@ -36,7 +37,7 @@ BATCH_SIZE = 32  # texts per model call by default
 PROBE_LENGTH = 512
 
 
-class Classifier:
+class Classifier(Embeds):
     """A loaded bundle. Thread-safe: share one instance between the threads of a process."""
 
     def __init__(

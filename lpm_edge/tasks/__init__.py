@@ -26,6 +26,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "regression": ("lpm_edge.tasks.regression", "Regression"),
     "multi-task": ("lpm_edge.tasks.multitask", "MultiTask"),
     "token-classification": ("lpm_edge.tasks.token_classification", "TokenClassification"),
+    "embedding": ("lpm_edge.tasks.embedding", "Embedding"),
 }
 DEFAULT = "text-classification"
 

@@ -40,6 +40,11 @@ class Task:
     # The torch dtype of a batch's gold values in distillation and pruning batches ("float32" for regression).
     gold_dtype: ClassVar[str] = "long"
 
+    # Why `lpm-edge train` cannot train this task ("" = it can).
+    not_trained: ClassVar[str] = ""
+    # The data an export evaluates on when neither --data nor training.json names any (None: it must be named).
+    default_data: ClassVar[str | None] = None
+
     def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None,
                  inputs: Sequence[str] | None = None) -> None:
         from ..pairs import PAIR, check_inputs
@@ -86,6 +91,13 @@ class Task:
         """Each row's gold value (what `metrics` and the training loss take); DataError naming the
         row's file and line when its label does not fit (`training` names the file labels came from)."""
         raise NotImplementedError
+
+    @classmethod
+    def dataset(cls, source: Any, *, text_column: str = "text", validation: Any = None, test: Any = None,
+                seed: int, strict: bool) -> Any:
+        """A Dataset this task reads its own way (e.g. texts without labels), or None: load_dataset reads
+        labelled rows as for classifiers."""
+        return None
 
     def check_training(self, gold: Sequence[Any], where: str) -> None:
         """Refuse training gold values that give the model nothing to learn (DataError naming `where`)."""
@@ -179,7 +191,26 @@ class Task:
         one than recomputing `metrics` per resample; None: the evaluator's."""
         return None
 
+    def reference_split(self, split: Any, outputs: np.ndarray) -> Any:
+        """The split export and bench score against, given the full model's outputs on it: `split`
+        itself when the data holds the gold; tasks whose gold is the reference's outputs (embeddings)
+        put those in."""
+        return split
+
     # -- build half (torch, imported inside) ---------------------------------------------------
+    def for_checkpoint(self, model_dir: Any, config: Any) -> "Task":
+        """This task completed from the model directory and its config (e.g. an embedding model's pooling)."""
+        return self
+
+    def prepare_model(self, model: Any) -> Any:
+        """The model as the pipeline runs it: its forward's `.logits` is what the graph returns."""
+        return model
+
+    def importance_loss(self, outputs: Any, gold: Any) -> Any:
+        """The loss whose gradients rank heads and FFN neurons for pruning (outputs: `.logits`): the
+        task's `loss`, unless it has no gold to learn from (embeddings)."""
+        return self.loss(outputs, gold)
+
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `model_class.from_pretrained` that shape the head."""
         return {}

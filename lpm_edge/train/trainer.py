@@ -149,6 +149,8 @@ def _train(
     from transformers.utils import logging as hf_logging
 
     out = Path(config.out)
+    if tasks.task_class(config.task, "--task").not_trained:
+        raise ConfigError(tasks.task_class(config.task).not_trained)
     dataset = load_dataset(
         config.data, text_column=config.text_column, label_column=config.label_column,
         validation=config.validation, test=config.test, strict=config.strict, task=config.task,
