@@ -356,13 +356,19 @@ def test_pruned_distilled_export(ner_checkpoint, tmp_path):
 def test_builtin_data_set_is_read_from_its_installed_package(tmp_path, monkeypatch):
     from lpm_edge.errors import MissingDependencyError
 
-    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if "hironsan" not in p])
-    site = tmp_path / "site"
+    from importlib import metadata
+
+    def not_installed(name: str):
+        raise metadata.PackageNotFoundError(name)
+
+    with monkeypatch.context() as m:  # as on a machine without the package, whether this one has it or not
+        m.setattr(metadata, "distribution", not_installed)
+        with pytest.raises(MissingDependencyError, match=r'pip install --no-deps "hironsancorpus==0.1.2"'):
+            load_dataset("hironsan-ja-ner", task="token-classification")
+    site = tmp_path / "site"  # a distribution found first on sys.path, without and then with its file
     info = site / "hironsancorpus-0.1.2.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hironsancorpus\nVersion: 0.1.2\n")
-    with pytest.raises(MissingDependencyError, match=r'pip install --no-deps "hironsancorpus==0.1.2"'):
-        load_dataset("hironsan-ja-ner", task="token-classification")
     monkeypatch.syspath_prepend(str(site))
     with pytest.raises(MissingDependencyError, match="hironsan-ja-ner data set"):  # installed but without its file
         load_dataset("hironsan-ja-ner", task="token-classification")
