@@ -379,7 +379,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         m = manifest.metrics
         print(f"{out}: {m.get('metric', 'accuracy')} {m['bundle_accuracy']:.4f} vs full model {m['reference_accuracy']:.4f} "
               f"(drop {m['accuracy_drop_points']:+.2f} points) on {m['n']} {m.get('split')} texts of {m.get('source')}; "
-              f"argmax agreement {_num(m['parity']['argmax_agreement'], '.1f', 100)}%"
+              f"agreement with the source model {_num(m['parity']['argmax_agreement'], '.1f', 100)}%"
               + (f"; packed {packed}" if packed else ""))
     return 0
 
@@ -599,7 +599,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         if isinstance(m.get("bundle_metrics"), dict) and set(m["bundle_metrics"]) - {m.get("metric")}:
             print("metrics     " + ", ".join(f"{k} {_num(v, '.4f')}" for k, v in m["bundle_metrics"].items()))
         print(f"parity      max |Δlogit| {_num(_dig(m, 'parity', 'max_abs_logit_diff'), '.4f')}, "
-              f"argmax agreement {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
+              f"agreement with the source model {_num(_dig(m, 'parity', 'argmax_agreement'), '.2f', 100)}%")
     return 0
 
 
