@@ -10,6 +10,7 @@ import datetime as _dt
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -97,21 +98,33 @@ def export(
     task: the task kind (lpm_edge.tasks.KINDS) when training.json does not record it, e.g.
     "embedding" for a sentence-embedding model directory.
     """
-    splits = dict(validation=validation, test=test, text_column=text_column, label_column=label_column,
-                  strict=strict, text_pair_column=text_pair_column)
-    extra = _unlabelled(unlabelled, text_column, recipe)
+    job = _Job(Path(checkpoint), Path(out), data=data, max_accuracy_drop=max_accuracy_drop, force=force,
+               student_cache=student_cache, task_kind=task,
+               splits=dict(validation=validation, test=test, text_column=text_column, label_column=label_column,
+                           strict=strict, text_pair_column=text_pair_column),
+               unlabelled=tuple(_unlabelled(unlabelled, text_column, recipe)))
     try:
-        return _export(checkpoint, out, recipe, data=data, max_accuracy_drop=max_accuracy_drop, force=force,
-                       student_cache=student_cache, splits=splits, unlabelled=extra, task_kind=task)
+        return _export(job, recipe)
     except _Rejected as miss:
-        return _after_budget_miss(miss, checkpoint, Path(out), data, force, student_cache, splits, extra, task)
+        return _after_budget_miss(miss, job)
 
 
-def _export(
-    checkpoint: str | Path, out: str | Path, recipe: str | Path | Recipe, *, data: str | None,
-    max_accuracy_drop: float | None, force: bool, student_cache: str | Path | bool | None,
-    splits: dict[str, Any], unlabelled: Sequence[str] = (), task_kind: str | None = None,
-) -> Path:
+@dataclass(frozen=True)
+class _Job:
+    """What an export was asked for, besides its recipe: the same for every try after a budget miss."""
+
+    checkpoint: Path
+    out: Path
+    data: str | None = None
+    max_accuracy_drop: float | None = None
+    force: bool = False
+    student_cache: str | Path | bool | None = True
+    splits: dict[str, Any] = field(default_factory=dict)  # load_dataset's split options
+    unlabelled: Sequence[str] = ()  # --unlabelled texts, read before any work
+    task_kind: str | None = None  # --task, when training.json does not record it
+
+
+def _export(job: _Job, recipe: str | Path | Recipe) -> Path:
     require("torch", "export")
     require("onnx", "export")
     import torch
@@ -124,21 +137,21 @@ def _export(
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     preflight(recipe)
-    budget = max_accuracy_drop if max_accuracy_drop is not None else recipe.check.max_accuracy_drop
+    budget = job.max_accuracy_drop if job.max_accuracy_drop is not None else recipe.check.max_accuracy_drop
     if recipe.quantize.auto_exclude and budget is None:
         raise ConfigError(
             f"recipe {recipe.name}: quantize.auto_exclude needs an accuracy budget; set check.max_accuracy_drop "
             "in the recipe or pass --max-accuracy-drop"
         )
-    out, ckpt = Path(out), Path(checkpoint)
+    out, ckpt, force = job.out, job.checkpoint, job.force
     if out.exists() and not force:
         raise ExportError(f"{out} already exists; pass --force to replace it or choose another --out")
     _bundle.check_writable(out)  # fail now, not after minutes of work
     if not (ckpt / "config.json").is_file():
         raise ExportError(f"{ckpt} is not a checkpoint directory (no config.json); train one with `lpm-edge train`")
     require_safetensors(ckpt)
-    info = _with_task(read_training_info(ckpt), task_kind, ckpt)
-    dataset = checkpoint_dataset(data, info, **splits)
+    info = _with_task(read_training_info(ckpt), job.task_kind, ckpt)
+    dataset = checkpoint_dataset(job.data, info, **job.splits)
     task = tasks.from_training(info, dataset.labels)
     check_inputs_match(task, dataset, ckpt)
 
@@ -168,8 +181,8 @@ def _export(
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = _outputs(full, texts, task)
     split = task.reference_split(split, full_logits)
-    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, resolve_cache(out, student_cache, ckpt),
-                                     task, unlabelled)
+    cache = resolve_cache(out, job.student_cache, ckpt)
+    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, cache, task, job.unlabelled)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -216,15 +229,12 @@ class _Rejected(Exception):
         self.max_length, self.split_tokens = max_length, split_tokens  # where an fp32 fallback may split
 
 
-def _after_budget_miss(
-    miss: _Rejected, checkpoint: str | Path, out: Path, data: str | None, force: bool,
-    student_cache: str | Path | bool | None, splits: dict[str, Any], unlabelled: Sequence[str] = (),
-    task_kind: str | None = None,
-) -> Path:
+def _after_budget_miss(miss: _Rejected, job: _Job) -> Path:
     """Try the int8 rescues where they can help, else raise AccuracyBudgetError saying what to do next."""
     m, recipe, budget = miss.metrics, miss.recipe, miss.budget
     tried = [f"recipe {recipe.name} as written (drop {m['accuracy_drop_points']:.2f})"]
-    cache = resolve_cache(out, student_cache, checkpoint)
+    out, checkpoint = job.out, job.checkpoint
+    cache = resolve_cache(out, job.student_cache, checkpoint)
     cached = cache is not None
     # Without the cache each try would distill again.
     tries = rejected.rescues(recipe, m, budget, miss.max_length, miss.split_tokens)
@@ -234,9 +244,7 @@ def _after_budget_miss(
         log.warning("%s; trying again with %s", last.reason, what)
         with rejected.best_kept(out):
             try:
-                return _export(checkpoint, out, better, data=data, max_accuracy_drop=budget, force=force,
-                               student_cache=student_cache, splits=splits, unlabelled=unlabelled,
-                               task_kind=task_kind)
+                return _export(replace(job, max_accuracy_drop=budget), better)
             except _Rejected as again:
                 tried.append(f"{what} (drop {again.metrics['accuracy_drop_points']:.2f})")
                 last, miss = again, min(miss, again, key=lambda r: r.metrics["accuracy_drop_points"])  # the one kept
@@ -244,7 +252,7 @@ def _after_budget_miss(
     compressed = bool(p.heads or p.ffn or p.layers or recipe.distill.steps)
     student_drop = (m["reference_accuracy"] - m["source_accuracy"]) * 100 if compressed else None
     raise AccuracyBudgetError(rejected.error_message(
-        miss.reason, out, tried, Path(checkpoint), cache if recipe.distill.steps else None, student_drop, budget))
+        miss.reason, out, tried, checkpoint, cache if recipe.distill.steps else None, student_drop, budget))
 
 
 def _family(ckpt: Path, recipe: Recipe) -> Family:
