@@ -86,10 +86,12 @@ def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
 
 def create_app(predict: Predict, labels: Sequence[str], metadata: Mapping[str, Any] | None = None,
                limits: Limits = Limits(), batching: Batching = Batching(),
-               records: Callable[[np.ndarray], list[dict[str, Any]]] | None = None) -> Starlette:
-    """An ASGI app around `predict` (texts -> probabilities (n, labels)), e.g. a Classifier's predict_proba.
-    records: scores (n, labels) -> each text's JSON prediction (a bundle's task's `records`); default
-    the label with the highest score, its score and every label's score."""
+               records: Callable[[Any], list[dict[str, Any]]] | None = None) -> Starlette:
+    """An ASGI app around `predict` (texts -> one output per text, sliceable), run on the model's thread:
+    a loaded bundle's `records` (each text's JSON prediction, whatever the task), or e.g. `predict_proba`.
+    records: a request's slice of `predict`'s outputs -> its JSON predictions; None: `predict` gives
+    records (dicts) already, else probabilities (n, labels): the label with the highest score, its score
+    and every label's score."""
     labels = list(labels)
     batcher = MicroBatcher(predict, batching)
     state = {"ready": False}
@@ -121,8 +123,9 @@ def create_app(predict: Predict, labels: Sequence[str], metadata: Mapping[str, A
             return _error(400, "client_disconnected", "the client went away before sending its body")
         if not texts:
             return JSONResponse({"predictions": []})
-        probs = await batcher.submit(texts)
-        preds = records(probs) if records else [_prediction(labels, row) for row in probs]
+        outputs = await batcher.submit(texts)
+        preds = records(outputs) if records else [
+            row if isinstance(row, dict) else _prediction(labels, row) for row in outputs]
         return JSONResponse(preds[0] if single else {"predictions": preds})
 
     async def health(request: Request) -> JSONResponse:
