@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import lpm_edge
@@ -161,3 +162,28 @@ def test_cli_predict_input_output(bundle, tmp_path, capsys):
     names = [n for n, _ in clf.task.columns()]
     assert [r["id"] for r in rows] == [i for i in range(10) if i != 3]
     assert all(set(r) == {"id", "text", *names} for r in rows)
+
+
+def test_record_shapes(bundle):
+    clf = lpm_edge.load(bundle)
+    records = clf.records(TEXTS)
+    print(clf.task.kind, json.dumps(records[2])[:300])
+    kind = clf.task.kind
+    if kind == "text-classification":
+        assert set(records[0]) == {"label", "score", "scores"}
+    elif kind == "multi-label":
+        assert set(records[0]) == {"labels", "scores", "all_scores"}
+    elif kind == "regression":
+        assert set(records[0]) == {"value"} and isinstance(records[0]["value"], float)
+    elif kind == "multi-task":
+        assert set(records[0]) == {"sentiment", "topic"} and set(records[0]["topic"]) == {"label", "score", "scores"}
+    elif kind == "embedding":
+        v = np.asarray(records[0]["embedding"])
+        assert v.shape == (clf.task.dim,) and abs(np.linalg.norm(v) - 1) < 1e-4
+        assert np.allclose(v, clf.embed(TEXTS[0]), atol=1e-6)
+    else:
+        want = clf.entities(TEXTS)
+        assert [[tuple(e.values()) for e in r["entities"]] for r in records] == \
+            [[(e.label, e.score, e.start, e.end, e.text) for e in found] for found in want]
+        assert any(r["entities"] for r in records)
+        assert all(TEXTS[i][e["start"]:e["end"]] == e["text"] for i, r in enumerate(records) for e in r["entities"])
