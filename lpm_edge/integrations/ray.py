@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, require
+from ..errors import ConfigError, DataError, LpmEdgeError, require
 from ..scoring.formats import check_text
 from ..scoring.run import CHUNK_ROWS, MAX_CHARS, ScoreResult, original
 
@@ -126,12 +126,19 @@ class _ChunkScorer:
     def __init__(self, bundle: str, providers: Any, threads: int) -> None:
         from ..runtime import load
 
-        self.clf = load(bundle, providers=providers, threads=threads)
+        self.error: LpmEdgeError | None = None
+        try:
+            self.clf = load(bundle, providers=providers, threads=threads)
+        except LpmEdgeError as exc:  # an actor dying in __init__ reaches the caller as Ray's report, not as this
+            self.error = exc
 
     def ready(self) -> bool:
+        if self.error is not None:
+            raise self.error
         return True
 
     def score(self, texts: list[Any]) -> list[dict[str, Any]]:
+        self.ready()
         return self.clf.records(texts)
 
 
