@@ -20,7 +20,8 @@ _BUILT: dict[str, Path] = {}
 
 
 def task_bundle(kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """The tiny bundle of task `kind`, built on first use in this session."""
+    """The tiny bundle of task `kind` (or "pairs": single-label on sentence pairs), built on first use
+    in this session."""
     if kind not in _BUILT:
         if kind == "text-classification":
             _BUILT[kind] = request.getfixturevalue("tiny_fp32_bundle")
@@ -45,7 +46,13 @@ def _build(kind: str, d: Path, request: pytest.FixtureRequest) -> Path:
         return export(embed_model, d / "bundle", "cpu-fp32", data=str(corpus), task="embedding",
                       max_accuracy_drop=50.0, student_cache=False)
     options: dict[str, Any]
-    if kind == "multi-label":
+    if kind == "pairs":  # single-label on (premise, hypothesis) pairs
+        from .tasks.test_pairs import pair_rows, write_pairs
+
+        options = {"data": str(write_pairs(d / "pairs.csv", pair_rows(200))), "text_column": "premise",
+                   "text_pair_column": "hypothesis"}
+        kind = "text-classification"
+    elif kind == "multi-label":
         from .tasks.test_multi_label import multi_rows, write_jsonl
 
         options = {"data": str(write_jsonl(d / "ml.jsonl", multi_rows(200))), "label_column": "labels"}
