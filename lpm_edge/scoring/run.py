@@ -245,10 +245,15 @@ def _init_worker(bundle: str, providers: Any, threads: int) -> None:
     global _WORKER
     from ..runtime import load
 
-    _WORKER = load(bundle, providers=providers, threads=threads)
+    try:
+        _WORKER = load(bundle, providers=providers, threads=threads)
+    except LpmEdgeError as exc:  # an initializer that raises breaks the pool: raise it with each chunk instead
+        _WORKER = exc
 
 
 def _score_in_worker(texts: list[str]) -> list[dict[str, Any]]:
+    if isinstance(_WORKER, LpmEdgeError):
+        raise _WORKER
     return _WORKER.records(texts)
 
 

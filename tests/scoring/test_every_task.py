@@ -187,3 +187,20 @@ def test_record_shapes(bundle):
             [[(e.label, e.score, e.start, e.end, e.text) for e in found] for found in want]
         assert any(r["entities"] for r in records)
         assert all(TEXTS[i][e["start"]:e["end"]] == e["text"] for i, r in enumerate(records) for e in r["entities"])
+
+
+def test_a_bundle_that_fails_to_load_in_a_worker_is_one_line(tmp_path, tiny_bundle, capsys):
+    import shutil
+
+    from lpm_edge.cli import main
+
+    bad = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bad)
+    model = bad / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the hash no longer matches: each worker's load refuses it
+    model.write_bytes(bytes(data))
+    src = _write(tmp_path / "in.jsonl", _texts(4))
+    code = main(["predict", str(bad), "--input", str(src), "--output", str(tmp_path / "out.jsonl"), "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "model.onnx: sha256" in err
