@@ -121,8 +121,8 @@ def main() -> None:
     finally:
         ray.shutdown()
     clf = load(bundle, providers="cpu", threads=cores)  # the local path with one process
-    clf.predict_proba(["warm"])
-    results["in_process_scores_s"], results["in_process_cpu_s"] = cpu_during(lambda: clf.predict_proba(some))
+    clf.records(["warm"])
+    results["in_process_scores_s"], results["in_process_cpu_s"] = cpu_during(lambda: clf.records(some))
     t = time.perf_counter()
     score, close = _scorer(bundle, a.actors, "cpu")
     score(["warm"]).result()

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, DataError, LpmEdgeError
@@ -286,13 +286,10 @@ def _predict_file(a: argparse.Namespace) -> int:
     if a.ray is not None:
         from .integrations.ray import score_file_ray
 
-        if a.text_pair_column:
-            raise ConfigError("--ray scores one text per row; score sentence pairs without --ray")
-
         result = score_file_ray(a.bundle, a.input, a.output, address=None if a.ray == "local" else a.ray,
                                 concurrency=a.workers, providers=providers, text_column=a.text_column,
                                 resume=a.resume, skip_bad=a.skip_bad, force=a.force, chunk_rows=a.chunk_rows,
-                                max_chars=a.max_chars)
+                                max_chars=a.max_chars, text_pair_column=a.text_pair_column)
     else:
         from .scoring import score_file
 
@@ -463,41 +460,13 @@ def cmd_predict(a: argparse.Namespace) -> int:
     texts = _read_texts(a.texts)
     if clf.task.pairs:  # a bundle on sentence pairs: each text is TEXT<TAB>TEXT_PAIR
         texts = _split_pairs(texts)
-    if clf.task.kind in ("regression", "multi-task"):  # a value, or {head: prediction}, per text
-        preds = clf.predict(texts)
-        if a.json:
-            _print_json([{"text": t, **_fields(p)} for t, p in zip(texts, preds)])
-        else:
-            for t, p in zip(texts, preds):
-                print(f"{_brief(p)}\t{t if isinstance(t, str) else chr(9).join(t)}")
-        return 0
-    records = clf.task.records(clf.predict_proba(texts))  # the task's JSON per text, as the server answers
+    records = clf.records(texts)  # the task's JSON per text, as the server answers
     if a.json:
         _print_json([{"text": t, **r} for t, r in zip(texts, records)])
     else:
         for t, r in zip(texts, records):
-            shown = t if isinstance(t, str) else chr(9).join(t)
-            if "label" in r:
-                print(f"{r['label']}\t{r['score']:.4f}\t{shown}")
-            else:  # several labels (multi-label): names and scores joined by '|'
-                print(f"{'|'.join(r['labels'])}\t{'|'.join(f'{v:.4f}' for v in r['scores'].values())}\t{shown}")
+            print(f"{clf.task.line(r)}\t{t if isinstance(t, str) else chr(9).join(t)}")
     return 0
-
-
-def _fields(p: Any) -> dict[str, Any]:
-    """A prediction as JSON fields: a dataclass's fields, or {head: fields} for several heads."""
-    import dataclasses
-
-    if isinstance(p, dict):
-        return {h: _fields(v) for h, v in p.items()}
-    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in dataclasses.asdict(p).items()}
-
-
-def _brief(p: Any) -> str:
-    """One cell of `predict`'s text output: a value, or head=label:score per head."""
-    if isinstance(p, dict):
-        return " ".join(f"{h}={v.label}:{v.score:.4f}" for h, v in p.items())
-    return f"{p.value:.4f}"
 
 
 def _dig(obj: Any, *keys: str) -> Any:

@@ -19,17 +19,18 @@ the actors score them, so resume, skip-bad and the output are those of `score_fi
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, require
-from ..scoring.formats import LABEL_COLUMN, SCORE_COLUMN
-from ..tasks import DEFAULT as DEFAULT_TASK
-from ..scoring.run import CHUNK_ROWS, ScoreResult
+from ..errors import ConfigError, DataError, LpmEdgeError, require
+from ..scoring.formats import check_text
+from ..scoring.run import CHUNK_ROWS, MAX_CHARS, ScoreResult, original
 
 log = logging.getLogger("lpm_edge.integrations.ray")
 
@@ -38,37 +39,82 @@ class BundlePredictor:
     """For `Dataset.map_batches(BundlePredictor, fn_constructor_kwargs={"bundle": ...}, concurrency=N)`.
 
     Takes batches as dicts of numpy arrays (batch_format "numpy", Ray's default) and returns them
-    with `pred_label` and `pred_score` added.
+    with the columns of the bundle's task added, as `lpm-edge predict --input` adds them
+    (single-label `pred_label`, `pred_score`; a "json" column holds JSON text, a "vector" column a
+    (rows, dim) float32 array). A row whose text is missing (None, NaN), not text or longer than
+    `max_chars` stops the job with a one-line DataError, or with `skip_bad` is dropped from the
+    output and counted (`skipped`, and a warning per batch).
     """
 
     def __init__(self, bundle: str | os.PathLike[str], text_column: str = "text", threads: int | None = None,
-                 providers: str | Sequence[str] = "auto") -> None:
+                 providers: str | Sequence[str] = "auto", skip_bad: bool = False, max_chars: int = MAX_CHARS,
+                 text_pair_column: str | None = None) -> None:
         from ..runtime import load
 
-        self.text_column = text_column
+        self.text_columns = [text_column, *([text_pair_column] if text_pair_column else [])]
+        self.skip_bad, self.max_chars = skip_bad, max_chars
         self.clf = load(bundle, providers=providers, threads=threads)
-        if self.clf.task.kind != DEFAULT_TASK:  # pred_label/pred_score: one label per row
-            raise ConfigError(f"{bundle} is a {self.clf.task.kind} bundle; BundlePredictor adds one label and its "
-                              f"score per row, which only {DEFAULT_TASK} bundles give")
+        if self.clf.task.pairs != bool(text_pair_column):
+            raise ConfigError(f"{bundle} scores sentence pairs: pass text_pair_column=" if self.clf.task.pairs
+                              else f"{bundle} scores one text per row: drop text_pair_column=")
+        self.skipped = 0  # bad rows dropped so far (skip_bad)
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.text_column not in batch:
-            raise ConfigError(f"the dataset has no column {self.text_column!r}; columns are {sorted(batch)}; "
-                              "pass text_column=")
-        texts = [str(t) for t in batch[self.text_column]]
-        probs = self.clf.predict_proba(texts)  # (rows, labels)
-        best = probs.argmax(axis=1)
-        labels = np.asarray(self.clf.labels, dtype=object)
-        return {**batch, LABEL_COLUMN: labels[best], SCORE_COLUMN: probs[np.arange(len(best)), best]}
+        for column in self.text_columns:
+            if column not in batch:
+                raise ConfigError(f"the dataset has no column {column!r}; columns are {sorted(batch)}; "
+                                  "pass text_column= (and text_pair_column= for pairs)")
+        texts, keep, bad = [], [], []
+        for i, values in enumerate(zip(*(batch[c] for c in self.text_columns))):
+            reason = next((f"column {c!r}: {r}" for c, r in
+                           ((c, check_text(_missing(v), self.max_chars)) for c, v in zip(self.text_columns, values))
+                           if r), None)
+            if reason:
+                bad.append((i, reason))
+            else:
+                texts.append(values[0] if len(values) == 1 else (values[0], values[1]))
+            keep.append(reason is None)
+        if bad:
+            i, reason = bad[0]
+            if not self.skip_bad:
+                raise DataError(f"row {i} of a batch of {len(keep)}: {reason}; pass skip_bad=True to skip such rows")
+            self.skipped += len(bad)
+            log.warning("skipped %d bad rows of a batch of %d (row %d: %s); %d so far",
+                        len(bad), len(keep), i, reason, self.skipped)
+            mask = np.asarray(keep)
+            batch = {k: np.asarray(v)[mask] for k, v in batch.items()}
+        rows = [self.clf.task.row(r) for r in self.clf.records(texts)]
+        added = {name: _column([row[j] for row in rows], kind) for j, (name, kind) in enumerate(self.clf.task.columns())}
+        return {**batch, **added}
+
+
+def _missing(value: Any) -> Any:
+    """None for a missing cell (None, or the NaN pandas and numpy put there), else the value."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _column(values: list[Any], kind: str) -> np.ndarray:
+    """An added column as a numpy batch holds it (see Task.columns for the kinds)."""
+    if kind == "float":
+        return np.asarray(values, dtype=np.float32)
+    if kind == "vector":
+        return np.asarray(values, dtype=np.float32).reshape(len(values), -1)
+    if kind == "json":
+        values = [json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in values]
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def score_dataset(ds: Any, bundle: str | os.PathLike[str], *, text_column: str = "text", concurrency: int = 1,
-                  threads: int = 1, num_cpus: float | None = None, batch_size: int = CHUNK_ROWS) -> Any:
-    """`ds` with `pred_label` and `pred_score` added, by `concurrency` actors of `threads` ONNX Runtime
-    threads each, each reserving `num_cpus` of Ray's CPUs (default `threads`)."""
+                  threads: int = 1, num_cpus: float | None = None, batch_size: int = CHUNK_ROWS,
+                  skip_bad: bool = False) -> Any:
+    """`ds` with the task's columns added (single-label `pred_label` and `pred_score`), by `concurrency`
+    actors of `threads` ONNX Runtime threads each, each reserving `num_cpus` of Ray's CPUs (default
+    `threads`); `skip_bad`: drop rows without text instead of failing (see BundlePredictor)."""
     return ds.map_batches(
         BundlePredictor, fn_constructor_kwargs={"bundle": str(Path(bundle).resolve()), "text_column": text_column,
-                                                "threads": threads},
+                                                "threads": threads, "skip_bad": skip_bad},
         concurrency=concurrency, num_cpus=threads if num_cpus is None else num_cpus, batch_size=batch_size,
         batch_format="numpy",
     )
@@ -80,10 +126,20 @@ class _ChunkScorer:
     def __init__(self, bundle: str, providers: Any, threads: int) -> None:
         from ..runtime import load
 
-        self.clf = load(bundle, providers=providers, threads=threads)
+        self.error: LpmEdgeError | None = None
+        try:
+            self.clf = load(bundle, providers=providers, threads=threads)
+        except LpmEdgeError as exc:  # an actor dying in __init__ reaches the caller as Ray's report, not as this
+            self.error = exc
 
-    def score(self, texts: list[str]) -> np.ndarray:
-        return self.clf.predict_proba(texts)
+    def ready(self) -> bool:
+        if self.error is not None:
+            raise self.error
+        return True
+
+    def score(self, texts: list[Any]) -> list[dict[str, Any]]:
+        self.ready()
+        return self.clf.records(texts)
 
 
 def actor_scorer(bundle: str | os.PathLike[str], *, address: str | None = None, concurrency: int = 1,
@@ -107,6 +163,17 @@ def actor_scorer(bundle: str | os.PathLike[str], *, address: str | None = None, 
         # would wait forever: ask for a share of them instead (ONNX Runtime still runs `each` threads).
         actor = ray.remote(num_cpus=min(float(each), cpus / concurrency))(_ChunkScorer)
         actors = [actor.remote(str(Path(bundle).resolve()), providers, each) for _ in range(concurrency)]
+        try:  # a bundle that fails to load in an actor: its one-line error, not Ray's traceback
+            ray.get([a.ready.remote() for a in actors])
+        except Exception as exc:
+            for a in actors:
+                ray.kill(a)
+            if started:
+                ray.shutdown()
+            cause = original(exc)
+            if cause is exc:
+                raise
+            raise cause from None
         log.info("scoring on Ray: %d actors, %d threads each", concurrency, each)
         turn = itertools.count()
 

@@ -268,6 +268,12 @@ class Classifier(Embeds):
         preds = self.task.predictions(self.logits([texts] if single else texts))  # type: ignore[list-item]
         return preds[0] if single else preds
 
+    def records(self, texts: Sequence[Any]) -> list[dict[str, Any]]:
+        """Each text's prediction as a JSON-ready dict, in input order, whatever the bundle's task:
+        what `lpm-edge predict`, file scoring, Ray and the server give (the task's `records`)."""
+        texts = check_texts(_as_list(texts), self.task.pairs)
+        return self.task.records(self.task.record_outputs(self, texts), texts)
+
     def _single(self, texts: Any) -> bool:
         """True for one example: a str, or for a bundle on pairs one (text, text_pair) tuple."""
         if not self.task.pairs:

@@ -3,8 +3,9 @@
 A reader yields `Chunk`s of at most `chunk_rows` input rows, so memory stays bounded whatever
 the file size. Chunk boundaries depend only on the file and `chunk_rows`, which is what lets an
 interrupted run resume by chunk index. Each format keeps its rows in its own form (CSV: lists of
-fields, JSONL: dicts, Parquet: a RecordBatch) and writes them back with two columns added, so every
-other column passes through untouched.
+fields, JSONL: dicts, Parquet: a RecordBatch) and writes them back with the bundle's task's columns
+added (single-label: pred_label, pred_score; see Task.columns), so every other column passes through
+untouched.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from ..errors import ConfigError, DataError, require
 
 LABEL_COLUMN = "pred_label"
 SCORE_COLUMN = "pred_score"
+# The columns scoring adds, as (name, type): a task's `columns()`; these are a single-label bundle's.
+Columns = Sequence[tuple[str, str]]
+DEFAULT_COLUMNS: Columns = ((LABEL_COLUMN, "string"), (SCORE_COLUMN, "float"))
 
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -39,6 +43,22 @@ def format_of(path: Path) -> str:
     if fmt is None:
         raise ConfigError(f"{path}: unknown file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
     return fmt
+
+
+def cell(value: Any, kind: str) -> Any:
+    """A value of a column of `kind` as a CSV/TSV field (str)."""
+    if kind == "float":
+        return f"{value:.6f}"
+    if kind in ("json", "vector"):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+def json_value(value: Any, kind: str) -> Any:
+    """A value of a column of `kind` as JSONL writes it (floats to 6 decimals; JSON cells native)."""
+    if kind == "float":
+        return round(float(value), 6)
+    return value
 
 
 def check_text(text: object, max_chars: int) -> str | None:
@@ -61,9 +81,11 @@ class Format:
     part_suffix = ""
 
     def __init__(self, path: Path, text_column: str, chunk_rows: int, max_chars: int,
-                 text_pair_column: str | None = None) -> None:
+                 text_pair_column: str | None = None, columns: Columns = DEFAULT_COLUMNS) -> None:
         self.path, self.text_column, self.chunk_rows, self.max_chars = path, text_column, chunk_rows, max_chars
         self.text_pair_column = text_pair_column  # a bundle on sentence pairs: each row's second text
+        self.added = tuple(columns)  # the (name, type) columns scoring adds
+        self.added_names = [name for name, _ in self.added]
         self._keys: list[Any] = self._columns()  # where a row holds its texts: keys (JSONL), indices (CSV)
 
     def _columns(self) -> list[str]:
@@ -107,8 +129,12 @@ class Format:
         """Fraction of the input read so far (for the ETA)."""
         raise NotImplementedError
 
-    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+    def write_part(self, path: Path, rows: Any, values: Sequence[Sequence[Any]]) -> None:
+        """Write the good rows of a chunk with the added columns' `values` (a tuple per row)."""
         raise NotImplementedError
+
+    def _taken(self, names: Iterable[str]) -> list[str]:
+        return sorted(set(self.added_names) & set(names))
 
     def join(self, parts: Sequence[Path], out: Path) -> None:
         """Concatenate the parts, in order, into `out` (the header once, where there is one)."""
@@ -172,7 +198,7 @@ class CsvFormat(Format):
                 raise DataError(f"{self.path}:1: no column {column!r} in the header; columns are "
                                 f"{self.header}. Choose with --text-column" + (" / --text-pair-column"
                                                                                if self.text_pair_column else ""))
-        taken = {LABEL_COLUMN, SCORE_COLUMN} & set(self.header)
+        taken = self._taken(self.header)
         if taken:
             raise DataError(f"{self.path}:1: the input already has column(s) {sorted(taken)}, which scoring adds; "
                             "rename them first")
@@ -205,17 +231,25 @@ class CsvFormat(Format):
     def _writer(self, f: Any) -> Any:
         return csv.writer(f, delimiter=self.delimiter, lineterminator="\n", **self._dialect())
 
-    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+    def write_part(self, path: Path, rows: Any, values: Sequence[Sequence[Any]]) -> None:
+        kinds = [kind for _, kind in self.added]
         with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
             w = self._writer(f)
-            for row, label, score in zip(rows, labels, scores):
-                w.writerow([*row, label, f"{score:.6f}"])
+            for row, vals in zip(rows, values):
+                w.writerow([*row, *(self._field(cell(v, k)) for v, k in zip(vals, kinds))])
+
+    def _field(self, text: str) -> str:
+        """An added field as written: TSV without quoting cannot hold a tab or line break (JSON cells escape
+        theirs; labels come from the bundle), so any left become spaces."""
+        if self.quoting == csv.QUOTE_NONE and isinstance(text, str):
+            return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+        return text
 
     def _head(self) -> bytes:
         import io
 
         buf = io.StringIO()
-        self._writer(buf).writerow([*self.header, LABEL_COLUMN, SCORE_COLUMN])
+        self._writer(buf).writerow([*self.header, *self.added_names])
         return buf.getvalue().encode("utf-8", errors="surrogateescape")
 
 
@@ -248,18 +282,19 @@ class JsonlFormat(Format):
             if column not in record:
                 flag = "--text-pair-column" if column == self.text_pair_column else "--text-column"
                 return f"no key {column!r} (keys: {sorted(record)[:10]}); choose with {flag}", None
-        if LABEL_COLUMN in record or SCORE_COLUMN in record:
-            return f"already has {LABEL_COLUMN!r} or {SCORE_COLUMN!r}, which scoring adds", None
+        taken = self._taken(record)
+        if taken:
+            return f"already has {' or '.join(map(repr, taken))}, which scoring adds", None
         return None, record
 
     def progress(self) -> float:
         return self._src.fraction() if self._src else 0.0
 
-    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+    def write_part(self, path: Path, rows: Any, values: Sequence[Sequence[Any]]) -> None:
         with open(path, "w", encoding="utf-8") as f:
-            for record, label, score in zip(rows, labels, scores):
-                f.write(json.dumps({**record, LABEL_COLUMN: label, SCORE_COLUMN: round(float(score), 6)},
-                                   ensure_ascii=False) + "\n")
+            for record, vals in zip(rows, values):
+                added = {name: json_value(v, kind) for (name, kind), v in zip(self.added, vals)}
+                f.write(json.dumps({**record, **added}, ensure_ascii=False) + "\n")
 
 
 class ParquetFormat(Format):
@@ -285,7 +320,7 @@ class ParquetFormat(Format):
             if kind not in ("string", "large_string", "string_view"):
                 raise DataError(f"{self.path}: column {column!r} holds {kind}, not text; choose the text "
                                 f"column with {flag}")
-        taken = {LABEL_COLUMN, SCORE_COLUMN} & set(schema.names)
+        taken = self._taken(schema.names)
         if taken:
             raise DataError(f"{self.path}: the input already has column(s) {sorted(taken)}, which scoring adds; "
                             "rename them first")
@@ -313,20 +348,31 @@ class ParquetFormat(Format):
     def progress(self) -> float:
         return self._read / max(1, self._file.metadata.num_rows)
 
-    def write_part(self, path: Path, rows: Any, labels: Sequence[str], scores: Sequence[float]) -> None:
+    def _types(self) -> list[Any]:
+        import pyarrow as pa
+
+        arrow = {"string": pa.string(), "float": pa.float32(), "json": pa.string(), "vector": pa.list_(pa.float32())}
+        return [arrow[kind] for _, kind in self.added]
+
+    def write_part(self, path: Path, rows: Any, values: Sequence[Sequence[Any]]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_batches([rows]).append_column(LABEL_COLUMN, pa.array(list(labels), pa.string()))
-        table = table.append_column(SCORE_COLUMN, pa.array(scores, pa.float32()))
+        table = pa.Table.from_batches([rows])
+        columns = list(zip(*values)) if len(values) else [() for _ in self.added]
+        for (name, kind), kind_type, column in zip(self.added, self._types(), columns):
+            cells = [json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in column] if kind == "json" \
+                else list(column)
+            table = table.append_column(name, pa.array(cells, kind_type))
         pq.write_table(table, path)
 
     def join(self, parts: Sequence[Path], out: Path) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = self._file.schema_arrow.append(pa.field(LABEL_COLUMN, pa.string())).append(
-            pa.field(SCORE_COLUMN, pa.float32()))
+        schema = self._file.schema_arrow
+        for (name, _), kind_type in zip(self.added, self._types()):
+            schema = schema.append(pa.field(name, kind_type))
         with pq.ParquetWriter(out, schema) as writer:
             for part in parts:  # one part in memory at a time
                 writer.write_table(pq.read_table(part, schema=schema))
@@ -336,7 +382,7 @@ FORMATS: dict[str, type[Format]] = {"csv": CsvFormat, "tsv": TsvFormat, "jsonl":
 
 
 def open_format(path: Path, text_column: str, chunk_rows: int, max_chars: int,
-                text_pair_column: str | None = None) -> Format:
+                text_pair_column: str | None = None, columns: Columns = DEFAULT_COLUMNS) -> Format:
     if not path.is_file():
         raise DataError(f"input file {path} does not exist")
-    return FORMATS[format_of(path)](path, text_column, chunk_rows, max_chars, text_pair_column)
+    return FORMATS[format_of(path)](path, text_column, chunk_rows, max_chars, text_pair_column, columns)

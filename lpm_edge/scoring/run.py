@@ -1,4 +1,5 @@
-"""`score_file`: a file of texts in, the same file with a predicted label and score per row out.
+"""`score_file`: a file of texts in, the same file with each row's prediction out (the columns the
+bundle's task adds: single-label pred_label and pred_score; see Task.columns).
 
 Each chunk is scored, then written as a part file in a work directory beside the output
 (`.OUTPUT.work/`), together with a small record of what it held. The output is assembled from the
@@ -19,9 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, LpmEdgeError
 from ..progress import Progress
 from .formats import Chunk, Format, format_of, open_format
 
@@ -31,7 +30,7 @@ CHUNK_ROWS = 4096  # rows per chunk: what each worker scores at once, and the un
 MAX_CHARS = 100_000  # longer texts are bad rows (the model reads only max_length tokens of them anyway)
 SHOWN_BAD = 20  # bad rows logged one by one; the rest only counted
 
-Score = Callable[[list[str]], Any]  # texts -> probabilities (rows, labels), or a Future of them
+Score = Callable[[list[str]], Any]  # texts -> their records (Classifier.records), or a Future of them
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,16 @@ def score_file(
 ) -> ScoreResult:
     """Score every row of `input` (CSV, TSV, JSONL or Parquet) into `output` (same format).
 
-    The output holds the input's columns plus `pred_label` and `pred_score`, rows in input order.
+    The output holds the input's columns plus the task's (single-label: `pred_label` and `pred_score`;
+    multi-label `pred_labels`, `pred_scores`; regression `pred_value`; multi-task `pred_HEAD`,
+    `pred_HEAD_score`; embedding `pred_embedding`; token classification `pred_entities`), rows in input order.
     workers: processes, each with cores // workers ONNX Runtime threads (1 = score in this process).
     resume: continue an interrupted run, scoring only chunks it had not finished.
     skip_bad: skip rows whose text is missing, not text, not UTF-8 or longer than `max_chars`
     (each is logged with its line); otherwise the first such row stops the run with a DataError.
     progress: a bar on a terminal (None = when stderr is one), else a log line every 30 s.
-    scorer: opens where chunks are scored, returning (score, close): score(texts) gives the
-    probabilities (rows, labels) or a Future of them, at most 2 x `workers` in flight. None: this
+    scorer: opens where chunks are scored, returning (score, close): score(texts) gives their records
+    (`Classifier.records`) or a Future of them, at most 2 x `workers` in flight. None: this
     process, or `workers` processes. `lpm_edge.integrations.ray.score_file_ray` passes Ray actors.
     text_pair_column: for a bundle on sentence pairs (required there), the column of each row's second
     text; a row whose second text is missing is a bad row like one without text.
@@ -106,15 +107,12 @@ def score_file(
     _bundle.check_writable(output)
     with _bundle.opened(bundle, check_files=False) as (_, manifest):  # a bad bundle fails before any reading
         pass
-    if manifest.task != _tasks.DEFAULT:  # the output has one label and one score per row
-        raise ConfigError(f"{bundle} is a {manifest.task} bundle; scoring files writes one label and its score "
-                          f"per row, which only {_tasks.DEFAULT} bundles give. Use lpm_edge.load(bundle).predict(texts) "
-                          "in Python, or lpm-edge serve")
+    task = _tasks.from_manifest(manifest)
     pairs = len(manifest.input_fields) == 2
     if pairs != bool(text_pair_column):
         raise ConfigError(f"{bundle} scores sentence pairs: pass --text-pair-column naming the second text's column"
                           if pairs else f"{bundle} scores one text per row: drop --text-pair-column")
-    fmt = open_format(input, text_column, chunk_rows, max_chars, text_pair_column)
+    fmt = open_format(input, text_column, chunk_rows, max_chars, text_pair_column, task.columns())
     work = _prepare_work(work_dir(output), _job(input, bundle, manifest, fmt), resume, force)
     done = {int(p.stem.split("-")[1]) for p in work.glob("part-*.json")}
     if done:
@@ -123,7 +121,7 @@ def score_file(
     start = time.monotonic()
     bar = Progress(None, "scoring", unit="rows", fraction=fmt.progress, bar=progress)
     score, close = scorer() if scorer is not None else _scorer(bundle, workers, providers)
-    pending: deque[tuple[Chunk, Future | np.ndarray]] = deque()
+    pending: deque[tuple[Chunk, Any]] = deque()
     skipped = 0
     total_chunks = 0
     try:
@@ -135,7 +133,7 @@ def score_file(
                 _report_bad(input, chunk, skipped)
                 if not skip_bad:
                     while pending:  # keep what is already being scored
-                        _finish(fmt, work, manifest.labels, *pending.popleft(), bar)
+                        _finish(fmt, work, task, *pending.popleft(), bar)
                     line, reason = chunk.bad[0]
                     raise DataError(
                         f"{input}:{line}: {reason}; pass --skip-bad to skip such rows"
@@ -144,9 +142,9 @@ def score_file(
                 skipped += len(chunk.bad)
             pending.append((chunk, score(chunk.texts)))
             while len(pending) > 2 * workers - 1 or (pending and not isinstance(pending[0][1], Future)):
-                _finish(fmt, work, manifest.labels, *pending.popleft(), bar)
+                _finish(fmt, work, task, *pending.popleft(), bar)
         while pending:
-            _finish(fmt, work, manifest.labels, *pending.popleft(), bar)
+            _finish(fmt, work, task, *pending.popleft(), bar)
     finally:
         close()
         bar.close()
@@ -199,18 +197,44 @@ def _report_bad(input: Path, chunk: Chunk, seen: int) -> None:
         log.warning("%s:%d: bad row, %s", input, line, reason)
 
 
-def _finish(fmt: Format, work: Path, labels: Sequence[str], chunk: Chunk, scored: Any, bar: Progress) -> None:
+def _finish(fmt: Format, work: Path, task: Any, chunk: Chunk, scored: Any, bar: Progress) -> None:
     """Write one scored chunk: its part file, then the record that marks it done (each renamed into place)."""
-    probs = scored.result() if isinstance(scored, Future) else scored  # (rows, labels)
-    best = probs.argmax(axis=1)
+    records = _result(scored)  # one per good row
     part = work / f"part-{chunk.index:06d}{fmt.part_suffix}"
     tmp = part.with_name(part.name + ".tmp")
-    fmt.write_part(tmp, chunk.rows, [labels[k] for k in best], probs[np.arange(len(best)), best].tolist())
+    fmt.write_part(tmp, chunk.rows, [task.row(r) for r in records])
     os.replace(tmp, part)
     meta = work / f"part-{chunk.index:06d}.json"
-    meta.with_suffix(".tmp").write_text(json.dumps({"rows": len(best), "skipped": len(chunk.bad)}))
+    meta.with_suffix(".tmp").write_text(json.dumps({"rows": len(records), "skipped": len(chunk.bad)}))
     os.replace(meta.with_suffix(".tmp"), meta)
     bar.advance(chunk.size)
+
+
+def _result(scored: Any) -> list[dict[str, Any]]:
+    """A chunk's records, waiting for a worker's Future; an LpmEdgeError raised where it was scored (a worker
+    process, a Ray actor) comes back as itself, so the CLI gives its one line."""
+    if not isinstance(scored, Future):
+        return scored
+    try:
+        return scored.result()
+    except Exception as exc:
+        cause = original(exc)
+        if cause is not exc:
+            raise cause from None
+        raise
+
+
+def original(exc: BaseException) -> BaseException:
+    """The LpmEdgeError behind an exception Ray raised for an actor's (its `cause`, also when the actor
+    died in its constructor), else `exc` itself."""
+    seen = 0
+    cause: Any = exc
+    while cause is not None and seen < 5:
+        if isinstance(cause, LpmEdgeError) and not hasattr(cause, "cause"):
+            return cause
+        cause = getattr(cause, "cause", None)
+        seen += 1
+    return exc
 
 
 # -- scoring: in this process, or in worker processes ------------------------------------------
@@ -221,19 +245,24 @@ def _init_worker(bundle: str, providers: Any, threads: int) -> None:
     global _WORKER
     from ..runtime import load
 
-    _WORKER = load(bundle, providers=providers, threads=threads)
+    try:
+        _WORKER = load(bundle, providers=providers, threads=threads)
+    except LpmEdgeError as exc:  # an initializer that raises breaks the pool: raise it with each chunk instead
+        _WORKER = exc
 
 
-def _score_in_worker(texts: list[str]) -> np.ndarray:
-    return _WORKER.predict_proba(texts)
+def _score_in_worker(texts: list[str]) -> list[dict[str, Any]]:
+    if isinstance(_WORKER, LpmEdgeError):
+        raise _WORKER
+    return _WORKER.records(texts)
 
 
 def _scorer(bundle: Any, workers: int, providers: Any) -> tuple[Score, Callable[[], None]]:
-    """(score(texts) -> probabilities or a Future of them, close())."""
+    """(score(texts) -> records or a Future of them, close())."""
     from ..runtime import load
 
     if workers == 1:
-        return load(bundle, providers=providers).predict_proba, (lambda: None)
+        return load(bundle, providers=providers).records, (lambda: None)
     import multiprocessing
 
     threads = max(1, available_cores() // workers)

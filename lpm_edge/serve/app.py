@@ -57,8 +57,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
-    """The texts of a /predict body and whether it held one "text" (not a "texts" list)."""
+def parse_texts(body: bytes, limits: Limits, pairs: bool = False) -> tuple[list[Any], bool]:
+    """The texts of a /predict body and whether it held one "text" (not a "texts" list). For a bundle on
+    sentence pairs each text is a [text, text_pair] list of two strings (returned as tuples)."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -71,25 +72,41 @@ def parse_texts(body: bytes, limits: Limits) -> tuple[list[str], bool]:
         raise ApiError(422, "invalid_request", f'"texts" must be a list of strings, got {type(texts).__name__}')
     if len(texts) > limits.max_texts:
         raise ApiError(413, "too_many_texts", f"{len(texts)} texts; the limit is {limits.max_texts} per request")
+    if pairs:
+        return [_pair(t, '"text"' if single else f'"texts"[{i}]', limits) for i, t in enumerate(texts)], single
     for i, t in enumerate(texts):
-        where = '"text"' if single else f'"texts"[{i}]'
-        if not isinstance(t, str):
-            raise ApiError(422, "invalid_text", f"{where} is {type(t).__name__}, expected a string")
-        if len(t) > limits.max_chars:
-            raise ApiError(422, "text_too_long", f"{where} has {len(t)} characters; the limit is {limits.max_chars}")
-        try:
-            t.encode("utf-8")
-        except UnicodeEncodeError:  # JSON's \ud800 escapes decode to lone surrogates
-            raise ApiError(422, "invalid_text", f"{where} is not valid Unicode (a lone surrogate)") from None
+        _check_text(t, '"text"' if single else f'"texts"[{i}]', limits)
     return texts, single
+
+
+def _pair(t: Any, where: str, limits: Limits) -> tuple[str, str]:
+    if not isinstance(t, list) or len(t) != 2:
+        raise ApiError(422, "invalid_text", f"{where} must be a [text, text_pair] list of two strings: this bundle "
+                                            "scores sentence pairs")
+    _check_text(t[0], f"{where}[0]", limits)
+    _check_text(t[1], f"{where}[1]", limits)
+    return (t[0], t[1])
+
+
+def _check_text(t: Any, where: str, limits: Limits) -> None:
+    if not isinstance(t, str):
+        raise ApiError(422, "invalid_text", f"{where} is {type(t).__name__}, expected a string")
+    if len(t) > limits.max_chars:
+        raise ApiError(422, "text_too_long", f"{where} has {len(t)} characters; the limit is {limits.max_chars}")
+    try:
+        t.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's \ud800 escapes decode to lone surrogates
+        raise ApiError(422, "invalid_text", f"{where} is not valid Unicode (a lone surrogate)") from None
 
 
 def create_app(predict: Predict, labels: Sequence[str], metadata: Mapping[str, Any] | None = None,
                limits: Limits = Limits(), batching: Batching = Batching(),
-               records: Callable[[np.ndarray], list[dict[str, Any]]] | None = None) -> Starlette:
-    """An ASGI app around `predict` (texts -> probabilities (n, labels)), e.g. a Classifier's predict_proba.
-    records: scores (n, labels) -> each text's JSON prediction (a bundle's task's `records`); default
-    the label with the highest score, its score and every label's score."""
+               records: Callable[[Any], list[dict[str, Any]]] | None = None, pairs: bool = False) -> Starlette:
+    """An ASGI app around `predict` (texts -> one output per text, sliceable), run on the model's thread:
+    a loaded bundle's `records` (each text's JSON prediction, whatever the task), or e.g. `predict_proba`.
+    records: a request's slice of `predict`'s outputs -> its JSON predictions; None: `predict` gives
+    records (dicts) already, else probabilities (n, labels): the label with the highest score, its score
+    and every label's score. pairs: each text is a [text, text_pair] list (a bundle on sentence pairs)."""
     labels = list(labels)
     batcher = MicroBatcher(predict, batching)
     state = {"ready": False}
@@ -114,15 +131,16 @@ def create_app(predict: Predict, labels: Sequence[str], metadata: Mapping[str, A
 
     async def _predict(request: Request) -> JSONResponse:
         try:
-            texts, single = parse_texts(await _read_body(request, limits.max_body_bytes), limits)
+            texts, single = parse_texts(await _read_body(request, limits.max_body_bytes), limits, pairs)
         except ApiError as exc:
             return _error(exc.status, exc.code, exc.message)
         except ClientDisconnect:
             return _error(400, "client_disconnected", "the client went away before sending its body")
         if not texts:
             return JSONResponse({"predictions": []})
-        probs = await batcher.submit(texts)
-        preds = records(probs) if records else [_prediction(labels, row) for row in probs]
+        outputs = await batcher.submit(texts)
+        preds = records(outputs) if records else [
+            row if isinstance(row, dict) else _prediction(labels, row) for row in outputs]
         return JSONResponse(preds[0] if single else {"predictions": preds})
 
     async def health(request: Request) -> JSONResponse:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-import numpy as np
 
-Predict = Callable[[Sequence[str]], np.ndarray]  # texts -> probabilities (n, labels)
+Predict = Callable[[Sequence[str]], Any]  # texts -> one output per text, sliceable (records, or probabilities)
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,14 @@ class MicroBatcher:
             self._task.cancel()
         self._executor.shutdown(wait=True)
 
-    async def submit(self, texts: list[str]) -> np.ndarray:
+    async def submit(self, texts: list[str]) -> Any:
         if self._queue is None:
             return await self._call(texts)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         await self._queue.put((texts, future))
         return await future
 
-    async def _call(self, texts: list[str]) -> np.ndarray:
+    async def _call(self, texts: list[str]) -> Any:
         self.calls += 1
         self.texts += len(texts)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, texts)

@@ -51,7 +51,10 @@ def app_for_bundle(config: ServeConfig) -> Any:
     metadata = {"bundle": str(Path(config.bundle).name), "task": m.task, "max_length": m.max_length,
                 "recipe": (m.recipe or {}).get("name"), "metrics": dict(m.metrics),
                 "providers": list(clf.providers), "threads": threads, "workers": config.workers}
-    return create_app(clf.predict_proba, clf.labels, metadata, config.limits, config.batching, clf.task.records)
+    metadata["inputs"] = list(clf.task.input_fields)  # ["text", "text_pair"]: send [text, text_pair] lists
+    metadata["columns"] = [name for name, _ in clf.task.columns()]  # what `predict --input` adds per row
+    # records on the model's thread (token entities take some Python work): the event loop only sends them
+    return create_app(clf.records, clf.labels, metadata, config.limits, config.batching, pairs=clf.task.pairs)
 
 
 def app_from_env() -> Any:

@@ -144,15 +144,35 @@ class Task:
         """What `predict_proba` returns (and the server sends): per-label scores, (n, labels)."""
         raise NotImplementedError
 
-    def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
-        """Each example's prediction as JSON (the server's answer), from `scores` (n, labels): for
-        classifiers the label with the highest score, its score and every label's score."""
+    # -- records: what every output path gives per example (predict, files, Ray, the server) ----
+    def record_outputs(self, runner: Any, texts: Sequence[Any]) -> Sequence[Any]:
+        """The raw outputs `records` takes for `texts` (checked), one per example in input order, sliceable:
+        the graph's output per text (`runner.logits`), unless the task needs more (token offsets)."""
+        return runner.logits(texts)
+
+    def records(self, outputs: Any, texts: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Each example's prediction as JSON-ready dicts, from its raw outputs (`record_outputs`) and
+        its texts: for classifiers the label with the highest score, its score and every label's score."""
         out = []
-        for row in np.asarray(scores):
+        for row in np.asarray(self.scores(np.asarray(outputs))):
             k = int(row.argmax())
             out.append({"label": self.labels[k], "score": float(row[k]),
                         "scores": dict(zip(self.labels, map(float, row)))})
         return out
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """The columns a record adds to a row of a tabular output (CSV, TSV, Parquet; JSONL keys), as
+        (name, type): "string", "float" (6 decimals; Parquet float32), "json" (a JSON cell; native in
+        JSONL) or "vector" (a list of floats; Parquet list<float32>)."""
+        return (("pred_label", "string"), ("pred_score", "float"))
+
+    def row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A record's values for `columns`, in their order."""
+        return (record["label"], record["score"])
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        """A record as `lpm-edge predict` prints it before the text (tab-separated fields)."""
+        return f"{record['label']}\t{record['score']:.4f}"
 
     def ranks(self) -> bool:
         """True when `relevance` gives one score per example (a bundle on pairs then offers `rank`)."""

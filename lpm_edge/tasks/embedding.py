@@ -229,6 +229,19 @@ class Embedding(Task):
     def scores(self, outputs: np.ndarray) -> np.ndarray:
         return l2_normalize(outputs)
 
+    def records(self, outputs: Any, texts: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """{"embedding": the L2-normalised vector as a list of floats} per example."""
+        return [{"embedding": v.tolist()} for v in self.scores(np.asarray(outputs, dtype=np.float32))]
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        return (("pred_embedding", "vector"),)
+
+    def row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (record["embedding"],)
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return " ".join(f"{v:.6f}" for v in record["embedding"])
+
     # -- evaluation ------------------------------------------------------------------------------
     def gold_array(self, gold: Sequence[Any]) -> np.ndarray:
         return np.asarray(gold, dtype=np.float32).reshape(len(gold), -1)

@@ -201,18 +201,28 @@ class MultiLabel(Task):
 
     def predictions(self, outputs: np.ndarray) -> list[MultiLabelPrediction]:
         return [MultiLabelPrediction(tuple(r["labels"]), r["scores"], r["all_scores"])
-                for r in self.records(self.scores(outputs))]
+                for r in self.records(outputs)]
 
-    def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
+    def records(self, outputs: Any, texts: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """{"labels": [over their thresholds, highest first], "scores": {those labels' scores},
-        "all_scores": {every label's score}} per example, from sigmoid scores."""
+        "all_scores": {every label's score}} per example, from the logits."""
         out = []
-        for row in np.asarray(scores):
+        for row in self.scores(np.asarray(outputs)):
             over = [j for j in np.argsort(-row, kind="stable") if row[j] >= self.thresholds[j]]
             out.append({"labels": [self.labels[j] for j in over],
                         "scores": {self.labels[j]: float(row[j]) for j in over},
                         "all_scores": dict(zip(self.labels, map(float, row)))})
         return out
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        return (("pred_labels", "string"), ("pred_scores", "json"))
+
+    def row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The labels over their thresholds joined by '|' (none: an empty cell), and every label's score."""
+        return ("|".join(record["labels"]), record["all_scores"])
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return f"{'|'.join(record['labels'])}\t{'|'.join(f'{v:.4f}' for v in record['scores'].values())}"
 
     # -- evaluation ------------------------------------------------------------------------------
     def gold_array(self, gold: Sequence[Any]) -> np.ndarray:

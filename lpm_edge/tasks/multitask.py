@@ -120,6 +120,21 @@ class MultiTask(Task):
         per_head = {h: self._single[h].predictions(o) for h, o in self.head_outputs(outputs).items()}
         return [{h: per_head[h][i] for h in self.heads} for i in range(len(outputs))]
 
+    def records(self, outputs: Any, texts: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """{head: {"label", "score", "scores"}} per example: each head's record as a single-label one."""
+        per_head = {h: self._single[h].records(o) for h, o in self.head_outputs(np.asarray(outputs)).items()}
+        return [{h: per_head[h][i] for h in self.heads} for i in range(len(outputs))]
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """pred_HEAD and pred_HEAD_score per head."""
+        return tuple(c for h in self.heads for c in ((f"pred_{h}", "string"), (f"pred_{h}_score", "float")))
+
+    def row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(v for h in self.heads for v in (record[h]["label"], record[h]["score"]))
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return " ".join(f"{h}={record[h]['label']}:{record[h]['score']:.4f}" for h in self.heads)
+
     def scores(self, outputs: np.ndarray) -> np.ndarray:
         """Each head's class probabilities side by side, (n, all labels) in the order of `labels`."""
         parts = [softmax(o) for o in self.head_outputs(outputs).values()]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -111,6 +111,19 @@ class Regression(Task):
 
     def scores(self, outputs: np.ndarray) -> np.ndarray:
         return np.asarray(outputs, dtype=np.float32).reshape(len(outputs), 1)
+
+    def records(self, outputs: Any, texts: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """{"value": the predicted number} per example."""
+        return [{"value": float(v)} for v in self.values(outputs)]
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        return (("pred_value", "float"),)
+
+    def row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (record["value"],)
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return f"{record['value']:.4f}"
 
     # -- evaluation --------------------------------------------------------------------------------
     def metrics(self, gold: Sequence[Any], outputs: np.ndarray) -> dict[str, float]:

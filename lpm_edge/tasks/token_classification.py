@@ -25,7 +25,7 @@ from __future__ import annotations
 import bz2
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -358,6 +358,28 @@ class TokenClassification(Task):
         if group:
             close()
         return out
+
+    def record_outputs(self, runner: Any, texts: Sequence[Any]) -> Sequence[Any]:
+        """Each text's tokens with their character offsets and logits (windows merged)."""
+        return token_outputs(runner, texts)
+
+    def records(self, outputs: Any, texts: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """{"entities": [{"label", "score", "start", "end", "text"}]} per text (aggregation "first"), from
+        `record_outputs`: the texts give each entity's text."""
+        if texts is None:
+            raise ConfigError("token classification records need the texts (for the entities' offsets)")
+        return [{"entities": [asdict(e) for e in self._entities(text, tok, "first")]}
+                for text, tok in zip(texts, outputs)]
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        return (("pred_entities", "json"),)
+
+    def row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (record["entities"],)
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return " ".join(f"{e['label']}[{e['start']}:{e['end']}]={e['text']}:{e['score']:.4f}"
+                        for e in record["entities"]) or "-"
 
     def predictions(self, outputs: np.ndarray) -> list[Any]:
         """Tag names per word of each example's per-word outputs (padding words included)."""

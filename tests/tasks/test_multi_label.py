@@ -319,7 +319,7 @@ def test_bench_reports_micro_f1(tmp_path, ml_bundle, ml_checkpoint):
 
 def test_records_are_the_servers_json():
     t = task([0.5, 0.2])
-    [rec] = t.records(np.array([[0.6, 0.3]]))
+    [rec] = t.records(np.log([[0.6 / 0.4, 0.3 / 0.7]]))  # the logits of sigmoid scores 0.6 and 0.3
     assert rec == {"labels": ["neg", "pos"], "scores": {"neg": pytest.approx(0.6), "pos": pytest.approx(0.3)},
                    "all_scores": {"neg": pytest.approx(0.6), "pos": pytest.approx(0.3)}}
     single = tasks.from_section("text-classification", LABELS)
@@ -340,20 +340,19 @@ def test_serve_answers_label_sets(ml_bundle):
     assert set(body["predictions"][0]["all_scores"]) == set(LABELS)
 
 
-def test_scoring_files_refuses_a_multi_label_bundle(tmp_path, tiny_bundle):
-    import shutil
-
+@pytest.mark.slow
+def test_scoring_files_writes_label_sets(tmp_path, ml_bundle):
     from lpm_edge.scoring.run import score_file
 
-    bdir = tmp_path / "b"
-    shutil.copytree(tiny_bundle, bdir)
-    doc = json.loads((bdir / "manifest.json").read_text())
-    doc["task"] = {**doc["task"], "kind": "multi-label"}
-    (bdir / "manifest.json").write_text(json.dumps(doc))
-    src = tmp_path / "in.jsonl"
-    src.write_text('{"text": "good"}\n')
-    with pytest.raises(ConfigError, match="is a multi-label bundle; scoring files writes one label"):
-        score_file(bdir, src, tmp_path / "out.jsonl")
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,the plot was superb\n2,the movie and the story\n")
+    out = score_file(ml_bundle, src, tmp_path / "out.csv", progress=False).output
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    clf = lpm_edge_load(ml_bundle)
+    want = clf.predict(["the plot was superb", "the movie and the story"])
+    assert [r["pred_labels"] for r in rows] == ["|".join(p.labels) for p in want]
+    assert set(json.loads(rows[0]["pred_scores"])) == set(LABELS)
 
 
 @pytest.mark.slow

@@ -1,0 +1,206 @@
+"""Every task's bundle through `lpm-edge predict` (stdin) and `predict --input/--output` (CSV, TSV, JSONL,
+Parquet; worker processes, --skip-bad, --resume): each path gives `Classifier.records`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lpm_edge
+from lpm_edge.scoring import run, score_file
+
+from ..task_bundles import KINDS, TEXTS, task_bundle
+
+pytestmark = pytest.mark.slow  # the first use of each task trains and exports its tiny bundle
+
+
+@pytest.fixture(params=KINDS)
+def bundle(request, tmp_path_factory) -> Path:
+    return task_bundle(request.param, tmp_path_factory, request)
+
+
+def _close(a, b) -> bool:
+    """Records (or cells) equal, floats to 1e-5."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) < 1e-5
+    return a == b
+
+
+def test_predict_stdin_prints_every_tasks_records(bundle, monkeypatch, capsys):
+    from lpm_edge.cli import main
+
+    clf = lpm_edge.load(bundle)
+    want = clf.records(TEXTS)
+    assert len(want) == len(TEXTS) and all(isinstance(r, dict) for r in want)
+    json.dumps(want)  # JSON-ready
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("\n".join(TEXTS).encode())))
+    assert main(["predict", str(bundle), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert _close(got, [{"text": t, **r} for t, r in zip(TEXTS, want)])
+    assert main(["predict", str(bundle), *TEXTS[:2]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{clf.task.line(r)}\t{t}" for t, r in zip(TEXTS[:2], want[:2])]
+
+
+def _texts(n: int) -> list[str]:
+    return [TEXTS[i % len(TEXTS)] + " " + ["and", "very", "it"][i % 3] for i in range(n)]
+
+
+def _write(path: Path, texts: list, bad: set[int] = frozenset()) -> Path:
+    """Rows id, text; rows in `bad` have no text (an empty JSON null, an empty CSV field is text)."""
+    rows = [{"id": i, "text": None if i in bad else t} for i, t in enumerate(texts)]
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"id": [r["id"] for r in rows], "text": pa.array([r["text"] for r in rows],
+                                                                                 pa.string())}), path)
+    else:
+        delimiter = "\t" if path.suffix == ".tsv" else ","
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f, delimiter=delimiter, lineterminator="\n")
+            w.writerow(["id", "text"])
+            w.writerows([[r["id"], r["text"]] for r in rows if r["text"] is not None])  # CSV: no missing texts
+    return path
+
+
+def _read(path: Path) -> list[dict]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
+
+
+def _cells(task, path: Path, rows: list[dict]) -> list[tuple]:
+    """The added columns of `rows` as the task's `row` gives them (CSV cells parsed back)."""
+    out = []
+    for r in rows:
+        values = []
+        for name, kind in task.columns():
+            v = r[name]
+            if path.suffix in (".csv", ".tsv") and kind == "float":
+                v = float(v)
+            elif kind == "json" and path.suffix != ".jsonl" or kind == "vector" and path.suffix in (".csv", ".tsv"):
+                v = json.loads(v)
+            values.append(v)
+        out.append(tuple(values))
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_score_file_adds_the_tasks_columns(bundle, suffix, tmp_path):
+    texts = _texts(30)
+    src = _write(tmp_path / f"in{suffix}", texts)
+    result = score_file(bundle, src, tmp_path / f"out{suffix}", chunk_rows=8, progress=False)
+    clf = lpm_edge.load(bundle)
+    rows = _read(result.output)
+    assert result.rows == 30 and [int(r["id"]) for r in rows] == list(range(30))
+    want = [clf.task.row(r) for r in clf.records(texts)]
+    assert _close(_cells(clf.task, result.output, rows), want)
+    if suffix == ".parquet":  # typed columns: float32 scores, list<float32> vectors
+        import pyarrow.parquet as pq
+
+        types = {f.name: str(f.type) for f in pq.read_schema(result.output)}
+        kinds = dict(clf.task.columns())
+        assert all(types[n] == {"string": "string", "float": "float", "json": "string",
+                                "vector": "list<element: float>"}[k] for n, k in kinds.items())
+
+
+def test_workers_skip_bad_and_resume(bundle, tmp_path, monkeypatch):
+    texts = _texts(40)
+    src = _write(tmp_path / "in.jsonl", texts, bad={5, 17})
+    local = score_file(bundle, src, tmp_path / "one.jsonl", chunk_rows=6, skip_bad=True, progress=False)
+    assert (local.rows, local.skipped) == (38, 2)
+    two = score_file(bundle, src, tmp_path / "two.jsonl", chunk_rows=6, skip_bad=True, workers=2, progress=False)
+    assert two.output.read_bytes() == local.output.read_bytes()
+
+    real, calls = run._finish, []
+
+    def dies_after_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "_finish", dies_after_two)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        score_file(bundle, src, out, chunk_rows=6, skip_bad=True, progress=False)
+    monkeypatch.setattr(run, "_finish", real)
+    result = score_file(bundle, src, out, chunk_rows=6, skip_bad=True, resume=True, progress=False)
+    assert (result.resumed_chunks, result.rows, result.skipped) == (2, 38, 2)
+    assert out.read_bytes() == local.output.read_bytes()
+
+
+def test_cli_predict_input_output(bundle, tmp_path, capsys):
+    from lpm_edge.cli import main
+
+    src = _write(tmp_path / "in.jsonl", _texts(10), bad={3})
+    out = tmp_path / "out.jsonl"
+    args = ["predict", str(bundle), "--input", str(src), "--output", str(out)]
+    assert main(args) == 1
+    assert "in.jsonl:4: not text (missing); pass --skip-bad" in capsys.readouterr().err
+    assert main([*args, "--skip-bad", "--force"]) == 0
+    rows = _read(out)
+    clf = lpm_edge.load(bundle)
+    names = [n for n, _ in clf.task.columns()]
+    assert [r["id"] for r in rows] == [i for i in range(10) if i != 3]
+    assert all(set(r) == {"id", "text", *names} for r in rows)
+
+
+def test_record_shapes(bundle):
+    clf = lpm_edge.load(bundle)
+    records = clf.records(TEXTS)
+    print(clf.task.kind, json.dumps(records[2])[:300])
+    kind = clf.task.kind
+    if kind == "text-classification":
+        assert set(records[0]) == {"label", "score", "scores"}
+    elif kind == "multi-label":
+        assert set(records[0]) == {"labels", "scores", "all_scores"}
+    elif kind == "regression":
+        assert set(records[0]) == {"value"} and isinstance(records[0]["value"], float)
+    elif kind == "multi-task":
+        assert set(records[0]) == {"sentiment", "topic"} and set(records[0]["topic"]) == {"label", "score", "scores"}
+    elif kind == "embedding":
+        v = np.asarray(records[0]["embedding"])
+        assert v.shape == (clf.task.dim,) and abs(np.linalg.norm(v) - 1) < 1e-4
+        assert np.allclose(v, clf.embed(TEXTS[0]), atol=1e-6)
+    else:
+        want = clf.entities(TEXTS)
+        assert [[tuple(e.values()) for e in r["entities"]] for r in records] == \
+            [[(e.label, e.score, e.start, e.end, e.text) for e in found] for found in want]
+        assert any(r["entities"] for r in records)
+        assert all(TEXTS[i][e["start"]:e["end"]] == e["text"] for i, r in enumerate(records) for e in r["entities"])
+
+
+def test_a_bundle_that_fails_to_load_in_a_worker_is_one_line(tmp_path, tiny_bundle, capsys):
+    import shutil
+
+    from lpm_edge.cli import main
+
+    bad = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bad)
+    model = bad / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the hash no longer matches: each worker's load refuses it
+    model.write_bytes(bytes(data))
+    src = _write(tmp_path / "in.jsonl", _texts(4))
+    code = main(["predict", str(bad), "--input", str(src), "--output", str(tmp_path / "out.jsonl"), "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "model.onnx: sha256" in err
