@@ -229,6 +229,10 @@ class Embedding(Task):
     def scores(self, outputs: np.ndarray) -> np.ndarray:
         return l2_normalize(outputs)
 
+    def served(self, runner: Any, texts: Sequence[Any]) -> Any:
+        """What `embed` returns: the normalised vectors (n, dim)."""
+        return self.scores(runner.logits(texts))
+
     # -- evaluation ------------------------------------------------------------------------------
     def gold_array(self, gold: Sequence[Any]) -> np.ndarray:
         return np.asarray(gold, dtype=np.float32).reshape(len(gold), -1)

@@ -319,6 +319,10 @@ class TokenClassification(Task):
         found = [self._entities(text, tok, aggregation) for text, tok in zip(batch, token_outputs(runner, batch))]
         return found[0] if single else found
 
+    def served(self, runner: Any, texts: Sequence[Any]) -> Any:
+        """What users call: entities (aggregation "first"), the windows and grouping included."""
+        return self.entities(runner, list(texts))
+
     def _entities(self, text: str, tok: "Tokens", aggregation: str) -> list[Entity]:
         """transformers' TokenClassificationPipeline: words scored by `aggregation`, then grouped B/I."""
         if not len(tok.logits):
