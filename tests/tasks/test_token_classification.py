@@ -386,3 +386,36 @@ def test_cli_train_refuses_a_bad_tag_with_file_and_line(tmp_path, monkeypatch, c
                      "--out", str(tmp_path / "ckpt")])
     err = capsys.readouterr().err
     assert code == 1 and f"{bad}:5: tag 'BAD' is not O, B-TYPE or I-TYPE" in err and len(err.strip().splitlines()) == 1
+
+
+def test_training_rows_cover_long_sentences_with_overlapping_windows(tiny_model):
+    """A sentence longer than max_length trains as the runtime's windows: every word's tag is learnt
+    (the last words too), each window within max_length, the overlap as the runtime's stride."""
+    from transformers import AutoTokenizer
+
+    from lpm_edge.data import Split
+    from lpm_edge.tasks.token_windows import window_stride
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    words, tags = ner_sentences(1, seed=3)[0]
+    long_words = words * 6 + ["bob", "paris"]
+    long_tags = tags * 6 + ["B-PER", "B-LOC"]
+    task = TokenClassification(LABELS)
+    gold = tuple(LABELS.index(t) for t in long_tags)
+    short = (" ".join(words), tuple(LABELS.index(t) for t in tags))
+    split = Split((" ".join(long_words), short[0]), (gold, short[1]), "train", "x")
+    rows = task.training_rows(tokenizer, split, max_length=16)
+    assert len(rows) > 3 and all(len(r["input_ids"]) <= 16 for r in rows)
+    *long_rows, short_row = rows
+    assert [t for t in short_row["labels"] if t != -100] == list(short[1])  # one window, as before
+    labelled = [t for r in long_rows for t in r["labels"] if t != -100]
+    assert len(labelled) >= len(long_words) and labelled[-2:] == [LABELS.index("B-PER"), LABELS.index("B-LOC")]
+    # consecutive windows share the runtime's stride of tokens
+    stride = window_stride(16, tokenizer.num_special_tokens_to_add(pair=False))
+    assert long_rows[0]["input_ids"][-1 - stride:-1] == long_rows[1]["input_ids"][1:1 + stride]
+    # the words learnt, in order, are every word of the sentence (overlaps counted once)
+    enc = tokenizer(" ".join(long_words), truncation=True, max_length=16, stride=stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True)
+    starts = {enc["offset_mapping"][r][j][0] for r, row in enumerate(long_rows)
+              for j, t in enumerate(row["labels"]) if t != -100}
+    assert starts == {int(s) for s in word_spans(" ".join(long_words))[:, 0]}
