@@ -74,3 +74,15 @@ def test_search_token_model_on_entity_f1(ner_checkpoint: Path, tmp_path: Path) -
     assert result.chosen is not None and len(result.points) == 2
     assert result.confirmed["metric"] == "entity_f1" and result.confirmed["reference_accuracy"] > 0.5
     assert "validation entity f1" in (tmp_path / "s" / "search.md").read_text()
+
+
+@pytest.mark.slow
+def test_rescue_variants_export_for_embeddings(embed_model, tmp_path: Path) -> None:
+    """auto_exclude and the fp32 fallback on a graph whose output is `embeddings`, not `logits`."""
+    model, corpus = embed_model
+    space = [Candidate(exclude_budget=100.0), Candidate(fp32_tokens=(0, 8))]
+    result = search(model, tmp_path / "s", data=str(corpus), task="embedding", max_accuracy_drop=100.0,
+                    space=space, latency_texts=5)
+    assert len(result.points) == 2 and all(p.accuracy > 0.9 for p in result.points)
+    excl = json.loads((tmp_path / "s" / "bundles" / space[0].key() / "manifest.json").read_text())
+    assert excl["build"]["stages"]["int8_auto_exclude"]["sensitivity"]  # every group measured on `embeddings`

@@ -419,3 +419,38 @@ def test_training_rows_cover_long_sentences_with_overlapping_windows(tiny_model)
     starts = {enc["offset_mapping"][r][j][0] for r, row in enumerate(long_rows)
               for j, t in enumerate(row["labels"]) if t != -100}
     assert starts == {int(s) for s in word_spans(" ".join(long_words))[:, 0]}
+
+
+@pytest.mark.slow
+def test_int8_budget_miss_tries_the_rescues_then_raises_the_budget_error(ner_checkpoint, tmp_path, monkeypatch):
+    """The int8 rescues run for per-token bundles (auto_exclude measures entity F1 through the windows),
+    and a miss they cannot fix is an AccuracyBudgetError saying what was tried and what to do."""
+    from lpm_edge.errors import AccuracyBudgetError
+    from lpm_edge.export import export
+
+    from ..export.test_rejected import _fake_drops
+
+    recipes = _fake_drops(monkeypatch, [5.0, 3.0, 4.0, 6.0])
+    out = tmp_path / "b"
+    with pytest.raises(AccuracyBudgetError) as info:
+        export(ner_checkpoint, out, "cpu-int8", max_accuracy_drop=1.0)
+    message = str(info.value)
+    assert [r["auto_exclude"] for r in recipes][:2] == [False, True]
+    assert "entity_f1" in message and "quantize.auto_exclude" in message and "Next:" in message
+    assert "lpm-edge accept" in message and not out.exists()
+
+
+@pytest.mark.slow
+def test_auto_exclude_measures_entity_f1_through_windows(ner_checkpoint, tmp_path):
+    from lpm_edge.export import export, load_recipe
+    from lpm_edge.export.recipe import QuantizeConfig
+
+    recipe = load_recipe("cpu-int8")
+    recipe = recipe.replace(quantize=QuantizeConfig(**{**recipe.quantize.__dict__, "auto_exclude": True}))
+    bundle = export(ner_checkpoint, tmp_path / "b", recipe, max_accuracy_drop=100.0)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    stage = manifest["build"]["stages"]["int8_auto_exclude"]
+    assert stage["excluded_groups"] == [] and len(stage["attempts"]) == 1
+    # the drop auto_exclude measured is the one the export's check measures on the same texts
+    assert stage["attempts"][0]["accuracy_drop_points"] == pytest.approx(
+        manifest["metrics"]["accuracy_drop_points"], abs=1e-6)
