@@ -117,3 +117,18 @@ def test_served_is_what_users_call() -> None:
     assert np.allclose(np.linalg.norm(emb.served(Runner(), ["a"]), axis=1), 1.0)
     assert TokenClassification(("O", "B-PER", "I-PER")).served_method() == "entities"
     assert task_class("regression")(("y",)).served_method() == "predict"
+
+
+@pytest.mark.slow
+def test_cli_bench_embedding_bundle(embedding, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lpm_edge.cli import main
+
+    model, corpus, bundle = embedding
+    code = main(["bench", str(bundle), "--reference", str(model), "--data", str(corpus), "--out", str(tmp_path / "r"),
+                 "--quick", "--batch-sizes", "1", "--seq-lengths", "16", "--repeats", "2", "--no-plots",
+                 "--no-subprocess", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    doc = json.loads(out)
+    assert [c["metric"] for c in doc["candidates"]] == ["cosine", "cosine"]
+    assert doc["candidates"][1]["loss_ci95"] is not None
