@@ -8,6 +8,13 @@ PyTorch reference, fidelity and speed in one run.
 - Reference: sentence-transformers' SentenceTransformer on PyTorch when it imports (the model's own
   modules: Transformer, mean Pooling, Normalize), else transformers' AutoModel + mean pooling + L2
   written here (the report says which).
+- Peer: sentence-transformers' ONNX backend, `SentenceTransformer(folder, backend="onnx")`, as its
+  documentation shows: a local folder without an ONNX file is exported by Optimum
+  (ORTModelForFeatureExtraction, fp32, no graph optimisation or quantisation) when loaded, and run
+  by ONNX Runtime on the CPU provider with --threads intra-op threads; pooling and normalisation stay
+  in sentence-transformers (PyTorch). It runs on a copy of the model folder in --work, so nothing is
+  written into the installed model package. Left out with --no-onnx-peer or when sentence-transformers
+  or optimum does not import.
 - Fidelity on a held-out corpus: Rotten Tomatoes' validation and test texts (2,615, none used for
   distillation): mean cosine of each text's bundle vector to the reference's (the export budget's
   metric, loss in points with a paired bootstrap 95% CI) and recall@10 agreement (of each text's
@@ -19,6 +26,9 @@ PyTorch reference, fidelity and speed in one run.
   numpy; median time per call on the same batches.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python benchmarks/embedding.py --out benchmarks/results
+
+sentence-transformers (and, for its import, scikit-learn) is not an lpm-edge dependency; install it
+beside lpm-edge to get the PyTorch reference and the ONNX peer: pip install "sentence-transformers==5.1.2".
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--corpus", type=int, default=None, help="at most this many held-out texts (default all)")
     p.add_argument("--bundles", default="int8,pruned-int8", help="which bundles to export and measure")
     p.add_argument("--skip-pooling", action="store_true", help="leave out the in-graph vs numpy pooling timing")
+    p.add_argument("--no-onnx-peer", action="store_true", help="leave out sentence-transformers' ONNX backend")
     return p.parse_args(argv)
 
 
@@ -99,6 +110,32 @@ def reference(threads: int, max_length: int) -> tuple[str, Callable[[list[str], 
             return np.concatenate(out)
 
         return f"transformers AutoModel + mean pooling + L2 (PyTorch {torch.__version__})", encode
+
+
+def onnx_peer(threads: int, max_length: int, work: Path) -> tuple[str, Callable[[list[str], int], np.ndarray]] | None:
+    """sentence-transformers' ONNX backend on a copy of the model folder (exported by Optimum on
+    load), or None when sentence-transformers or optimum's ONNX Runtime support does not import."""
+    import shutil
+
+    try:
+        import onnxruntime as ort
+        import sentence_transformers
+        from optimum.onnxruntime import ORTModelForFeatureExtraction  # noqa: F401 (what the backend loads)
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        logging.getLogger("benchmarks").warning("no sentence-transformers ONNX peer: %s", exc)
+        return None
+    folder = work / "st-onnx-model"
+    if not folder.is_dir():
+        shutil.copytree(model_dir(), folder)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    st = SentenceTransformer(str(folder), device="cpu", backend="onnx", local_files_only=True,
+                             model_kwargs={"provider": "CPUExecutionProvider", "session_options": options})
+    st.max_seq_length = max_length
+    return (f"sentence-transformers {sentence_transformers.__version__} ONNX backend (Optimum export, fp32, "
+            f"ONNX Runtime {ort.__version__})",
+            lambda texts, bs: st.encode(texts, batch_size=bs, convert_to_numpy=True, normalize_embeddings=True))
 
 
 def speed(encode: Callable[[list[str], int], np.ndarray], texts: list[str], n_latency: int) -> dict[str, float]:
@@ -218,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     ref_name, ref = reference(a.threads, max_length)
     gold = ref(texts, 32)
     result["rows"]["reference"] = {"engine": ref_name, **speed(ref, texts, a.latency_texts)}
+    peer = None if a.no_onnx_peer else onnx_peer(a.threads, max_length, a.work)
+    if peer is not None:
+        peer_name, peer_encode = peer
+        result["rows"]["st-onnx"] = {"engine": peer_name, **speed(peer_encode, texts, a.latency_texts),
+                                     **fidelity(texts, gold, peer_encode(texts, 32)), "bytes": None}
+        save()
     for name in a.bundles.split(","):
         if name != "int8":
             started = time.perf_counter()
@@ -261,11 +304,12 @@ def markdown(r: dict[str, Any]) -> str:
                          "1 | 1 | 1 | |")
             continue
         ci = row["cosine_loss_ci95"]
+        mb = "" if row.get("bytes") is None else f"{row['bytes'] / 1e6:.1f}"
         lines.append(
             f"| {row['engine']} | {row['batch1_median_ms']:.2f} ({ref['batch1_median_ms'] / row['batch1_median_ms']:.2f}x) | "
             f"{row['batch32_texts_per_s']:.0f} ({row['batch32_texts_per_s'] / ref['batch32_texts_per_s']:.2f}x) | "
             f"{row['cosine']:.4f} ({row['cosine_loss_points']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]) | "
-            f"{row['recall_at_10']:.3f} | {row['nearest_neighbour_agreement']:.3f} | {row['bytes'] / 1e6:.1f} |")
+            f"{row['recall_at_10']:.3f} | {row['nearest_neighbour_agreement']:.3f} | {mb} |")
     p = r.get("pooling")
     lines += [] if not p else ["", "Pooling inside the int8 graph vs token states out + numpy mean pooling and L2 (median ms per call): "
               + "; ".join(f"batch {b}: in graph {p[f'batch{b}']['in_graph_median_ms']:.2f}, numpy "

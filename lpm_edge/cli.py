@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "regression: Spearman's rho x 100)")
     p.add_argument("--target", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--task", default=None, choices=list(KINDS),
+                   help="the task when the checkpoint has no training.json recording it (e.g. embedding)")
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--distill-steps", type=_int_list, default=(300,), metavar="300[,1200]",
                    help="distillation budgets for pruned candidates; a longer one is tried only where a shorter "
@@ -408,7 +410,7 @@ def _export_auto(a: argparse.Namespace) -> Path:
     work = out.with_name(out.name + ".search")
     budget = 1.0 if a.max_accuracy_drop is None else a.max_accuracy_drop
     result = search(a.checkpoint, work, data=a.data, max_accuracy_drop=budget, target=a.target,
-                    unlabelled=a.unlabelled, **_split_args(a))
+                    unlabelled=a.unlabelled, **_split_args(a), **({"task": a.task} if a.task else {}))
     log.info("search chose %s; its report is %s", result.chosen.label if result.chosen else None, work / "search.md")
     return keep_bundle(work / "bundle", out)
 
@@ -622,7 +624,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
     result = search(a.checkpoint, a.out, data=a.data, max_accuracy_drop=a.max_accuracy_drop, target=a.target,
                     max_minutes=a.max_minutes, distill_steps=a.distill_steps, unlabelled=a.unlabelled,
-                    **_split_args(a),
+                    **_split_args(a), **({"task": a.task} if a.task else {}),
                     grid={k: v for k, v in (("layers", a.layers), ("heads", a.heads), ("ffn", a.ffn)) if v})
     if a.json:
         _print_json(result.to_dict())

@@ -82,3 +82,23 @@ class TorchClassifier:
                     out = np.empty((len(texts), *y.shape[1:]), dtype=np.float32)
                 out[rows] = y
         return out if out is not None else np.empty((0, len(self.labels)), dtype=np.float32)
+
+
+def task_reference(checkpoint: str | os.PathLike[str], task: object, *, threads: int | None = None,
+                   max_length: int = 128, batch_size: int = 32) -> TorchClassifier:
+    """The full model with `task`'s head (its auto class, then `task.prepare_model`: an embedding
+    model's pooling), whose `logits` give the task's outputs (per-word logits over windows, vectors)."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    model = getattr(transformers, task.model_class).from_pretrained(  # type: ignore[attr-defined]
+        Path(checkpoint), local_files_only=True, use_safetensors=True)
+    ref = TorchClassifier(model=task.prepare_model(model.eval()),  # type: ignore[attr-defined]
+                          tokenizer=AutoTokenizer.from_pretrained(Path(checkpoint), local_files_only=True),
+                          max_length=max_length, batch_size=batch_size)
+    ref.task = task  # type: ignore[assignment]
+    return ref

@@ -19,6 +19,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..reference import TorchClassifier
+    from ..tasks.base import Task
 
 log = logging.getLogger("lpm_edge.bench")
 
@@ -87,8 +88,11 @@ def torch_feeds(ref: "TorchClassifier", texts: Sequence[str]) -> list[Any]:
 def torch_candidate(
     ref: "TorchClassifier", name: str, kind: str, path: str, size: dict[str, int], child: ChildSpec | None
 ) -> Candidate:
-    """Wrap a TorchClassifier: tokenizer + model under torch.inference_mode."""
+    """Wrap a TorchClassifier: tokenizer + model under torch.inference_mode. A reference that carries
+    its task (`ref.task`) is timed on what the task serves (entities, vectors), else on class scores."""
     import torch
+
+    task = getattr(ref, "task", None)
 
     def run(feed: Any) -> object:
         with torch.inference_mode():
@@ -99,7 +103,9 @@ def torch_candidate(
         return {k: torch.from_numpy(v) for k, v in batch.items() if k in names}
 
     return Candidate(
-        name=name, kind=kind, path=path, predict=lambda texts: softmax(ref.logits(list(texts))),
+        name=name, kind=kind, path=path,
+        predict=(lambda texts: task.served(ref, list(texts))) if task is not None
+        else (lambda texts: softmax(ref.logits(list(texts)))),
         outputs=lambda texts: ref.logits(list(texts)),
         encode=lambda texts: torch_feeds(ref, list(texts)), from_ids=from_ids, run=run, size=size, child=child,
         info={"torch_threads": torch.get_num_threads(), "attention": _attention(ref.model),
@@ -113,35 +119,46 @@ def _attention(model: object) -> str | None:
     return getattr(config, "_attn_implementation", None)
 
 
-def torch_child(checkpoint: Path, max_length: int, threads: int, quantize: bool = False) -> ChildSpec:
-    """How a PyTorch user loads and runs the checkpoint (optionally with dynamic int8)."""
+def torch_child(checkpoint: Path, max_length: int, threads: int, quantize: bool = False,
+                model_class: str = "AutoModelForSequenceClassification") -> ChildSpec:
+    """How a PyTorch user loads and runs the checkpoint (optionally with dynamic int8). `model_class`:
+    the transformers auto class of the task's head; a model without logits (an encoder whose vectors
+    are pooled) returns its last hidden state."""
     load = (
         f"torch.set_num_threads({threads})\n"
         f"tok = AutoTokenizer.from_pretrained({str(checkpoint)!r})\n"
-        f"model = AutoModelForSequenceClassification.from_pretrained({str(checkpoint)!r}).eval()\n"
+        f"model = {model_class}.from_pretrained({str(checkpoint)!r}).eval()\n"
     )
     if quantize:
         load += "model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)\n"
     return ChildSpec(
-        imports="import torch\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        imports=f"import torch\nfrom transformers import {model_class}, AutoTokenizer",
         load=load,
         predict=(
             "with torch.inference_mode():\n"
             "    pairs = [tuple(t) for t in texts if not isinstance(t, str)]  # (text, text_pair), as JSON lists\n"
             "    args = ([a for a, _ in pairs], [b for _, b in pairs]) if pairs else (texts,)\n"
             f"    enc = tok(*args, truncation=True, max_length={max_length}, padding=True, return_tensors='pt')\n"
-            "    return model(**enc).logits.softmax(-1).numpy()"
+            "    out = model(**enc)\n"
+            "    return (out.logits.softmax(-1) if hasattr(out, 'logits') else out.last_hidden_state).numpy()"
         ),
     )
 
 
-def reference_candidate(checkpoint: Path, threads: int, max_length: int) -> tuple[Candidate, "TorchClassifier"]:
-    """The full model served the usual way: fast tokenizer, default attention, eval, inference_mode."""
-    from ..reference import TorchClassifier
+def reference_candidate(checkpoint: Path, threads: int, max_length: int,
+                        task: "Task | None" = None) -> tuple[Candidate, "TorchClassifier"]:
+    """The full model served the usual way: fast tokenizer, default attention, eval, inference_mode.
+    With `task`, the model has that task's head and outputs (token logits, pooled vectors)."""
+    from ..reference import TorchClassifier, task_reference
 
-    ref = TorchClassifier(checkpoint, threads=threads, max_length=max_length)
+    if task is None:
+        ref = TorchClassifier(checkpoint, threads=threads, max_length=max_length)
+    else:
+        ref = task_reference(checkpoint, task, threads=threads, max_length=max_length)
     size = {"model_bytes": dir_size(checkpoint, CHECKPOINT_WEIGHTS), "total_bytes": dir_size(checkpoint, CHECKPOINT_SERVING)}
-    cand = torch_candidate(ref, "pytorch fp32", "pytorch", str(checkpoint), size, torch_child(checkpoint, max_length, threads))
+    child = torch_child(checkpoint, max_length, threads,
+                        model_class=task.model_class if task is not None else "AutoModelForSequenceClassification")
+    cand = torch_candidate(ref, "pytorch fp32", "pytorch", str(checkpoint), size, child)
     return cand, ref
 
 
@@ -160,15 +177,14 @@ def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | N
     recipe = clf.manifest.recipe.get("name") or path.name
     return Candidate(
         name=name or f"lpm-edge {recipe}", kind="lpm-edge", path=str(path),
-        predict=clf.predict_proba if "predict_proba" in clf.task.offers else clf.logits, outputs=clf.logits,
+        predict=lambda texts: clf.task.served(clf, list(texts)), outputs=clf.logits,
         encode=lambda texts: [feed for _, feed in clf.encode(list(texts))],
         from_ids=lambda batch: {k: batch[k] for k in inputs}, run=clf.run,
         size={"model_bytes": sum((path / f).stat().st_size for f in _bundle.graphs(clf.manifest))
               if path.is_dir() else path.stat().st_size,
               "total_bytes": dir_size(path)},
         child=ChildSpec(imports="import lpm_edge", load=f"clf = lpm_edge.load({str(path)!r}, providers='cpu')",
-                        predict="return clf.predict_proba(texts)" if "predict_proba" in clf.task.offers
-                        else "return clf.predict(texts)"),
+                        predict=f"return clf.{clf.task.served_method()}(texts)"),
         info={"providers": list(clf.providers), "ort_threads": threads, "ort_spinning": False,
               "recipe": recipe, "quantize": (clf.manifest.recipe.get("quantize") or {}).get("mode"),
               "max_length": clf.max_length, "batch_size": clf.batch_size,

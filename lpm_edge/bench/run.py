@@ -234,14 +234,15 @@ def ratios(c: dict[str, Any], ref: dict[str, Any], batch: str) -> dict[str, floa
 def load_split(
     reference: Path, data: str | None, split: str, *, validation: str | Path | None = None,
     test: str | Path | None = None, text_column: str | None = None, label_column: str | None = None,
-    strict: bool = False, text_pair_column: str | None = None,
+    strict: bool = False, text_pair_column: str | None = None, info: dict[str, Any] | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """The dataset the reference was trained on (training.json), or `data`, with the validation and
-    test files given in place of its own; returns (dataset, the split, what the report says of it)."""
+    """The dataset the reference was trained on (training.json, or `info` in its place), or `data`, with
+    the validation and test files given in place of its own; returns (dataset, the split, what the
+    report says of it)."""
     from ..export.pipeline import checkpoint_dataset
     from ..train import read_training_info
 
-    info = read_training_info(reference)
+    info = read_training_info(reference) if info is None else info
     dataset = checkpoint_dataset(data, info, validation=validation, test=test, text_column=text_column,
                                  label_column=label_column, strict=strict, text_pair_column=text_pair_column)
     part = dataset.split(split)
@@ -249,11 +250,17 @@ def load_split(
                            "dropped_overlap": int(dataset.dropped.get(split, 0))}
 
 
-def _task_of(reference: Path, labels: Sequence[str]) -> "Task":
-    """The task the reference checkpoint was trained for (training.json), else single-label."""
+def task_info(reference: Path, bundle: str | Path) -> dict[str, Any]:
+    """The reference's training.json with the task it records, else the task the bundle's manifest
+    declares (a model directory lpm-edge did not train, e.g. an embedding model exported with --task)."""
+    from .. import bundle as _bundle
     from ..train import read_training_info
 
-    return tasks.from_training(read_training_info(reference), labels)
+    info = read_training_info(reference)
+    if info.get("task"):
+        return info
+    with _bundle.opened(bundle) as (_, manifest):
+        return {**info, "task": tasks.record(tasks.from_manifest(manifest))}
 
 
 def bench(
@@ -288,16 +295,12 @@ def bench(
     if not bundles:
         raise ConfigError("give at least one bundle to benchmark")
     reference = Path(reference)
+    recorded = task_info(reference, bundles[0])
     dataset, part, info = load_split(reference, data, split, validation=validation, test=test,
                                      text_column=text_column, label_column=label_column, strict=strict,
-                                     text_pair_column=text_pair_column)
+                                     text_pair_column=text_pair_column, info=recorded)
     log.info("bench: accuracy on %s", part.describe())
-    from ..train import read_training_info
-
-    kind = tasks.from_training(read_training_info(reference), dataset.labels)
-    if len(kind.output_axes) > 1:  # bench times and scores one output per text, not per token
-        raise ConfigError(f"{reference} is a {kind.kind} model, whose outputs are per token: bench measures one "
-                          "output per text; for token classification use benchmarks/token_classification.py")
+    task = tasks.from_training(recorded, dataset.labels)
     cores = sysinfo.cpu_info()["cores"] or 1
 
     cands = [bundle_candidate(b, threads=cores) for b in bundles]
@@ -307,13 +310,13 @@ def bench(
                     "throughput against 4.2x with VNNI; the report's ratios hold for this CPU class only",
                     ", ".join(int8), sysinfo.cpu_class())
     max_length = max(c.info["max_length"] for c in cands)  # truncate the reference as the bundles do
-    ref_cand, ref = reference_candidate(reference, threads=cores, max_length=max_length)
+    ref_cand, ref = reference_candidate(reference, threads=cores, max_length=max_length, task=task)
     cands.insert(0, ref_cand)
     report = measure(
         cands, list(part.texts), list(part.labels), dataset.labels, config=config,
         tokenizer=ref.tokenizer.backend_tokenizer,  # type: ignore[attr-defined]
         max_positions=int(getattr(ref.model.config, "max_position_embeddings", 512)),  # type: ignore[attr-defined]
-        data=info, command=command, task=_task_of(reference, dataset.labels),
+        data=info, command=command, task=task,
     )
     report.write(Path(out), plots=config.plots)
     return report

@@ -417,7 +417,7 @@ def _build_graph(
     fp32_graph = graph
     if q.auto_exclude and drop_of is not None and budget is not None:
         graph, stages["int8_auto_exclude"] = _auto_exclude(graph, work, recipe, source, calibration, feeds,
-                                                           expected, drop_of, budget)
+                                                           expected, drop_of, budget, task.output_name)
     elif mode == "dynamic":
         final = work / "int8.onnx"
         quantize_dynamic_int8(graph, final, work, q.per_channel, q.exclude_nodes, q.exclude_op_types,
@@ -435,7 +435,7 @@ def _build_graph(
 
 def _auto_exclude(
     graph: Path, work: Path, recipe: Recipe, source: Any, calibration: Sequence[str], feeds: list[dict],
-    expected: np.ndarray, drop_of: Callable[[Path], float], budget: float,
+    expected: np.ndarray, drop_of: Callable[[Path], float], budget: float, output: str = "logits",
 ) -> tuple[Path, dict[str, Any]]:
     """int8 with the most sensitive layers returned to fp32 until the accuracy budget holds."""
     from onnxruntime.quantization.registry import IntegerOpsRegistry
@@ -459,7 +459,7 @@ def _auto_exclude(
             static(dst, [*fixed, *exclude])
 
     groups = node_groups(graph, op_types)
-    return auto_exclude(groups, work, quantize, drop_of, budget, feeds, expected)
+    return auto_exclude(groups, work, quantize, drop_of, budget, feeds, expected, output)
 
 
 def _outputs(runner: Any, texts: list[str], task: Task) -> np.ndarray:
@@ -474,10 +474,11 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
     from ..runtime.classifier import BATCH_SIZE, CPU_BATCH_TOKENS
     from ..runtime.tokenize import length_batches
 
-    if task.outputs_of(source, []) is not None:  # per-token outputs: measured through the task's windows
-        raise ConfigError(f"quantize.auto_exclude is not available for {task.kind} bundles yet; export without it "
-                          "(or with a larger --max-accuracy-drop)")
     gold = task.gold_array(labels)
+    if task.outputs_of(source, []) is not None:  # per-token outputs: measured through the task's windows
+        from .graph_runner import task_drop_of
+
+        return task_drop_of(source, names, texts, gold, full_logits, task)
     # Batched as the CPU runtime will batch them: dynamic int8 scales depend on the batch.
     lengths = [len(ids) for ids in hf_tokenize(source.tokenizer, texts, truncation=True,
                                                max_length=source.max_length)["input_ids"]]

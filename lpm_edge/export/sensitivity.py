@@ -67,16 +67,20 @@ def node_groups(graph: Path, op_types: Sequence[str]) -> dict[str, list[str]]:
     return {g: groups[g] for g in sorted(groups, key=order)}
 
 
-def logit_error(graph: Path, feeds: Sequence[dict], reference: np.ndarray) -> float:
-    """Mean absolute logit difference of `graph` against `reference` (n, labels)."""
+def logit_error(graph: Path, feeds: Sequence[dict], reference: np.ndarray, output: str = "logits") -> float:
+    """Mean absolute logit difference of `graph`'s `output` against `reference` ((n, labels); per-token
+    outputs (n, T, labels) of batches padded to different lengths are padded with zeros to its width,
+    as the reference was stacked)."""
     from .onnx_graph import onnx_logits
 
-    return float(np.abs(np.concatenate(onnx_logits(graph, feeds)) - reference).mean())
+    outs = [np.pad(o, [(0, 0)] + [(0, r - s) for r, s in zip(reference.shape[1:], o.shape[1:])])
+            for o in onnx_logits(graph, feeds, output)]
+    return float(np.abs(np.concatenate(outs) - reference).mean())
 
 
 def auto_exclude(
     groups: dict[str, list[str]], work: Path, quantize: Quantize, drop_of: DropOf, budget: float,
-    feeds: Sequence[dict], reference: np.ndarray,
+    feeds: Sequence[dict], reference: np.ndarray, output: str = "logits",
 ) -> tuple[Path, dict[str, Any]]:
     """Quantize everything, then return groups to fp32, most sensitive first, until the drop ≤ budget.
 
@@ -90,7 +94,7 @@ def auto_exclude(
         alone = work / f"int8-only-{i}.onnx"
         keep = set(nodes)
         quantize(alone, [n for n in everything if n not in keep])
-        sensitivity[name] = logit_error(alone, feeds, reference)
+        sensitivity[name] = logit_error(alone, feeds, reference, output)
         alone.unlink()
     log.info("int8 sensitivity (mean abs logit error, quantized alone): %s",
              ", ".join(f"{k} {v:.4f}" for k, v in sensitivity.items()))

@@ -74,10 +74,11 @@ class BundleEvaluator:
         if manifest.metrics.get("metric", "accuracy") != "accuracy":
             # the value whose drop from the full model's is the export's loss (multi-task: the worst head's)
             acc = float(manifest.metrics["reference_accuracy"]) - float(manifest.metrics["accuracy_drop_points"]) / 100
-        if self.validation is not None:
-            from ..evaluate import evaluate
+        if self.validation is not None:  # its gold is the full model's where the task scores against it
+            from ..evaluate import compare
 
-            [scores] = evaluate(self.validation, [(cand.label(), clf.logits)], self.task or clf.task)
+            [scores] = compare(self.validation, [(cand.label(), clf.logits(list(self.validation.texts)))],
+                               self.task or clf.task)
             acc = scores.value  # the task's budget metric (accuracy for classifiers)
         ms = self._latency_ms(clf)
         return Point(

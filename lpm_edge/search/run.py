@@ -41,6 +41,7 @@ class SearchResult:
     seconds: float = 0.0
     confirmed: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)  # {"source", "n"}: the split chosen on
+    metric: str = "accuracy"  # the task's budget metric the candidates were judged on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,7 +50,7 @@ class SearchResult:
             "chosen": asdict(self.chosen) if self.chosen else None,
             "bundle": str(self.bundle) if self.bundle else None, "confirmed_on_test": self.confirmed,
             "front": [p.key for p in self.front], "points": [asdict(p) for p in self.points],
-            "skipped": self.skipped, "validation": self.validation,
+            "skipped": self.skipped, "validation": self.validation, "metric": self.metric,
         }
 
 

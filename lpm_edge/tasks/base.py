@@ -173,6 +173,16 @@ class Task:
     def line(self, record: Mapping[str, Any]) -> str:
         """A record as `lpm-edge predict` prints it before the text (tab-separated fields)."""
         return f"{record['label']}\t{record['score']:.4f}"
+    def served(self, runner: Any, texts: Sequence[Any]) -> Any:
+        """What a user's call returns for `texts` on `runner` (a loaded bundle, or the PyTorch reference
+        that carries this task): the call bench times end to end. Per-label scores where the task
+        offers them (`predict_proba`), else its predictions."""
+        outputs = runner.logits(texts)
+        return self.scores(outputs) if "predict_proba" in self.offers else self.predictions(outputs)
+
+    def served_method(self) -> str:
+        """The runtime method a user calls on a bundle of this task (what a fresh process runs in bench)."""
+        return "predict_proba" if "predict_proba" in self.offers else self.offers[0]
 
     def ranks(self) -> bool:
         """True when `relevance` gives one score per example (a bundle on pairs then offers `rank`)."""

@@ -241,6 +241,9 @@ class Embedding(Task):
 
     def line(self, record: Mapping[str, Any]) -> str:
         return " ".join(f"{v:.6f}" for v in record["embedding"])
+    def served(self, runner: Any, texts: Sequence[Any]) -> Any:
+        """What `embed` returns: the normalised vectors (n, dim)."""
+        return self.scores(runner.logits(texts))
 
     # -- evaluation ------------------------------------------------------------------------------
     def gold_array(self, gold: Sequence[Any]) -> np.ndarray:

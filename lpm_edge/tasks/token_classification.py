@@ -8,7 +8,8 @@ known from the text alone; its gold value is the tuple of its tags' ids.
 
 Training labels the first sub-token of each word with the word's tag and ignores the others (-100),
 the usual alignment; which word a token belongs to comes from the fast tokenizer's character offsets,
-the same offsets the runtime uses, so training and runtime agree for every tokenizer.
+the same offsets the runtime uses, so training and runtime agree for every tokenizer. A sentence
+longer than max_length is trained on as the same overlapping windows the runtime runs, not truncated.
 
 What the evaluator compares (`outputs`) is one logit vector per word (the first sub-token's), padded
 with zeros to the longest sentence: shape (n, words, labels). Metrics are seqeval-style entity
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .base import Task, need_labels
-from .token_windows import Tokens, token_outputs, window_tokenizer  # noqa: F401 (re-exported)
+from .token_windows import Tokens, token_outputs, window_stride, window_tokenizer  # noqa: F401 (re-exported)
 
 IGNORE = -100  # the label of tokens the loss skips (transformers' convention)
 TAG = re.compile(r"^(O|[BI]-\S+)$")
@@ -319,6 +320,10 @@ class TokenClassification(Task):
         found = [self._entities(text, tok, aggregation) for text, tok in zip(batch, token_outputs(runner, batch))]
         return found[0] if single else found
 
+    def served(self, runner: Any, texts: Sequence[Any]) -> Any:
+        """What users call: entities (aggregation "first"), the windows and grouping included."""
+        return self.entities(runner, list(texts))
+
     def _entities(self, text: str, tok: "Tokens", aggregation: str) -> list[Entity]:
         """transformers' TokenClassificationPipeline: words scored by `aggregation`, then grouped B/I."""
         if not len(tok.logits):
@@ -456,19 +461,26 @@ class TokenClassification(Task):
 
     def _aligned(self, tokenizer: Any, texts: Sequence[str], gold: Sequence[Sequence[int]], max_length: int,
                  padding: bool) -> tuple[dict[str, Any], list[list[int]]]:
-        """Tokenize and give each word's first sub-token its tag id, every other token IGNORE."""
+        """Tokenize into windows (a text longer than max_length gives several, overlapping as the
+        runtime's do) and give each word's first sub-token its tag id, every other token IGNORE; a
+        window that starts inside a word leaves that word's remaining sub-tokens IGNORE too."""
         if not getattr(tokenizer, "is_fast", False):
             raise ConfigError("token classification needs a fast tokenizer (character offsets); "
                               f"{type(tokenizer).__name__} is not one")
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=padding,
-                        return_offsets_mapping=True, return_special_tokens_mask=True)
+        stride = window_stride(max_length, tokenizer.num_special_tokens_to_add(pair=False))
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, stride=stride, padding=padding,
+                        return_overflowing_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
         labels = []
-        for i, text in enumerate(texts):
-            offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
-            first = first_tokens(offsets, word_spans(text), np.asarray(enc["special_tokens_mask"][i]))
+        previous = -1
+        for r, i in enumerate(enc.pop("overflow_to_sample_mapping")):  # window r of text i
+            later = i == previous  # not the text's first window: it may start inside a word
+            previous = i
+            offsets = np.asarray(enc["offset_mapping"][r], dtype=np.int64).reshape(-1, 2)
+            spans = word_spans(texts[i])
+            first = first_tokens(offsets, spans, np.asarray(enc["special_tokens_mask"][r]))
             row = [IGNORE] * len(offsets)
             for w, j in enumerate(first):
-                if j >= 0:
+                if j >= 0 and not (later and offsets[j, 0] != spans[w, 0]):
                     row[j] = int(gold[i][w])
             labels.append(row)
         enc.pop("offset_mapping")
@@ -476,8 +488,9 @@ class TokenClassification(Task):
         return enc, labels
 
     def training_rows(self, tokenizer: Any, split: Any, max_length: int) -> list[dict[str, Any]]:
+        """One row per window: a sentence longer than max_length trains as overlapping windows."""
         enc, labels = self._aligned(tokenizer, split.texts, split.labels, max_length, padding=False)
-        return [{**{k: enc[k][i] for k in enc.keys()}, "labels": labels[i]} for i in range(len(split))]
+        return [{**{k: enc[k][r] for k in enc.keys()}, "labels": labels[r]} for r in range(len(labels))]
 
     def labelled_batches(self, tokenizer: Any, split: Any, batch_size: int, max_length: int, device: str,
                          limit: int | None) -> Any:

@@ -23,6 +23,15 @@ class Tokens:
     logits: np.ndarray  # (m, labels)
 
 
+def window_stride(max_length: int, specials: int) -> int:
+    """Tokens two consecutive windows of max_length share, for a tokenizer adding `specials` tokens
+    per window (training and the runtime cut alike)."""
+    room = max_length - specials
+    if room < 2:
+        raise ConfigError(f"max_length {max_length} leaves no room for tokens besides {specials} special ones")
+    return min(max_length // STRIDE_SHARE, room // 2)
+
+
 def window_tokenizer(tokenizer: Any, max_length: int) -> Any:
     """A copy of a `tokenizers` Tokenizer that cuts long texts into windows of max_length tokens
     overlapping by max_length // STRIDE_SHARE (fewer when the special tokens leave little room)."""
@@ -31,11 +40,7 @@ def window_tokenizer(tokenizer: Any, max_length: int) -> Any:
     tok = Tokenizer.from_str(tokenizer.to_str())
     tok.no_padding()
     tok.no_truncation()
-    specials = len(tok.encode("").ids)
-    room = max_length - specials
-    if room < 2:
-        raise ConfigError(f"max_length {max_length} leaves no room for tokens besides {specials} special ones")
-    tok.enable_truncation(max_length, stride=min(max_length // STRIDE_SHARE, room // 2))
+    tok.enable_truncation(max_length, stride=window_stride(max_length, len(tok.encode("").ids)))
     return tok
 
 

@@ -329,8 +329,6 @@ def test_train_export_load_entities(ner_checkpoint, tmp_path):
             ours = [(e.label, e.start, e.end, e.score) for e in task.entities(ref, t, agg)]
             assert [x[:3] for x in ours] == [x[:3] for x in theirs], (agg, t)
             assert np.allclose([x[3] for x in ours], [x[3] for x in theirs], atol=1e-4)
-    with pytest.raises(ConfigError, match="token-classification model, whose outputs are per token"):
-        lpm_edge.bench([bundle], reference=ner_checkpoint, out=tmp_path / "report")
 
 
 @pytest.mark.slow
@@ -388,3 +386,71 @@ def test_cli_train_refuses_a_bad_tag_with_file_and_line(tmp_path, monkeypatch, c
                      "--out", str(tmp_path / "ckpt")])
     err = capsys.readouterr().err
     assert code == 1 and f"{bad}:5: tag 'BAD' is not O, B-TYPE or I-TYPE" in err and len(err.strip().splitlines()) == 1
+
+
+def test_training_rows_cover_long_sentences_with_overlapping_windows(tiny_model):
+    """A sentence longer than max_length trains as the runtime's windows: every word's tag is learnt
+    (the last words too), each window within max_length, the overlap as the runtime's stride."""
+    from transformers import AutoTokenizer
+
+    from lpm_edge.data import Split
+    from lpm_edge.tasks.token_windows import window_stride
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    words, tags = ner_sentences(1, seed=3)[0]
+    long_words = words * 6 + ["bob", "paris"]
+    long_tags = tags * 6 + ["B-PER", "B-LOC"]
+    task = TokenClassification(LABELS)
+    gold = tuple(LABELS.index(t) for t in long_tags)
+    short = (" ".join(words), tuple(LABELS.index(t) for t in tags))
+    split = Split((" ".join(long_words), short[0]), (gold, short[1]), "train", "x")
+    rows = task.training_rows(tokenizer, split, max_length=16)
+    assert len(rows) > 3 and all(len(r["input_ids"]) <= 16 for r in rows)
+    *long_rows, short_row = rows
+    assert [t for t in short_row["labels"] if t != -100] == list(short[1])  # one window, as before
+    labelled = [t for r in long_rows for t in r["labels"] if t != -100]
+    assert len(labelled) >= len(long_words) and labelled[-2:] == [LABELS.index("B-PER"), LABELS.index("B-LOC")]
+    # consecutive windows share the runtime's stride of tokens
+    stride = window_stride(16, tokenizer.num_special_tokens_to_add(pair=False))
+    assert long_rows[0]["input_ids"][-1 - stride:-1] == long_rows[1]["input_ids"][1:1 + stride]
+    # the words learnt, in order, are every word of the sentence (overlaps counted once)
+    enc = tokenizer(" ".join(long_words), truncation=True, max_length=16, stride=stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True)
+    starts = {enc["offset_mapping"][r][j][0] for r, row in enumerate(long_rows)
+              for j, t in enumerate(row["labels"]) if t != -100}
+    assert starts == {int(s) for s in word_spans(" ".join(long_words))[:, 0]}
+
+
+@pytest.mark.slow
+def test_int8_budget_miss_tries_the_rescues_then_raises_the_budget_error(ner_checkpoint, tmp_path, monkeypatch):
+    """The int8 rescues run for per-token bundles (auto_exclude measures entity F1 through the windows),
+    and a miss they cannot fix is an AccuracyBudgetError saying what was tried and what to do."""
+    from lpm_edge.errors import AccuracyBudgetError
+    from lpm_edge.export import export
+
+    from ..export.test_rejected import _fake_drops
+
+    recipes = _fake_drops(monkeypatch, [5.0, 3.0, 4.0, 6.0])
+    out = tmp_path / "b"
+    with pytest.raises(AccuracyBudgetError) as info:
+        export(ner_checkpoint, out, "cpu-int8", max_accuracy_drop=1.0)
+    message = str(info.value)
+    assert [r["auto_exclude"] for r in recipes][:2] == [False, True]
+    assert "entity_f1" in message and "quantize.auto_exclude" in message and "Next:" in message
+    assert "lpm-edge accept" in message and not out.exists()
+
+
+@pytest.mark.slow
+def test_auto_exclude_measures_entity_f1_through_windows(ner_checkpoint, tmp_path):
+    from lpm_edge.export import export, load_recipe
+    from lpm_edge.export.recipe import QuantizeConfig
+
+    recipe = load_recipe("cpu-int8")
+    recipe = recipe.replace(quantize=QuantizeConfig(**{**recipe.quantize.__dict__, "auto_exclude": True}))
+    bundle = export(ner_checkpoint, tmp_path / "b", recipe, max_accuracy_drop=100.0)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    stage = manifest["build"]["stages"]["int8_auto_exclude"]
+    assert stage["excluded_groups"] == [] and len(stage["attempts"]) == 1
+    # the drop auto_exclude measured is the one the export's check measures on the same texts
+    assert stage["attempts"][0]["accuracy_drop_points"] == pytest.approx(
+        manifest["metrics"]["accuracy_drop_points"], abs=1e-6)
