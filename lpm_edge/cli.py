@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from . import __version__
 from .errors import ConfigError, DataError, LpmEdgeError
-from .tasks import DEFAULT as DEFAULT_TASK, KINDS, task_class
+from .tasks import DEFAULT as DEFAULT_TASK, KINDS
 
 log = logging.getLogger("lpm_edge")
 
@@ -331,7 +331,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         _print_json({"checkpoint": str(out), **info})
     else:
         t, where = info.get("test", {}), info.get("test_split", {})
-        metric = task_class((info.get("task") or {}).get("kind", DEFAULT_TASK)).metric
+        from .tasks import from_training
+
+        metric = from_training(info, info.get("labels", ())).metric  # the instance's (mixed multi-task heads)
         print(f"{out}: test {metric} {t.get(metric, float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f} "
               f"on {where.get('n', '?')} test texts of {where.get('source', '?')}; "
               f"{info.get('epochs_run')} epochs in {info.get('train_seconds')} s on {info.get('device')}")
@@ -495,8 +497,9 @@ def _fields(p: Any) -> dict[str, Any]:
 
 def _brief(p: Any) -> str:
     """One cell of `predict`'s text output: a value, or head=label:score per head."""
-    if isinstance(p, dict):
-        return " ".join(f"{h}={v.label}:{v.score:.4f}" for h, v in p.items())
+    if isinstance(p, dict):  # a regression head gives a value
+        return " ".join(f"{h}={v.label}:{v.score:.4f}" if hasattr(v, "label") else f"{h}={v.value:.4f}"
+                        for h, v in p.items())
     return f"{p.value:.4f}"
 
 
