@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-pair-column", default=None,
                    help="second text of each row: the model reads (text, text_pair) pairs (NLI, re-ranking); "
                         "the built-in rotten-tomatoes-pairs has them")
+    p.add_argument("--head", action="append", default=None, metavar="NAME=FILE[:regression]",
+                   help="multi-task from several files, one per head (repeat): FILE's label column is NAME, else "
+                        "'label'; texts merge across files, a text without a head's label is left out of that "
+                        "head's loss and metrics (replaces --data; implies --task multi-task)")
     p.add_argument("--validation", type=Path, default=None, help="separate validation file (else a 10%% cut of --data)")
     _add_splits(p, columns=False)
     p.add_argument("--epochs", type=float, default=3.0)
@@ -314,6 +318,10 @@ def _print_json(obj: Any) -> None:
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import TrainConfig, read_training_info, train
 
+    if a.head:  # several files, one per head: the data string multi-task reads (see tasks/multitask_files.py)
+        if a.task not in (DEFAULT_TASK, "multi-task"):
+            raise ConfigError(f"--head trains a multi-task model; drop --task {a.task}")
+        a.data, a.task = ",".join(a.head), "multi-task"
     config = TrainConfig(
         out=a.out, model=a.model, data=a.data, task=a.task, text_column=a.text_column, label_column=a.label_column,
         text_pair_column=a.text_pair_column,

@@ -124,6 +124,17 @@ class MultiTask(Task):
         return tuple(names)
 
     @classmethod
+    def dataset(cls, source: Any, *, text_column: str = "text", validation: Any = None, test: Any = None,
+                seed: int, strict: bool) -> Any:
+        """Several files, one per head (`sentiment=a.csv,topic=b.csv`): see multitask_files.py; else None."""
+        from . import multitask_files
+
+        if not multitask_files.is_head_files(source):
+            return None
+        return multitask_files.dataset(str(source), text_column=text_column, validation=validation, test=test,
+                                       seed=seed, strict=strict)
+
+    @classmethod
     def gold(cls, rows: Sequence[tuple[Any, Any, str]], labels: Sequence[str],
              training: str) -> tuple[tuple[float, ...], ...]:
         """Per row one float per head: a class id, a regression target, or NaN where the row has no
