@@ -54,7 +54,8 @@ def _float_list(value: str) -> list[float]:
 
 
 def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes, rotten-tomatoes-pairs) "
+    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes, rotten-tomatoes-pairs; "
+                   "multi-task: presidential-debates-2016) "
                    "or a data file: "
                    "CSV/TSV/JSONL, Parquet, Arrow, or a folder saved with datasets' save_to_disk")
 

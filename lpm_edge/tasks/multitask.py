@@ -126,9 +126,16 @@ class MultiTask(Task):
     @classmethod
     def dataset(cls, source: Any, *, text_column: str = "text", validation: Any = None, test: Any = None,
                 seed: int, strict: bool) -> Any:
-        """Several files, one per head (`sentiment=a.csv,topic=b.csv`): see multitask_files.py; else None."""
+        """Several files, one per head (`sentiment=a.csv,topic=b.csv`): see multitask_files.py; the built-in
+        `presidential-debates-2016` (data_debates.py); else None (one file, several label columns)."""
         from . import multitask_files
 
+        if str(source) == "presidential-debates-2016":
+            from ..data_debates import HEADS, NAME, debate_rows
+
+            if validation is not None or test is not None:
+                raise ConfigError(f"--validation/--test with {NAME}: its splits are cut from it; drop the flags")
+            return multitask_files.from_rows(debate_rows(), ",".join(HEADS), NAME, NAME, seed, strict)
         if not multitask_files.is_head_files(source):
             return None
         return multitask_files.dataset(str(source), text_column=text_column, validation=validation, test=test,

@@ -72,7 +72,6 @@ def _head_rows(head: str, path: Path, text_column: str) -> list[tuple[Any, Any, 
 
 def dataset(source: str, *, text_column: str, validation: Any, test: Any, seed: int, strict: bool) -> Any:
     """The Dataset of a head-files spec (see the module's docstring)."""
-    from ..data import SPLITS, Dataset, Split, _cut, _disjoint
     from ..pairs import normal
     from .multitask import MultiTask
     from .regression import Regression
@@ -101,6 +100,15 @@ def dataset(source: str, *, text_column: str, validation: Any, test: Any, seed: 
             entry[1][k], entry[3][k] = label, where
     rows = [(text, tuple(labels), where) for text, labels, where, _ in merged.values()]
     spec = ",".join(f"{h}:{kind}" if kind != "classification" else h for h, kind, _ in heads)
+    return from_rows(rows, spec, source, "+".join(h for h, _, _ in heads), seed, strict)
+
+
+def from_rows(rows: list[tuple[Any, Any, str]], spec: str, source: str, name: str, seed: int, strict: bool) -> Any:
+    """A multi-task Dataset from merged rows (label tuples, None = no label for a head), the heads named
+    by `spec` ('party,debate', 'a,stars:regression'); validation and test cut as for one file."""
+    from ..data import SPLITS, Dataset, Split, _cut, _disjoint
+    from .multitask import MultiTask
+
     labels = MultiTask.label_names(rows, spec)
     parts, sources = _cut(rows, {"validation": None, "test": None}, Path(source), seed)
     parts, dropped = _disjoint(parts, sources, strict)
@@ -108,5 +116,4 @@ def dataset(source: str, *, text_column: str, validation: Any, test: Any, seed: 
     def to_split(s: str) -> Split:
         return Split(tuple(t for t, _, _ in parts[s]), MultiTask.gold(parts[s], labels, source), s, sources[s])
 
-    name = "+".join(h for h, _, _ in heads)
     return Dataset(name, tuple(labels), *(to_split(s) for s in SPLITS), dropped=dropped)
