@@ -295,6 +295,13 @@ class MultiTask(Task):
     # gold values are floats (NaN = no label for a head) in every batch
     gold_dtype = "float32"
 
+    def no_gold(self) -> tuple[float, ...]:
+        return (float("nan"),) * len(self.heads)
+
+    def has_gold(self, gold: Any) -> Any:
+        """(B,): examples with a label for at least one head."""
+        return ~gold.float().isnan().all(dim=1)
+
     def training_rows(self, tokenizer: Any, split: Any, max_length: int) -> list[dict[str, Any]]:
         rows = super().training_rows(tokenizer, split, max_length)
         return [{**r, "labels": [float(v) for v in r["labels"]]} for r in rows]
