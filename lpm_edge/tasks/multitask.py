@@ -196,6 +196,19 @@ class MultiTask(Task):
         parts = [self._single[h].scores(o) for h, o in self.head_outputs(outputs).items()]
         return np.concatenate(parts, axis=1) if len(outputs) else np.zeros((0, len(self.labels)), np.float32)
 
+    def records(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        """Each example as JSON (the server's answer) from `scores`: {head: {label, score, scores}}, or
+        {head: {value}} for a regression head."""
+        out: list[dict[str, Any]] = [{} for _ in range(len(scores))]
+        for h, block in self.head_outputs(scores).items():
+            if self.kinds[h] == CLASSIFICATION:
+                for row, r in zip(out, Task.records(self._single[h], block)):
+                    row[h] = r
+            else:
+                for row, v in zip(out, block[:, 0]):
+                    row[h] = {"value": float(v)}
+        return out
+
     # -- evaluation --------------------------------------------------------------------------------
     def metrics(self, gold: Sequence[Any], outputs: np.ndarray) -> dict[str, float]:
         """Each head's metrics ('topic/accuracy', 'stars/spearman') on the examples with its label, and

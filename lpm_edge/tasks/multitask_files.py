@@ -1,5 +1,5 @@
-"""Multi-task data from several files, one per head: `sentiment=reviews.csv,topic=news.jsonl,stars=ratings.csv:regression`
-(the CLI's repeated `--head NAME=FILE[:kind]` builds this string; it is what training.json records as
+"""Multi-task data from several files, one per head:
+`sentiment=reviews.csv,topic=news.jsonl,stars=ratings.csv:regression` (the CLI's repeated `--head NAME=FILE[:kind]` builds this string; it is what training.json records as
 the data, so export and bench read the same files again).
 
 Each file gives one head's labels: its text column (--text-column) and its label column, the column

@@ -176,3 +176,10 @@ def test_train_export_load_predict_bench(mixed_checkpoint, tmp_path, capsys):
     cand = report["candidates"][1]
     assert cand["metric"] == "worst_head_score" and cand["loss_ci95"] is not None
     assert {"sentiment/accuracy", "stars/spearman", "stars/mae"} <= set(cand)
+
+
+def test_records_give_each_head_its_own_answer():
+    out = np.array([[2.0, 0.0, 0.0, 3.0, 1.5]], dtype=np.float32)
+    [r] = TASK.records(TASK.scores(out))
+    assert r["sentiment"]["label"] == "neg" and r["topic"]["label"] == "plot" and r["stars"] == {"value": 1.5}
+    assert set(r["topic"]["scores"]) == {"acting", "plot"}
