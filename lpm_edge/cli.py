@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, DataError, LpmEdgeError
-from .tasks import DEFAULT as DEFAULT_TASK, KINDS, task_class
+from .tasks import DEFAULT as DEFAULT_TASK, KINDS
 
 log = logging.getLogger("lpm_edge")
 
@@ -54,7 +54,8 @@ def _float_list(value: str) -> list[float]:
 
 
 def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes, rotten-tomatoes-pairs) "
+    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes, rotten-tomatoes-pairs; "
+                   "multi-task: presidential-debates-2016) "
                    "or a data file: "
                    "CSV/TSV/JSONL, Parquet, Arrow, or a folder saved with datasets' save_to_disk")
 
@@ -102,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-pair-column", default=None,
                    help="second text of each row: the model reads (text, text_pair) pairs (NLI, re-ranking); "
                         "the built-in rotten-tomatoes-pairs has them")
+    p.add_argument("--head", action="append", default=None, metavar="NAME=FILE[:regression]",
+                   help="multi-task from several files, one per head (repeat): FILE's label column is NAME, else "
+                        "'label'; texts merge across files, a text without a head's label is left out of that "
+                        "head's loss and metrics (replaces --data; implies --task multi-task)")
     p.add_argument("--validation", type=Path, default=None, help="separate validation file (else a 10%% cut of --data)")
     _add_splits(p, columns=False)
     p.add_argument("--epochs", type=float, default=3.0)
@@ -313,6 +318,10 @@ def _print_json(obj: Any) -> None:
 def cmd_train(a: argparse.Namespace) -> int:
     from .train import TrainConfig, read_training_info, train
 
+    if a.head:  # several files, one per head: the data string multi-task reads (see tasks/multitask_files.py)
+        if a.task not in (DEFAULT_TASK, "multi-task"):
+            raise ConfigError(f"--head trains a multi-task model; drop --task {a.task}")
+        a.data, a.task = ",".join(a.head), "multi-task"
     config = TrainConfig(
         out=a.out, model=a.model, data=a.data, task=a.task, text_column=a.text_column, label_column=a.label_column,
         text_pair_column=a.text_pair_column,
@@ -330,7 +339,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         _print_json({"checkpoint": str(out), **info})
     else:
         t, where = info.get("test", {}), info.get("test_split", {})
-        metric = task_class((info.get("task") or {}).get("kind", DEFAULT_TASK)).metric
+        from .tasks import from_training
+
+        metric = from_training(info, info.get("labels", ())).metric  # the instance's (mixed multi-task heads)
         print(f"{out}: test {metric} {t.get(metric, float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f} "
               f"on {where.get('n', '?')} test texts of {where.get('source', '?')}; "
               f"{info.get('epochs_run')} epochs in {info.get('train_seconds')} s on {info.get('device')}")

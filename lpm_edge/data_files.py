@@ -23,8 +23,10 @@ Row = tuple[Any, Any, str]  # (text, or (text, text_pair) for pairs; label name,
 
 
 def label_columns(label_column: str) -> tuple[str, ...]:
-    """'sentiment,topic' -> ('sentiment', 'topic'): a multi-task file names its label columns with commas."""
-    return tuple(c.strip() for c in label_column.split(",")) if "," in label_column else (label_column,)
+    """'sentiment,topic' -> ('sentiment', 'topic'): a multi-task file names its label columns with commas
+    (a head's kind after a colon, 'stars:regression', is not part of the column's name)."""
+    return tuple(c.partition(":")[0].strip() for c in label_column.split(",")) if "," in label_column \
+        else (label_column,)
 DATASETS_SUFFIXES = (".parquet", ".arrow")
 DATA_EXTRA = 'pip install "lpm-edge[data]"'
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .batches import Progress, encode
 from .early_stop import EarlyStopping
 from .losses import transfer_loss
-from .transfer import NO_LABEL, texts_hash
+from .transfer import texts_hash
 
 if TYPE_CHECKING:
     from ..data import Split
@@ -94,7 +94,7 @@ def distill(
     schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP * config.steps), config.steps)
     temp, alpha = config.temperature, config.alpha
     loss_value, done = float("nan"), 0
-    stopper = (EarlyStopping(teacher, tokenizer, validation, config, max_length)
+    stopper = (EarlyStopping(teacher, tokenizer, validation, config, max_length, task)
                if config.eval_every and validation is not None and len(validation) else None)
     transfer = transfer_loss(student, teacher, config, kept_layers)  # None: the logits alone
     extra = transfer.kwargs if transfer is not None else {}
@@ -112,7 +112,7 @@ def distill(
     saved = time.monotonic()
     # extra texts (unlabelled, augmented): the teacher's soft targets only
     pool = train if not extra_texts else SimpleNamespace(texts=(*train.texts, *extra_texts),
-                                                         labels=(*train.labels, *[NO_LABEL] * len(extra_texts)))
+                                                         labels=(*train.labels, *[task.no_gold()] * len(extra_texts)))
     batches = task.labelled_batches(tokenizer, pool, config.batch_size, max_length, device, config.steps)
     try:
         for inputs, labels in itertools.islice(batches, done, None):
@@ -122,7 +122,7 @@ def distill(
             s_out = student(**inputs, **extra)
             s_logits = s_out.logits.float()  # (B, C)
             # A batch of texts without gold labels only (unlabelled, augmented) gets the soft loss alone.
-            gold = None if extra_texts and not bool((labels != NO_LABEL).any()) else labels
+            gold = None if extra_texts and not bool(task.has_gold(labels).any()) else labels
             loss = task.distill_loss(s_logits, t_logits, gold, temp, alpha)
             if transfer is not None:
                 loss = loss + transfer(s_out, t_out, inputs["attention_mask"])

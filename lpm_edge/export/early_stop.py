@@ -1,8 +1,10 @@
 """Early stopping for distillation: keep the student that did best on validation texts.
 
 Long distillation overfits the training texts (3,200 steps were measured worse than 1,600 on the
-demo checkpoint). Every `eval_every` steps the student's accuracy against the gold labels of a
-fixed, bounded validation sample is measured, with its KL to the teacher (temperature 1) as the
+demo checkpoint). Every `eval_every` steps the student's score on the task's budget metric
+(classifiers: accuracy; regression: Spearman's rho; multi-task: the worst head's) against the gold
+values of a fixed, bounded validation sample is measured, with its divergence from the teacher (the
+task's: KL at temperature 1 for classifiers, squared error for regression) per text as the
 tie-break; the best student's weights are kept (on the CPU) and put back at the end, and
 distillation stops after `patience` checks without improvement.
 """
@@ -16,6 +18,7 @@ from .batches import encode
 
 if TYPE_CHECKING:
     from ..data import Split
+    from ..tasks.base import Task
     from .recipe import DistillConfig
 
 log = logging.getLogger("lpm_edge.export")
@@ -54,17 +57,20 @@ class EarlyStopping:
     """Checks the student every `config.eval_every` steps; `check` says when to stop."""
 
     def __init__(self, teacher: Any, tokenizer: Any, validation: "Split", config: "DistillConfig",
-                 max_length: int) -> None:
+                 max_length: int, task: "Task | None" = None) -> None:
         import torch
-        import torch.nn.functional as F
 
+        from ..tasks.single_label import SingleLabel
+
+        self.task = task or SingleLabel(("0", "1"))
         self.tokenizer, self.max_length = tokenizer, max_length
         self.every, self.patience = config.eval_every, config.patience
         self.texts, labels = sample(validation, config.eval_samples)
-        self.labels = torch.tensor(labels, dtype=torch.long)  # (N,)
-        self.teacher_logp = F.log_softmax(logits_of(teacher, tokenizer, self.texts, max_length), -1)  # (N, C)
-        self.curve: list[list[float]] = []  # [step, accuracy, KL]
-        self.best: tuple[float, float] | None = None  # (accuracy, KL)
+        # (N,) ids, (N,) targets or (N, heads): the gold values as the task reads them
+        self.labels = torch.tensor(self.task.gold_array(labels), dtype=getattr(torch, self.task.gold_dtype))
+        self.teacher_logits = logits_of(teacher, tokenizer, self.texts, max_length)  # (N, C)
+        self.curve: list[list[float]] = []  # [step, the task's metric, divergence per text]
+        self.best: tuple[float, float] | None = None  # (metric, divergence)
         self.best_step = 0
         self.best_weights: dict[str, Any] | None = None
         self.bad = 0
@@ -74,11 +80,12 @@ class EarlyStopping:
 
     def check(self, step: int, student: Any) -> bool:
         """Measure the student after `step` steps; keep it when it is the best so far; True = stop."""
-        import torch.nn.functional as F
+        import math
 
         logits = logits_of(student, self.tokenizer, self.texts, self.max_length)  # (N, C)
-        acc = float((logits.argmax(-1) == self.labels).float().mean())
-        kl = float(F.kl_div(F.log_softmax(logits, -1), self.teacher_logp, log_target=True, reduction="batchmean"))
+        acc = float(self.task.metrics(self.labels.numpy(), logits.numpy())[self.task.metric])
+        acc = acc if math.isfinite(acc) else -1.0  # an undefined metric (a constant prediction) is no gain
+        kl = float(self.task.divergence(logits, self.teacher_logits)) / max(1, len(self.texts))
         self.curve.append([step, round(acc, 5), round(kl, 5)])
         better = self.best is None or acc > self.best[0] or (acc == self.best[0] and kl < self.best[1])
         if better:
@@ -86,7 +93,8 @@ class EarlyStopping:
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in student.state_dict().items()}
         else:
             self.bad += 1
-        log.info("distill step %d: validation accuracy %.4f, KL to teacher %.4f%s", step, acc, kl,
+        log.info("distill step %d: validation %s %.4f, divergence from the teacher %.4f%s", step,
+                 self.task.metric, acc, kl,
                  " (best so far)" if better else f" (no gain {self.bad} of {self.patience})")
         return self.bad >= self.patience
 
@@ -99,6 +107,7 @@ class EarlyStopping:
         """What the compression record keeps: the best step, where it stopped, and the curve."""
         return {
             "eval_every": self.every, "patience": self.patience, "eval_texts": len(self.texts),
+            "metric": self.task.metric,  # what best_accuracy and the curve's second column measure
             "best_step": self.best_step, "best_accuracy": self.best[0] if self.best else None,
             "best_kl": self.best[1] if self.best else None, "stopped_at": done,
             "curve": self.curve,

@@ -289,8 +289,18 @@ class Task:
         return F.cross_entropy(outputs.flatten(0, -2), gold.flatten(), ignore_index=-100)
 
     def distill_loss(self, student: Any, teacher: Any, gold: Any, temperature: float, alpha: float) -> Any:
-        """The student's loss on one batch: outputs of student and teacher (torch), gold labels."""
+        """The student's loss on one batch: outputs of student and teacher (torch), gold labels; gold of an
+        example without any (`no_gold`) must enter the soft term only."""
         raise NotImplementedError
+
+    def no_gold(self) -> Any:
+        """The gold value of a text without gold (--unlabelled, augmented texts): -100, the id
+        cross-entropy ignores; a task whose gold is not an id says its own (regression: NaN)."""
+        return -100
+
+    def has_gold(self, gold: Any) -> Any:
+        """(B,) bool tensor: which examples of a batch's gold (torch) carry gold, not `no_gold`."""
+        return gold != -100
 
     def divergence(self, student: Any, teacher: Any) -> Any:
         """Summed divergence of student from teacher over a batch (torch scalar), for the log."""

@@ -162,13 +162,23 @@ class Regression(Task):
         return F.mse_loss(outputs.reshape(-1), gold.float().reshape(-1))
 
     def distill_loss(self, student: Any, teacher: Any, gold: Any, temperature: float, alpha: float) -> Any:
-        """alpha · MSE(student, teacher) + (1 − alpha) · MSE(student, gold); no temperature (no softmax)."""
+        """alpha · MSE(student, teacher) + (1 − alpha) · MSE(student, gold); no temperature (no softmax).
+        Examples whose gold is NaN (`no_gold`: texts without a target) enter the soft term only."""
         import torch.nn.functional as F
 
         soft = F.mse_loss(student.reshape(-1), teacher.reshape(-1))
         if alpha >= 1 or gold is None:
             return soft
-        return alpha * soft + (1 - alpha) * self.loss(student, gold)
+        has = self.has_gold(gold.reshape(-1))
+        if not bool(has.any()):
+            return soft
+        return alpha * soft + (1 - alpha) * self.loss(student.reshape(-1)[has], gold.reshape(-1)[has])
+
+    def no_gold(self) -> float:
+        return float("nan")
+
+    def has_gold(self, gold: Any) -> Any:
+        return ~gold.float().isnan()
 
     def divergence(self, student: Any, teacher: Any) -> Any:
         return ((student.reshape(-1) - teacher.reshape(-1)) ** 2).sum()

@@ -521,6 +521,11 @@ class TokenClassification(Task):
 
         return DataCollatorForTokenClassification(tokenizer)
 
+    def no_gold(self) -> Any:
+        # gold is per word here, and the soft term covers only tokens with gold: texts without any would add nothing
+        raise ConfigError("--unlabelled texts are not available for token-classification distillation yet; "
+                          "export without --unlabelled")
+
     def distill_loss(self, student: Any, teacher: Any, gold: Any, temperature: float, alpha: float) -> Any:
         """Over the tokens that carry a label: alpha · KL(teacher_T ‖ student_T) · T² + (1 − alpha) · CE."""
         import torch.nn.functional as F

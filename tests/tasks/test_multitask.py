@@ -54,7 +54,8 @@ def test_heads_come_from_label_columns_and_gold_is_one_id_per_head(tmp_path):
     task = tasks.from_section("multi-task", ds.labels)
     assert task.heads == {"sentiment": ("neg", "pos"), "topic": ("acting", "plot", "story")}
     assert task.blocks == {"sentiment": (0, 2), "topic": (2, 5)}
-    assert task.section() == {"heads": {"sentiment": ["neg", "pos"], "topic": ["acting", "plot", "story"]}}
+    assert task.section() == {"heads": {"sentiment": ["neg", "pos"], "topic": ["acting", "plot", "story"]},
+                              "kinds": {"sentiment": "classification", "topic": "classification"}}
     assert tasks.from_section("multi-task", LABELS, task.section()).heads == task.heads
 
 
