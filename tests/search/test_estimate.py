@@ -71,3 +71,28 @@ def test_search_says_the_estimate_before_the_first_candidate(tiny_checkpoint, tm
     [line] = [r.getMessage() for r in caplog.records if "estimate:" in r.getMessage()]
     assert f"up to 1 students to distil, {steps:,} steps in all, at 1.50 s a step" in line
     assert f"about {E.duration(1.5 * steps)} of distillation" in line and "3 candidates" in line
+
+
+@pytest.mark.parametrize("pays", [False, True])
+def test_search_offers_fused_fp32_where_int8_does_not_pay(tiny_checkpoint, tmp_path, monkeypatch, pays):
+    import lpm_edge.runtime as R
+    import lpm_edge.sysinfo as I
+
+    monkeypatch.setattr(R, "int8_pays", lambda *a: pays)  # a CPU with (True) or without int8 dot products
+    monkeypatch.setattr(I, "cpu_info", lambda: {"vnni": pays})
+    monkeypatch.setattr(E, "step_seconds", lambda *a, **k: 1.0)
+    spaces = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(space, *args, **kwargs):
+        spaces.append(space)
+        raise Stop
+
+    monkeypatch.setattr(S, "run_search", capture)
+    with pytest.raises(Stop):
+        S.search(tiny_checkpoint, tmp_path / "s", grid={"layers": [1], "heads": [0.5], "ffn": [0.5]})
+    modes = {c.quantize for c in spaces[0]}
+    assert ("none" in modes) is (not pays) and ("static" in modes) is pays
+    assert {c.distill_steps for c in spaces[0] if c.pruned} == {1600}
