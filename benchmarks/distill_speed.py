@@ -9,7 +9,7 @@ the median over rounds. The "before" implementation is read from git (--before, 
 lpm_edge/export/distill.py is the hand loop) and imported beside the current one.
 
     nice -n 10 env PYTHONPATH=. .venv/bin/python benchmarks/distill_speed.py --steps 50 --rounds 3 \
-        --out benchmarks/results/distill_speed
+        --batch-size 16 --max-length 64 --out benchmarks/results
 """
 
 from __future__ import annotations
