@@ -232,9 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, choices=list(KINDS),
                    help="the task when the checkpoint has no training.json recording it (e.g. embedding)")
     p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--distill-steps", type=_int_list, default=(300,), metavar="300[,1200]",
-                   help="distillation budgets for pruned candidates; a longer one is tried only where a shorter "
-                        "one broke the accuracy budget")
+    p.add_argument("--distill-steps", type=_int_list, default=None, metavar="1600[,3200]",
+                   help="distillation budgets for pruned candidates (default: the cpu-pruned-int8 recipe's, 1600); "
+                        "a longer one is tried only where a shorter one broke the accuracy budget")
     p.add_argument("--layers", type=_int_list, default=None, help="layers to keep, e.g. 4,3 (default: all, 2/3, 1/2)")
     p.add_argument("--heads", type=_float_list, default=None, help="fractions of heads to remove, e.g. 0,0.334,0.5")
     p.add_argument("--ffn", type=_float_list, default=None, help="fractions of FFN width to remove, e.g. 0,0.5,0.75")

@@ -5,20 +5,25 @@ alpha · KL(teacher_T ‖ student_T) · T² + (1 − alpha) · CE(student, gold 
 softmax at temperature T (Hinton et al. 2015; the T² keeps the soft gradients' scale).
 The recipe can add hidden-state and attention-relation terms (losses.py), texts without gold
 labels (transfer.py: soft loss only) and early stopping on validation texts (early_stop.py).
+The steps run on Hugging Face's Trainer (distill_trainer.py), as fine-tuning does.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
+import dataclasses
+import json
 import logging
 import os
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .batches import Progress, encode
+from .batches import encode
 from .early_stop import EarlyStopping
 from .losses import transfer_loss
 from .transfer import texts_hash
@@ -31,7 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("lpm_edge.export")
 WARMUP = 0.06  # fraction of steps with a rising learning rate
 CHECKPOINT_SECONDS = 120.0  # how often a resumable distillation saves its state
-CHECKPOINT_FILE = "distill.pt"
+CHECKPOINT_FILE = "distill.json"  # names the last complete Trainer checkpoint and the run's settings
+EARLY_STOP_FILE = "early_stop.pt"  # early stopping's state, inside each Trainer checkpoint
+SEED = 0
 
 
 def mean_kl(student: Any, teacher: Any, tokenizer: Any, texts: Sequence[str], max_length: int,
@@ -66,13 +73,16 @@ def distill(
     device: str, eval_texts: Sequence[str], checkpoint: Path | None = None, validation: "Split | None" = None,
     kept_layers: Sequence[int] | None = None, extra_texts: Sequence[str] = (), task: "Task | None" = None,
 ) -> dict[str, Any]:
-    """Train `student` in place against `teacher` for config.steps steps; return what happened.
+    """Train `student` in place against `teacher` for config.steps optimizer steps; return what happened.
 
-    The teacher is never changed: on a GPU it is copied there, on the CPU it runs as it is, in
-    eval mode under no_grad. The student ends in eval mode on the CPU, ready for export.
-    checkpoint: a folder where the state (student, optimizer, schedule, step, random state) is
-    saved every CHECKPOINT_SECONDS; a run started with the same folder continues from there and
-    ends with the weights an uninterrupted run would have.
+    Runs on Hugging Face's Trainer (distill_trainer.py). device "cuda": the GPU, in
+    config.precision (auto: bf16 where the GPU has it natively, else fp16); "cpu": fp32. Under
+    torchrun every process calls this and DDP shares the steps. config.grad_accum batches make one
+    optimizer step. The teacher is never changed: on a GPU it is copied there, on the CPU it runs
+    as it is, in eval mode under no_grad. The student ends in eval mode on the CPU, ready for export.
+    checkpoint: a folder where the Trainer's state (student, optimizer, schedule, step, random
+    state, early stopping) is saved every CHECKPOINT_SECONDS; a run started with the same folder
+    continues from there and ends with the weights an uninterrupted run would have.
     validation: with config.eval_every, the split early stopping measures the student on; the
     student ends with the weights of its best check.
     kept_layers: the teacher layer each student layer was pruned from, for the hidden-state and
@@ -80,84 +90,104 @@ def distill(
     extra_texts: texts without gold labels (unlabelled, augmented), shuffled in with the training
     texts; they enter the soft loss only.
     """
-    import torch
-    from transformers import get_linear_schedule_with_warmup
-
     from ..tasks.single_label import SingleLabel
+    from ..train.device import plan_device
+    from ..train.trainer import training_arguments
 
     task = task or SingleLabel(("0", "1"))
     started = time.perf_counter()
-    if device != "cpu" or teacher.training:
-        teacher = copy.deepcopy(teacher).eval().to(device)
-    student.to(device)
-    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=config.learning_rate)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP * config.steps), config.steps)
-    temp, alpha = config.temperature, config.alpha
-    loss_value, done = float("nan"), 0
+    gpu = device.startswith("cuda")
+    if not gpu and config.precision not in ("auto", "fp32"):
+        log.info("distill.precision %s is for GPUs; distilling on the CPU in fp32", config.precision)
+    plan = plan_device("cuda" if gpu else "cpu", config.precision if gpu else "fp32")
+    extra_hash = texts_hash(extra_texts)
+    resume = _resume_point(checkpoint, student, config, extra_hash)
+    with tempfile.TemporaryDirectory(prefix="lpm-edge-distill-") as scratch:
+        args = training_arguments(
+            checkpoint if checkpoint is not None else scratch, plan.trainer_args(), max_steps=config.steps,
+            batch_size=1,  # an item of the dataset is a ready batch of config.batch_size texts
+            grad_accum=config.grad_accum, learning_rate=config.learning_rate, weight_decay=0.01,
+            warmup_ratio=WARMUP, seed=SEED, group_by_length=False,  # the task's batches are length-grouped
+            save_strategy="no",  # timed checkpoints (distill_trainer.timed_checkpoints) ask for saves
+            remove_unused_columns=False, dataloader_pin_memory=plan.device == "cuda", save_safetensors=True,
+        )
+        if args.device.type != "cpu" or teacher.training:
+            teacher = copy.deepcopy(teacher).eval().to(args.device)
+        transfer = transfer_loss(student, teacher, config, kept_layers)  # None: the logits alone
+        try:
+            record = _run(student, teacher, tokenizer, train, config, max_length, eval_texts, checkpoint,
+                          validation, extra_texts, task, args, resume, transfer, extra_hash)
+        finally:
+            student.eval()
+            if transfer is not None:
+                transfer.close()
+    kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length, task=task)
+    student.to("cpu")
+    seconds = time.perf_counter() - started + (resume[1]["seconds"] if resume else 0.0)
+    log.info("distilled %d steps on %s in %.0f s: KL to teacher %.4f -> %.4f", record["steps"], record["device"],
+             seconds, record["kl_before"], kl_after)
+    record.update(kl_after=kl_after, seconds=round(seconds, 2))
+    return record
+
+
+def _run(student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "DistillConfig", max_length: int,
+         eval_texts: Sequence[str], checkpoint: Path | None, validation: "Split | None", extra_texts: Sequence[str],
+         task: "Task", args: Any, resume: tuple[Path, dict[str, Any]] | None, transfer: Any,
+         extra_hash: str) -> dict[str, Any]:
+    """The Trainer's run: the record without kl_after and seconds."""
+    import torch
+    from transformers.trainer_callback import PrinterCallback
+
+    from ..train.trainer import _log_callback, _progress_callback
+    from .distill_trainer import BatchPlan, distill_trainer, early_stop_callback, timed_checkpoints
+
+    run_started = time.perf_counter()
     stopper = (EarlyStopping(teacher, tokenizer, validation, config, max_length, task)
                if config.eval_every and validation is not None and len(validation) else None)
-    transfer = transfer_loss(student, teacher, config, kept_layers)  # None: the logits alone
-    extra = transfer.kwargs if transfer is not None else {}
-    extra_hash = texts_hash(extra_texts)
-    state = _resume(checkpoint, student, optimizer, schedule, config, device, extra_hash)
-    if state is not None:
-        done, kl_before, loss_value = state["done"], state["kl_before"], state["loss"]
-        started -= state["seconds"]
-        if stopper is not None and state.get("early_stop") is not None:
-            stopper.load_state_dict(state["early_stop"])
+    if resume is not None:
+        kl_before = resume[1]["kl_before"]
+        if stopper is not None:
+            stopper.load_state_dict(torch.load(resume[0] / EARLY_STOP_FILE, weights_only=False))
+        log.info("resuming distillation at step %d of %d from %s", resume[1]["step"], config.steps, resume[0])
     else:
         kl_before = mean_kl(student, teacher, tokenizer, eval_texts, max_length, task=task)
-    progress = Progress(config.steps, "distill", done=done)
-    student.train()
-    saved = time.monotonic()
     # extra texts (unlabelled, augmented): the teacher's soft targets only
     pool = train if not extra_texts else SimpleNamespace(texts=(*train.texts, *extra_texts),
                                                          labels=(*train.labels, *[task.no_gold()] * len(extra_texts)))
-    batches = task.labelled_batches(tokenizer, pool, config.batch_size, max_length, device, config.steps)
-    try:
-        for inputs, labels in itertools.islice(batches, done, None):
-            with torch.no_grad():
-                t_out = teacher(**inputs, **extra)
-                t_logits = t_out.logits.float()  # (B, C)
-            s_out = student(**inputs, **extra)
-            s_logits = s_out.logits.float()  # (B, C)
-            # A batch of texts without gold labels only (unlabelled, augmented) gets the soft loss alone.
-            gold = None if extra_texts and not bool(task.has_gold(labels).any()) else labels
-            loss = task.distill_loss(s_logits, t_logits, gold, temp, alpha)
-            if transfer is not None:
-                loss = loss + transfer(s_out, t_out, inputs["attention_mask"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            loss_value = float(loss.detach())
-            done += 1
-            progress.update(loss=loss_value)
-            if stopper is not None and stopper.due(done, config.steps) and stopper.check(done, student):
-                log.info("early stopping at step %d: no gain in %d checks; keeping step %d", done,
-                         stopper.patience, stopper.best_step)
-                break
-            if checkpoint is not None and done < config.steps and time.monotonic() - saved >= CHECKPOINT_SECONDS:
-                _save(checkpoint, student, optimizer, schedule, config, device, done, kl_before, loss_value,
-                      time.perf_counter() - started, stopper, extra_hash)
-                saved = time.monotonic()
-    finally:
-        progress.close()
-        student.eval()
-        if transfer is not None:
-            transfer.close()
+    n = config.steps * config.grad_accum * args.world_size  # batches: every process reads its share
+    batches = BatchPlan(task.labelled_batches(tokenizer, pool, config.batch_size, max_length, "cpu", n), n)
+    trainer: Any = None
+
+    def saved(step: int) -> None:
+        _write_state(checkpoint, step, student, config, extra_hash, kl_before, trainer.last_loss, stopper,
+                     time.perf_counter() - run_started + (resume[1]["seconds"] if resume else 0.0))
+
+    callbacks = [early_stop_callback(stopper, student)] if stopper is not None else []
+    if checkpoint is not None:
+        callbacks.append(timed_checkpoints(lambda: CHECKPOINT_SECONDS, saved))
+    trainer = distill_trainer(student, teacher, task, config.temperature, config.alpha, transfer,
+                              soft_only_batches=bool(extra_texts), args=args, train_dataset=batches,
+                              callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # it prints metric dicts on stdout; we log instead
+    trainer.add_callback(_log_callback(log))
+    if not sys.stderr.isatty():
+        trainer.add_callback(_progress_callback("distill", "lpm_edge.export"))
+    student.train()
+    result = trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
+    # mixed precision wraps the student's forward in autocast: take the plain module back for export
+    trainer.accelerator.unwrap_model(trainer.model_wrapped, keep_fp32_wrapper=False)
     if stopper is not None:
         stopper.restore(student)
-    kl_after = mean_kl(student, teacher, tokenizer, eval_texts, max_length, task=task)
-    student.to("cpu")
-    seconds = time.perf_counter() - started
-    log.info("distilled %d steps on %s in %.0f s: KL to teacher %.4f -> %.4f", done, device, seconds,
-             kl_before, kl_after)
-    record = {
-        "steps": done, "device": device, "temperature": temp, "alpha": alpha,
-        "kl_before": kl_before, "kl_after": kl_after, "final_loss": loss_value,
-        "eval_texts": len(eval_texts), "seconds": round(seconds, 2),
+    done = result.global_step
+    run_seconds = time.perf_counter() - run_started
+    record: dict[str, Any] = {
+        "steps": done, "device": args.device.type, "temperature": config.temperature, "alpha": config.alpha,
+        "kl_before": kl_before,
+        "final_loss": float(trainer.last_loss) if trainer.last_loss is not None else float("nan"),
+        "eval_texts": len(eval_texts),
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "processes": args.world_size, "grad_accum": config.grad_accum, "threads": torch.get_num_threads(),
+        "steps_per_second": round((done - (resume[1]["step"] if resume else 0)) / run_seconds, 3),
     }
     if stopper is not None:
         record["early_stopping"] = stopper.record(done)
@@ -168,57 +198,60 @@ def distill(
     return record
 
 
-def _save(folder: Path, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig", device: str,
-          done: int, kl_before: float, loss: float, seconds: float, stopper: EarlyStopping | None = None,
-          extra: str = "") -> None:
-    """Write the distillation state through a temporary file and a rename: never half-written."""
-    import dataclasses
+def _shapes(student: Any) -> dict[str, list[int]]:
+    return {k: list(v.shape) for k, v in student.state_dict().items()}
 
+
+def _write_state(folder: Path | None, step: int, student: Any, config: "DistillConfig", extra: str,
+                 kl_before: float, loss: Any, stopper: EarlyStopping | None, seconds: float) -> None:
+    """After the Trainer wrote checkpoint-STEP in `folder`: add early stopping's state to it, then name
+    it in CHECKPOINT_FILE (through a temporary file and a rename), then drop older checkpoints. A run
+    killed at any point leaves CHECKPOINT_FILE naming a complete checkpoint."""
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder is None:
+        return
+    ckpt = folder / f"checkpoint-{step}"
+    if stopper is not None:
+        torch.save(stopper.state_dict(), ckpt / EARLY_STOP_FILE)
     state = {
-        "config": dataclasses.asdict(config), "done": done, "kl_before": kl_before, "loss": loss,
-        "seconds": seconds, "student": student.state_dict(), "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if device.startswith("cuda") else None,
-        "early_stop": stopper.state_dict() if stopper is not None else None,
-        "extra_texts": extra,
+        "config": dataclasses.asdict(config), "step": step, "checkpoint": ckpt.name, "kl_before": kl_before,
+        "loss": float(loss) if loss is not None else None, "seconds": seconds, "extra_texts": extra,
+        "shapes": _shapes(student),
     }
     tmp = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
+    tmp.write_text(json.dumps(state))
     os.replace(tmp, folder / CHECKPOINT_FILE)
-    log.debug("distillation checkpoint at step %d in %s", done, folder)
+    for old in folder.glob("checkpoint-*"):
+        if old.name != ckpt.name and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    log.debug("distillation checkpoint at step %d in %s", step, ckpt)
 
 
-def _resume(folder: Path | None, student: Any, optimizer: Any, schedule: Any, config: "DistillConfig",
-            device: str, extra: str = "") -> dict[str, Any] | None:
-    """Load a checkpoint written by `_save` for these settings into the objects; None when there is none."""
-    import dataclasses
-
-    import torch
-
+def _resume_point(folder: Path | None, student: Any, config: "DistillConfig",
+                  extra: str) -> tuple[Path, dict[str, Any]] | None:
+    """(the Trainer checkpoint, its state) a run with these settings can continue from; None when there
+    is none. A checkpoint of other settings is removed, so that the Trainer starts afresh."""
     path = folder / CHECKPOINT_FILE if folder is not None else None
     if path is None or not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
-        if state.get("config") != dataclasses.asdict(config) or not 0 < state["done"] < config.steps:
+        state = json.loads(path.read_text())
+        if state.get("config") != json.loads(json.dumps(dataclasses.asdict(config))) \
+                or not 0 < state["step"] < config.steps:
             raise ValueError("other settings")
         if state.get("extra_texts", "") != extra:
             raise ValueError("other unlabelled or augmented texts")
-        own, saved = student.state_dict(), state["student"]
-        if set(own) != set(saved) or any(own[k].shape != v.shape for k, v in saved.items()):
-            raise ValueError("another pruned shape")  # checked first: a failed load would leave half the weights
-        student.load_state_dict(state["student"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
+        if state.get("shapes") != _shapes(student):
+            raise ValueError("another pruned shape")
+        ckpt = path.parent / state["checkpoint"]
+        if not (ckpt / "trainer_state.json").is_file():
+            raise ValueError(f"{ckpt.name} is incomplete")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring the distillation checkpoint %s (%s); distilling from the start", path,
                     str(exc).splitlines()[0][:200])
+        path.unlink(missing_ok=True)
+        for old in path.parent.glob("checkpoint-*"):
+            shutil.rmtree(old, ignore_errors=True)
         return None
-    torch.set_rng_state(state["rng"])
-    if state.get("cuda_rng") is not None and device.startswith("cuda"):
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    log.info("resuming distillation at step %d of %d from %s", state["done"], config.steps, path)
-    return state
+    return ckpt, state

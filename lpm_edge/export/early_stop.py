@@ -113,7 +113,7 @@ class EarlyStopping:
             "curve": self.curve,
         }
 
-    # The resumable checkpoint (distill.pt) carries this state.
+    # Each Trainer checkpoint of a resumable distillation carries this state (distill.EARLY_STOP_FILE).
     def state_dict(self) -> dict[str, Any]:
         return {"curve": self.curve, "best": self.best, "best_step": self.best_step,
                 "best_weights": self.best_weights, "bad": self.bad}

@@ -53,13 +53,17 @@ class DistillConfig:
     # More transfer texts, labelled by the teacher only: none | edit (span deletion and word swaps)
     augment: str = "none"
     augment_copies: int = 1  # edited copies of each training text
+    # On a GPU: auto (bf16 where native, else fp16) | fp32 | bf16 | fp16; the CPU always runs fp32.
+    precision: str = "auto"
+    grad_accum: int = 1  # batches per optimizer step (the effective batch is batch_size × grad_accum)
 
 
 # Fields added after the first DistillConfig: left out of the student cache key while at their
 # defaults, so that students distilled before they existed are still found.
 DISTILL_ADDED = ("eval_every", "patience", "eval_samples", "hidden_weight", "attention_relation_weight",
-                 "augment", "augment_copies")
+                 "augment", "augment_copies", "precision", "grad_accum")
 AUGMENTS = ("none", "edit")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,9 @@ def _validate(obj: Any, where: str) -> None:
             raise bad("distill: steps >= 0, temperature > 0 and 0 <= alpha <= 1 are required")
         if obj.batch_size < 1 or obj.learning_rate <= 0:
             raise bad("distill: batch_size >= 1 and learning_rate > 0 are required")
-        for name in ("eval_every", "patience", "eval_samples", "augment_copies"):
+        if obj.precision not in PRECISIONS:
+            raise bad(f"distill.precision={obj.precision!r} must be one of {', '.join(PRECISIONS)}")
+        for name in ("eval_every", "patience", "eval_samples", "augment_copies", "grad_accum"):
             value = getattr(obj, name)
             if type(value) is not int or value < (0 if name == "eval_every" else 1):
                 least = 0 if name == "eval_every" else 1

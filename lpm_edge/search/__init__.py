@@ -28,7 +28,7 @@ def search(
     target: str = "cpu",
     max_minutes: float | None = None,
     space: Sequence[Candidate] | None = None,
-    distill_steps: int | Sequence[int] = 300,
+    distill_steps: int | Sequence[int] | None = None,
     latency_texts: int = 100,
     grid: dict[str, list] | None = None,
     validation: str | Path | None = None,
@@ -52,11 +52,16 @@ def search(
     candidate's distillation adds to the training texts (as `export`'s). task: the task when the
     checkpoint has no training.json recording it (as `export`'s, e.g. "embedding"); candidates are
     judged on that task's budget metric (embeddings: mean cosine to the full model's vectors).
+    distill_steps: the distillation budgets of pruned candidates; None = the cpu-pruned-int8 recipe's.
+    Before the first candidate, the search logs an estimate of its distillation time on this
+    machine (search/estimate.py: a few steps timed here × the steps of every student).
     """
     from ..export.pipeline import _with_task, checkpoint_dataset
     from ..runtime import int8_pays, load
     from ..sysinfo import cpu_info
     from ..train import read_training_info
+    from ..export.recipe import DistillConfig
+    from .estimate import announce
     from .evaluate import BundleEvaluator
 
     check_budget_args(max_accuracy_drop, target)
@@ -96,6 +101,7 @@ def search(
 
         context["unlabelled"] = texts_hash(read_texts(unlabelled, text_column or "text"))
     cache = Cache(out / "cache.json", context)
+    announce(ckpt, dataset, task, space, DistillConfig().batch_size, max_length)
     reference_accuracy = _reference_accuracy(ckpt, dataset, task, cache, max_length)
     evaluator.resume_anchor(list(cache.points.values()))
     result = run_search(space, evaluator, reference_accuracy, max_accuracy_drop, cache, full_layers, max_minutes,

@@ -58,7 +58,38 @@ def _task_trainer(base: Any, task: Any) -> Any:
     return TaskTrainer
 
 
-def _log_callback() -> Any:
+def training_arguments(output_dir: str | Path, device_args: dict[str, Any], *, max_steps: int, batch_size: int,
+                       grad_accum: int, learning_rate: float, weight_decay: float, warmup_ratio: float, seed: int,
+                       group_by_length: bool, **more: Any) -> Any:
+    """TrainingArguments with the settings every lpm-edge Trainer shares (fine-tuning, distillation):
+    linear schedule, logging every 50 steps to our logger only, tqdm on a terminal only, no worker
+    processes; `device_args` from DevicePlan.trainer_args; `more` adds or overrides fields."""
+    from transformers import TrainingArguments
+
+    settings: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_ratio=warmup_ratio,
+        lr_scheduler_type="linear",
+        group_by_length=group_by_length,
+        seed=seed,
+        data_seed=seed,
+        logging_strategy="steps",
+        logging_steps=50,
+        report_to=[],
+        disable_tqdm=not sys.stderr.isatty(),
+        dataloader_num_workers=0,
+        **device_args,
+    )
+    settings.update(more)
+    return TrainingArguments(**settings)
+
+
+def _log_callback(logger: logging.Logger = log) -> Any:
     """A Trainer callback writing plain log lines (one per evaluation / log event)."""
     from transformers import TrainerCallback
 
@@ -68,12 +99,12 @@ def _log_callback() -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if state.is_world_process_zero and logs:
                 shown = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in logs.items()}
-                log.info("step %d/%d: %s", state.global_step, state.max_steps, shown)
+                logger.info("step %d/%d: %s", state.global_step, state.max_steps, shown)
 
     return LogCallback()
 
 
-def _progress_callback() -> Any:
+def _progress_callback(desc: str = "train", logger: str = "lpm_edge.train") -> Any:
     """Steps, rate and time left as log lines every few seconds (tqdm draws the bar on a terminal)."""
     from transformers import TrainerCallback
 
@@ -84,8 +115,8 @@ def _progress_callback() -> Any:
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.is_world_process_zero:
-                self.progress = Progress(state.max_steps, "train", done=state.global_step, bar=False,
-                                         logger="lpm_edge.train")
+                self.progress = Progress(state.max_steps, desc, done=state.global_step, bar=False,
+                                         logger=logger)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.progress is not None:
@@ -142,7 +173,6 @@ def _train(
         AutoTokenizer,
         EarlyStoppingCallback,
         Trainer,
-        TrainingArguments,
         set_seed,
     )
     from transformers.trainer_callback import PrinterCallback
@@ -169,17 +199,12 @@ def _train(
 
     best_metric, greater = task.best_metric(config.metric)  # regression: spearman for the default "accuracy"
     by_steps = config.max_steps > 0
-    args = TrainingArguments(  # under torchrun, this joins the process group
-        output_dir=str(work_dir(out)),
+    args = training_arguments(  # under torchrun, this joins the process group
+        work_dir(out), device_args, max_steps=config.max_steps, batch_size=config.batch_size,
+        grad_accum=config.grad_accum, learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+        warmup_ratio=config.warmup_ratio, seed=config.seed, group_by_length=config.group_by_length,
         num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=64,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_ratio=config.warmup_ratio,
-        lr_scheduler_type="linear",
         eval_strategy="steps" if by_steps else "epoch",
         save_strategy="steps" if by_steps else "epoch",
         eval_steps=config.max_steps if by_steps else None,
@@ -189,16 +214,7 @@ def _train(
         metric_for_best_model=best_metric,
         greater_is_better=greater,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience count survives --resume
-        group_by_length=config.group_by_length,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_strategy="steps",
-        logging_steps=50,
-        report_to=[],
-        disable_tqdm=not sys.stderr.isatty(),
-        dataloader_num_workers=0,
         save_safetensors=True,
-        **device_args,
     )
     with args.main_process_first(local=False, desc="preparing the work directory"):
         if args.process_index == 0:
