@@ -235,9 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-steps", type=_int_list, default=None, metavar="1600[,3200]",
                    help="distillation budgets for pruned candidates (default: the cpu-pruned-int8 recipe's, 1600); "
                         "a longer one is tried only where a shorter one broke the accuracy budget")
-    p.add_argument("--layers", type=_int_list, default=None, help="layers to keep, e.g. 4,3 (default: all, 2/3, 1/2)")
-    p.add_argument("--heads", type=_float_list, default=None, help="fractions of heads to remove, e.g. 0,0.334,0.5")
-    p.add_argument("--ffn", type=_float_list, default=None, help="fractions of FFN width to remove, e.g. 0,0.5,0.75")
+    p.add_argument("--layers", type=_int_list, default=None,
+                   help="layers to keep, e.g. 4,3 (default, with no --heads/--ffn either: a ladder of three "
+                        "architectures, see README; else all, 2/3, 1/2)")
+    p.add_argument("--heads", type=_float_list, default=None,
+                   help="fractions of heads to remove, e.g. 0,0.334,0.5 (default: as --layers; else 0, 1/3, 1/2)")
+    p.add_argument("--ffn", type=_float_list, default=None,
+                   help="fractions of FFN width to remove, e.g. 0,0.5,0.75 (default: as --layers; else 0, 1/2, 3/4)")
     _add_unlabelled(p)
     p.add_argument("--json", action="store_true")
 

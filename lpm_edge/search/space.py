@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..export.recipe import CheckConfig, DistillConfig, OptimizeConfig, PruneConfig, QuantizeConfig, Recipe
+from ..export.recipe import (CheckConfig, DistillConfig, OptimizeConfig, PruneConfig, QuantizeConfig, Recipe,
+                             load_recipe)
 from ..export.rejected import fp32_token_ranges  # the export's own fallback ranges, in its order
 
 
@@ -115,8 +116,8 @@ def default_space(
     vnni: bool,
     distill_steps: int | Iterable[int] | None = None,
     layers: Iterable[int | None] | None = None,
-    heads: Iterable[float] = (0.0, 1 / 3, 0.5),
-    ffn: Iterable[float] = (0.0, 0.5, 0.75),
+    heads: Iterable[float] | None = None,
+    ffn: Iterable[float] | None = None,
     target: str = "cpu",
     fp32: bool | None = None,
 ) -> list[Candidate]:
@@ -132,10 +133,21 @@ def default_space(
     int8 gave 4.2x PyTorch's throughput there, 1.35x on AVX2), so the extra export would not win.
     CUDA: fp16, and static int8 QDQ.
     distill_steps: None = the cpu-pruned-int8 recipe's (recipe_distill_steps()).
+    layers, heads, ffn: with none of them given, the architectures are a ladder of three (`ladder`:
+    the full model, the cpu-pruned-int8 recipe's student, and a smaller one), so that a search
+    with no options ends in tens of minutes, not hours; given any, every combination of the given
+    values (the others at their grid defaults: all, 2/3 and 1/2 of the layers; 0, 1/3 and 1/2 of
+    the heads; 0, 1/2 and 3/4 of the FFN) is a candidate.
     A longer distillation budget is only worth measuring for an architecture that a shorter one did
     not bring within the accuracy budget; `run_search` skips it otherwise.
     """
-    layer_options = list(layers) if layers is not None else [None, max(1, full_layers * 2 // 3), max(1, full_layers // 2)]
+    if layers is None and heads is None and ffn is None:
+        shapes = ladder(full_layers)
+    else:
+        layer_options = list(layers) if layers is not None else [None, max(1, full_layers * 2 // 3),
+                                                                 max(1, full_layers // 2)]
+        shapes = list(itertools.product(layer_options, heads if heads is not None else (0.0, 1 / 3, 0.5),
+                                        ffn if ffn is not None else (0.0, 0.5, 0.75)))
     if distill_steps is None:
         distill_steps = recipe_distill_steps()
     steps = sorted({distill_steps} if isinstance(distill_steps, int) else set(distill_steps))
@@ -146,7 +158,7 @@ def default_space(
         if fp32 if fp32 is not None else not vnni:
             quant.append(("none", False))
     out = []
-    for n_layers, h, f in itertools.product(layer_options, heads, ffn):
+    for n_layers, h, f in shapes:
         pruned = bool(n_layers and n_layers < full_layers) or h or f
         for k in steps if pruned else [0]:
             for mode, pc in quant:
@@ -156,6 +168,16 @@ def default_space(
                 ))
     return sorted(set(out), key=lambda c: (c.distill_steps, (c.layers or full_layers) * -1, c.heads + c.ffn,
                                            c.quantize, not c.per_channel))
+
+
+def ladder(full_layers: int) -> list[tuple[int | None, float, float]]:
+    """The default architectures, mild to aggressive, as (layers kept, heads removed, FFN removed): the
+    full model; the cpu-pruned-int8 recipe's student (2/3 of the layers, a third of the heads, half
+    the FFN; it kept the demo checkpoint within 0.15 points); and half the layers with half the heads
+    and FFN (MiniLM-L6: 3 layers, 6 heads: about 7x PyTorch at batch 1 on an AVX2 CPU, undistilled)."""
+    p = load_recipe("cpu-pruned-int8").prune
+    shapes = [(None, 0.0, 0.0), (max(1, full_layers * 2 // 3), p.heads, p.ffn), (max(1, full_layers // 2), 0.5, 0.5)]
+    return list(dict.fromkeys(shapes))  # a 1- or 2-layer model: fewer distinct shapes
 
 
 def rescue_variants(cand: Candidate, budget: float, max_length: int, split_tokens: int) -> list[Candidate]:

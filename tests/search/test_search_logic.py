@@ -257,3 +257,17 @@ def test_search_logs_time_left_per_candidate(tmp_path, caplog, monkeypatch):
     measuring = [r.getMessage() for r in caplog.records if "measuring" in r.getMessage()]
     assert measuring[0].endswith("(0 s elapsed, time left unknown)")
     assert measuring[1].endswith("(1 min 00 s elapsed, ~3 min 00 s left)")  # 3 of 4 left at 60 s each
+
+
+def test_default_space_is_a_ladder_of_three_architectures_unless_a_grid_is_given():
+    from lpm_edge.export.recipe import load_recipe
+
+    p = load_recipe("cpu-pruned-int8").prune
+    space = default_space(6, vnni=True)
+    shapes = {(c.layers, c.heads, c.ffn) for c in space}
+    # the full model, the recipe's student, and half the layers with half the heads and FFN
+    assert shapes == {(None, 0.0, 0.0), (p.layers, p.heads, p.ffn), (3, 0.5, 0.5)}
+    assert len({c.student_key() for c in space if c.pruned}) == 2  # two distillations, not 26
+    grid = default_space(6, vnni=True, heads=[0.5])
+    assert {c.heads for c in grid} == {0.5} and {c.ffn for c in grid} == {0.0, 0.5, 0.75}
+    assert {c.layers for c in grid} == {None, 4, 3}
