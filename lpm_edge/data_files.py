@@ -58,6 +58,18 @@ def _row(record: Mapping[str, Any], where: str, text_column: str, label_column: 
     return text, str(label).strip(), where
 
 
+def format_suffix(path: Path) -> str:
+    """The suffix that names a file's format: `.csv` for both texts.csv and texts.csv.bz2."""
+    return path.suffixes[-2] if path.suffix == ".bz2" and len(path.suffixes) > 1 else path.suffix
+
+
+def open_text(path: Path) -> Any:
+    """`path` opened for reading text, through bz2 when it ends in .bz2. utf-8-sig: spreadsheets often
+    write a byte-order mark, which would stick to the first column name."""
+    opener = bz2.open if path.suffix == ".bz2" else open
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
 def read_rows(path: Path, text_column: str, label_column: str, text_pair_column: str | None = None,
               label_lists: bool = False) -> list[Row]:
     """Read (text, label, 'file:line') rows; raise DataError naming the line on bad data. With
@@ -75,11 +87,9 @@ def read_rows(path: Path, text_column: str, label_column: str, text_pair_column:
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
-    opener = bz2.open if path.suffix == ".bz2" else open
     columns = (text_column, *label_columns(label_column), *([text_pair_column] if text_pair_column else []))
     try:
-        # utf-8-sig: spreadsheets often write a byte-order mark, which would stick to the first column name
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
+        with open_text(path) as f:
             if suffix.startswith(".jsonl") or suffix.startswith(".json"):
                 records = _jsonl_records(f, path)
             elif suffix.startswith(".csv") or suffix.startswith(".tsv"):
@@ -92,7 +102,7 @@ def read_rows(path: Path, text_column: str, label_column: str, text_pair_column:
             rows = [_row(record, f"{path}:{line}", text_column, label_column, label_lists, text_pair_column)
                     for line, record in records]
     except UnicodeDecodeError as exc:
-        line = _first_undecodable_line(path, opener)
+        line = _first_undecodable_line(path)
         raise DataError(
             f"{path}:{line}: not UTF-8 text ({exc.reason}); re-save the file as UTF-8 "
             f"(e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{suffix})"
@@ -102,10 +112,10 @@ def read_rows(path: Path, text_column: str, label_column: str, text_pair_column:
     return rows
 
 
-def _first_undecodable_line(path: Path, opener: Any) -> int:
+def _first_undecodable_line(path: Path) -> int:
     """The 1-based line holding the first byte sequence that is not UTF-8 (text mode reads in
-    chunks, so UnicodeDecodeError's offset says nothing about the line)."""
-    with opener(path, "rb") as f:
+    chunks, so UnicodeDecodeError's offset says nothing about the line); through bz2 as `open_text`."""
+    with (bz2.open if path.suffix == ".bz2" else open)(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             try:
                 raw.decode("utf-8")
@@ -245,7 +255,7 @@ def read_texts(path: Path, text_column: str = "text") -> list[str]:
             with opener(path, "rt", encoding="utf-8-sig") as f:  # type: ignore[operator]
                 texts = [line.strip() for line in f if line.strip()]
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{_first_undecodable_line(path, opener)}: not UTF-8 text ({exc.reason}); "
+            raise DataError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text ({exc.reason}); "
                             "re-save the file as UTF-8") from None
     else:
         # The readers of labelled rows, with the text column standing in for the label it does not need.

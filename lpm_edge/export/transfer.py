@@ -13,14 +13,13 @@ cross-entropy ignores).
 
 from __future__ import annotations
 
-import bz2
 import hashlib
 import logging
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ..data_files import _csv_records, _jsonl_records
+from ..data_files import _csv_records, _jsonl_records, format_suffix, open_text
 from ..errors import DataError
 
 if TYPE_CHECKING:
@@ -37,10 +36,9 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"unlabelled text file {path} does not exist")
-    suffix = path.suffixes[-2] if path.suffix == ".bz2" and len(path.suffixes) > 1 else path.suffix
-    opener = bz2.open if path.suffix == ".bz2" else open
+    suffix = format_suffix(path)
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
+        with open_text(path) as f:
             if suffix in (".jsonl", ".json"):
                 texts = [_text(r, text_column, f"{path}:{line}") for line, r in _jsonl_records(f, path)]
             elif suffix in (".csv", ".tsv"):

@@ -23,7 +23,6 @@ TokenClassificationPipeline does with aggregation "first", "max" or "average".
 
 from __future__ import annotations
 
-import bz2
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..data_files import format_suffix, open_text
 from ..errors import ConfigError, DataError
 from .base import Task, need_labels
 from .token_windows import Tokens, token_outputs, window_stride, window_tokenizer  # noqa: F401 (re-exported)
@@ -81,10 +81,9 @@ def read_token_rows(path: Path, text_column: str = "text",
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    suffix = path.suffixes[-2] if path.suffix == ".bz2" and len(path.suffixes) > 1 else path.suffix
-    opener = bz2.open if path.suffix == ".bz2" else open
+    suffix = format_suffix(path)
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
+        with open_text(path) as f:
             if suffix in JSON_SUFFIXES:
                 rows = _jsonl_sentences(f, path, text_column, label_column)
             else:
