@@ -348,14 +348,18 @@ def _pooled_class() -> Any:
                     raise
                 return getattr(inner, name)
 
-        def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
+        def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
+                    output_hidden_states: bool = False) -> Any:
+            """`.logits` the pooled vectors; `.hidden_states` the encoder's layer outputs when asked
+            (distillation's hidden-state loss)."""
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
             feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
             if token_type_ids is not None and self.takes_types:
                 feeds["token_type_ids"] = token_type_ids
-            hidden = self.inner(**feeds).last_hidden_state  # (B, T, H)
-            return SimpleNamespace(logits=pool(hidden, attention_mask, self.pooling, self.normalize))
+            out = self.inner(**feeds, output_hidden_states=output_hidden_states)
+            vectors = pool(out.last_hidden_state, attention_mask, self.pooling, self.normalize)  # (B, dim)
+            return SimpleNamespace(logits=vectors, hidden_states=out.hidden_states if output_hidden_states else None)
 
     def pool(hidden: Any, mask: Any, modes: Sequence[str], normalize: bool) -> Any:
         m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
