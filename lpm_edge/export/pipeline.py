@@ -336,7 +336,7 @@ def _unlabelled(path: str | Path | None, text_column: str | None, recipe: str | 
     """The --unlabelled texts, read before any work; refused for a recipe that does not distill."""
     if path is None:
         return []
-    from .transfer import read_texts
+    from ..data_files import read_texts
 
     named = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if not named.distill.steps:
