@@ -77,6 +77,14 @@ def test_config_refuses_bad_values(tmp_path):
 
     with pytest.raises(ConfigError, match="mlm_probability 1.5"):
         PretrainConfig(out=tmp_path, text="x", mlm_probability=1.5)
+    # the checks TrainConfig makes too (train.config.check_run)
+    for bad, message in (({"device": "gpu"}, "device='gpu' is not one of auto, cpu, cuda"),
+                         ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+                         ({"limit": 0}, "limit must be a positive integer or None, got 0"),
+                         ({"epochs": 0}, "epochs must be positive"),
+                         ({"learning_rate": 2.0}, r"learning_rate 2.0 is out of range")):
+        with pytest.raises(ConfigError, match=message):
+            PretrainConfig(out=tmp_path, text="x", **bad)
 
 
 def test_builtin_plots_leave_out_validation_and_test_movies():
