@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _report  # benchmarks/_report.py, beside this script
+
 VARIANTS = ("logits", "early", "hidden", "attention", "unlabelled", "edit")
 
 
@@ -154,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [json.loads((a.out / f"{v}.json").read_text()) for v in VARIANTS if (a.out / f"{v}.json").is_file()]
     report = {"cpu_class": cpu_class(), "checkpoint": a.checkpoint.name, "args": {k: str(v) for k, v in vars(a).items()},
               "rows": rows}
-    (a.out / "distill_ablation.json").write_text(json.dumps(report, indent=1, default=str))
-    (a.out / "distill_ablation.md").write_text(markdown(report))
+    _report.save(a.out / "distill_ablation", report, markdown(report))
     print(markdown(report))
     return 0
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import _report  # benchmarks/_report.py, beside this script
 
 BEFORE = "9ee03a7"  # the last commit with the hand-written loop
 EVAL_TEXTS = 32
@@ -104,12 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         "steps_per_second": {k: {"median": round(statistics.median(v), 3), "all": [round(x, 3) for x in v]}
                              for k, v in runs.items()},
     }
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "distill_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["| distiller | steps/s (median) | rounds |", "|---|---|---|"]
     lines += [f"| {k} | {v['median']} | {', '.join(map(str, v['all']))} |" for k, v in result["steps_per_second"].items()]
     lines.append(f"\nload average (1, 5, 15 min) at the end: {result['machine']['load_average_1_5_15']}")
-    (a.out / "distill_speed.md").write_text("\n".join(lines) + "\n")
+    _report.save(a.out / "distill_speed", result, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

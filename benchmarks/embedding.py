@@ -34,7 +34,6 @@ beside lpm-edge to get the PyTorch reference and the ONNX peer: pip install "sen
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import tempfile
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -245,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                               "corpus": len(texts), "distill_steps": a.steps, "rows": {}, "export_seconds": {}}
 
     def save() -> None:
-        (a.out / "embedding.json").write_text(json.dumps(result, indent=2, default=str))
-        (a.out / "embedding.md").write_text(markdown(result))
+        _report.save(a.out / "embedding", result, markdown(result))
 
     started = time.perf_counter()
     path = bundle(a.work, "int8", a.steps)

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import _report  # benchmarks/_report.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", "deberta-v2", "modernbert")
@@ -193,10 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"pruned int8 {r['pruned_int8_ms']:.2f} ms, fused {r['fused_ops']}", file=sys.stderr, flush=True)
     machine = sysinfo.machine()
     text = markdown(rows, args, machine, time.perf_counter() - started)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "families.json").write_text(json.dumps({"machine": machine, "shape": SHAPE, "tokens": args.tokens,
-                                                         "repeats": args.repeats, "rows": rows}, indent=2))
-    (args.out / "families.md").write_text(text)
+    _report.save(args.out / "families", {"machine": machine, "shape": SHAPE, "tokens": args.tokens,
+                                         "repeats": args.repeats, "rows": rows}, text)
     print(text)
     return 0
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import statistics
 from pathlib import Path
 from typing import Any
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def checkpoint(out: Path, task: Any, data: Path, label_column: str) -> Path:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--texts", type=int, default=300, help="texts timed at batch 1 (each run every round)")
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _report.log_to_stderr()
 
     from lpm_edge import export, load, sysinfo, tasks
     from lpm_edge.bench.latency import interleaved
@@ -83,14 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         "model_bytes": {"multi-task bundle": size["multi-task"], "one bundle per head": sum(size[h] for h in heads)},
         "bundle_bytes": {"multi-task bundle": total["multi-task"], "one bundle per head": sum(total[h] for h in heads)},
     }
-    (a.out / "multitask.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Two heads ({', '.join(heads)}), MiniLM-L6 cpu-int8, batch 1, median of {len(sample)} Rotten Tomatoes "
              f"snippets x {a.rounds} rounds, CPU class {result['cpu_class']}", "",
              "| | ms per text, all heads | model.onnx MB | bundle MB |", "|---|---|---|---|"]
     for k in ("multi-task bundle", "one bundle per head"):
         lines.append(f"| {k} | {result['latency_ms_per_text_all_heads'][k]:.2f} | "
                      f"{result['model_bytes'][k] / 1e6:.1f} | {result['bundle_bytes'][k] / 1e6:.1f} |")
-    (a.out / "multitask.md").write_text("\n".join(lines) + "\n")
+    _report.save(a.out / "multitask", result, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,7 +68,7 @@ def ranking(test: Any, order_of: Any) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _report.log_to_stderr()
     import lpm_edge
     from lpm_edge.bench import BenchConfig, bench
     from lpm_edge.data import load_dataset
@@ -139,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         "limit_train": a.limit_train, "limit_eval": a.limit_eval, "batch_size": a.batch_size, "lr": a.lr, "epochs": a.epochs, "max_length": a.max_length, "seconds": round(train_s, 1),
         "test": info["test"]}, "export_seconds": export_s, "candidates": rows,
         "ranking": {"pytorch": rank_full, "cpu-int8 bundle (rank)": rank_bundle}}
-    (a.out / "pairs.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [f"# rotten-tomatoes-pairs ({cpu_class()})", "",
           f"{report['data']['n']:,} test pairs; MiniLM-L6 fine-tuned {a.epochs:g} epoch(s) on {a.limit_train:,} "
           f"training pairs, max length {a.max_length}; train {train_s:.0f} s, export {export_s} s.", "",
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     md += ["", "| re-ranking (each test plot, all test snippets) | P@10 | MAP | chance | seconds |", "|---|---|---|---|---|"]
     for name, r in result["ranking"].items():
         md.append(f"| {name} | {r['p_at_10']:.3f} | {r['map']:.3f} | {r['chance']:.3f} | {r['seconds']} |")
-    (a.out / "pairs.md").write_text("\n".join(md) + "\n")
+    _report.save(a.out / "pairs", result, "\n".join(md))
     print("\n".join(md))
     return 0
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def main() -> int:
@@ -28,7 +29,7 @@ def main() -> int:
     p.add_argument("--train-epochs", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _report.log_to_stderr()
 
     from lpm_edge import sysinfo
     from lpm_edge.data import load_dataset
@@ -54,7 +55,7 @@ def main() -> int:
         rows[split.name] = [s.metrics() | {"name": s.name, "n": s.n} for s in scores]
     pre = json.loads((adapted / PRETRAINING_JSON).read_text())
     train_s = {n: json.loads((c / "training.json").read_text())["train_seconds"] for n, c in checkpoints.items()}
-    result = {"command": "PYTHONPATH=. python " + " ".join(sys.argv), "cpu_class": sysinfo.cpu_class(),
+    result = {"command": _report.command(), "cpu_class": sysinfo.cpu_class(),
               "machine": sysinfo.machine(), "seconds": round(time.perf_counter() - started, 1),
               "pretraining": {k: pre[k] for k in ("texts", "sizes", "held_out_mlm_loss", "steps", "train_seconds",
                                                   "new_mlm_head")},
@@ -78,9 +79,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if a.report:
-        a.report.parent.mkdir(parents=True, exist_ok=True)
-        a.report.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
-        a.report.with_suffix(".md").write_text(text)
+        _report.save(a.report, result, text)
     return 0
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def head_checkpoint(out: Path, n_train: int, threads: int) -> Path:
@@ -82,7 +83,7 @@ def main() -> int:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="a fine-tuned checkpoint to use instead of fitting a head on frozen features")
     a = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _report.log_to_stderr()
 
     import lpm_edge
     from lpm_edge import sysinfo
@@ -125,7 +126,7 @@ def main() -> int:
             "model_bytes": (path / "model.onnx").stat().st_size,
         }
     result = {
-        "command": "PYTHONPATH=. python " + " ".join(sys.argv), "cpu_class": sysinfo.cpu_class(),
+        "command": _report.command(), "cpu_class": sysinfo.cpu_class(),
         "machine": sysinfo.machine(), "reference_validation_accuracy": m["reference_accuracy"],
         "validation_texts": m["n"], "test_texts": len(texts), "threads": a.threads, "rounds": a.rounds,
         "seconds": round(time.perf_counter() - started, 1), "bundles": rows,
@@ -148,9 +149,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if a.report:
-        a.report.parent.mkdir(parents=True, exist_ok=True)
-        a.report.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
-        a.report.with_suffix(".md").write_text(text)
+        _report.save(a.report, result, text)
     return 0
 
 

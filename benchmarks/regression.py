@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
-import logging
 import time
 from pathlib import Path
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def whissell_file() -> Path:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-build", action="store_true", help="bench the checkpoint and bundles already in --out")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training (1: best on shared cores)")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _report.log_to_stderr()
 
     from lpm_edge import bench, export, train
     from lpm_edge.bench import BenchConfig
@@ -81,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     result = {"data": doc["data"], "machine": doc["machine"]["cpu"], "rows": rows,
               "seconds": {"train": round(trained - started, 1), "export": round(exported - trained, 1),
                           "bench": round(time.perf_counter() - exported, 1)}}
-    (out / "regression.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"Regression on {doc['data']['name']} ({doc['data']['split']} split, {doc['data']['n']} words), "
              f"CPU class {doc['machine']['cpu'].get('class')}", "",
              "| model | Spearman | Pearson | MSE | MAE | Spearman loss, points [95% CI] | batch-1 speed-up | model MB |",
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         loss = "—" if r["loss_points"] is None else f"{r['loss_points']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
         lines.append(f"| {r['model']} | {r['spearman']:.4f} | {r['pearson']:.4f} | {r['mse']:.4f} | {r['mae']:.4f} "
                      f"| {loss} | {r['b1_end_to_end_speedup']:.2f}× | {r['model_mb']:.1f} |")
-    (out / "regression.md").write_text("\n".join(lines) + "\n")
+    _report.save(out / "regression", result, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -13,13 +13,14 @@ p90 over the split's first texts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -80,12 +81,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         med = r["latency_b1_ms"]["median"]
         lines.append(f"| {r['name']} | {r['entity_f1']:.4f} | {loss} | {agree} | {med:.2f} | {base / med:.2f}x |")
     print("\n".join(lines))
-    if a.out:  # JSON and Markdown, each through a temporary file
-        for path, text in ((a.out.with_suffix(".json"), json.dumps(doc, indent=2)),
-                           (a.out.with_suffix(".md"), "\n".join(lines))):
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text + "\n")
-            tmp.replace(path)
+    if a.out:
+        _report.save(a.out, doc, "\n".join(lines))
     return doc
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import _report  # benchmarks/_report.py, beside this script
 
 
 def emulate_avx2(src: Path, dst: Path, clip: bool = True) -> int:
@@ -180,7 +181,7 @@ def main() -> int:
             "mean_abs_logit_diff_vs_fp32": float(np.abs(v - fp32).mean()),
             "max_abs_logit_diff_vs_fp32": float(np.abs(v - fp32).max()),
         }
-    result = {"command": "PYTHONPATH=. python " + " ".join(sys.argv), "cpu_class": sysinfo.cpu_class(),
+    result = {"command": _report.command(), "cpu_class": sysinfo.cpu_class(),
               "texts": len(texts), "matmulinteger_ops": n_ops, "rewrite_without_clip_max_abs_diff": check,
               "seconds": round(time.perf_counter() - started, 1), "graphs": rows}
     lines = [f"# int8 on AVX2 without VNNI (emulated u8s8 saturation) vs this CPU ({result['cpu_class']})", "",
@@ -196,9 +197,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if a.report:
-        a.report.parent.mkdir(parents=True, exist_ok=True)
-        a.report.with_suffix(".json").write_text(json.dumps(result, indent=1))
-        a.report.with_suffix(".md").write_text(text)
+        _report.save(a.report, result, text)
     return 0
 
 

@@ -185,6 +185,26 @@ def _datasets_rows(path: Path, text_column: str, label_column: str, label_lists:
 
     A ClassLabel column gives its label names ("neg", "pos"), not its integer ids.
     """
+    pair = [text_pair_column] if text_pair_column else []
+    columns, names = _datasets_columns(path, (text_column, label_column, *pair),
+                                       "--text-column / --label-column" + (" / --text-pair-column" if pair else ""))
+    texts, labels = columns[text_column], columns[label_column]
+    seconds = columns[text_pair_column] if text_pair_column else [None] * len(texts)
+    rows = []
+    for i, (text, label, second) in enumerate(zip(texts, labels, seconds)):
+        if label_column in names and isinstance(label, int) and 0 <= label < len(names[label_column]):
+            label = names[label_column][label]
+        record = {text_column: text, label_column: label, **({text_pair_column: second} if text_pair_column else {})}
+        rows.append(_row(record, f"{path}:row {i + 1}", text_column, label_column, label_lists, text_pair_column))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _datasets_columns(path: Path, columns: Sequence[str], flags: str) -> tuple[dict[str, list], dict[str, list]]:
+    """({column: values}, {column: label names}) of a Parquet file, an Arrow file or a save_to_disk
+    folder, for each of `columns` (one missing is refused, `flags` name the options that choose
+    them); label names for each ClassLabel column."""
     try:
         import datasets
     except ImportError:
@@ -193,26 +213,12 @@ def _datasets_rows(path: Path, text_column: str, label_column: str, label_lists:
         raise DataError(f"data file {path} does not exist")
     with tempfile.TemporaryDirectory(prefix="lpm-edge-data-") as cache:  # datasets' cache, not ~/.cache
         table = _open_with_datasets(datasets, path, cache)
-        columns = list(table.column_names)
-        for column in (text_column, label_column, *([text_pair_column] if text_pair_column else [])):
-            if column not in columns:
-                raise DataError(
-                    f"{path}: no column {column!r}; columns are {columns}. Choose with --text-column / --label-column"
-                    + (" / --text-pair-column" if text_pair_column else "")
-                )
-        feature = table.features[label_column]
-        names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
-        texts, labels = table[text_column], table[label_column]
-        seconds = table[text_pair_column] if text_pair_column else [None] * len(texts)
-    rows = []
-    for i, (text, label, second) in enumerate(zip(texts, labels, seconds)):
-        if names is not None and isinstance(label, int) and 0 <= label < len(names):
-            label = names[label]
-        record = {text_column: text, label_column: label, **({text_pair_column: second} if text_pair_column else {})}
-        rows.append(_row(record, f"{path}:row {i + 1}", text_column, label_column, label_lists, text_pair_column))
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return rows
+        for column in columns:
+            if column not in table.column_names:
+                raise DataError(f"{path}: no column {column!r}; columns are {list(table.column_names)}. "
+                                f"Choose with {flags}")
+        names = {c: list(table.features[c].names) for c in columns if isinstance(table.features[c], datasets.ClassLabel)}
+        return {c: table[c] for c in columns}, names
 
 
 def _open_with_datasets(datasets: Any, path: Path, cache: str) -> Any:
@@ -240,26 +246,53 @@ def _open_with_datasets(datasets: Any, path: Path, cache: str) -> Any:
         raise DataError(f"{path}: not a readable {builder} file ({type(exc).__name__}: {exc})") from None
 
 
-TEXT_SUFFIXES = (".txt", ".text", "")  # one text per line
-
-
 def read_texts(path: Path, text_column: str = "text") -> list[str]:
-    """Unlabelled texts: one per line of a .txt file (blank lines skipped), or the `text_column` of
-    a CSV, TSV or JSONL file (optionally .bz2), a Parquet or Arrow file or a save_to_disk folder.
-    Raises DataError naming the line of a bad row."""
+    """Unlabelled texts, stripped: the `text_column` of a CSV, TSV or JSONL file (optionally .bz2), a
+    Parquet or Arrow file or a save_to_disk folder; any other file holds one text per line.
+
+    An empty text (a blank line, an empty or null cell) is skipped: it carries nothing to learn
+    from, and a table exported from a database often has a few. A cell that holds something other
+    than text (a number, a list) means the wrong column: DataError naming the file and line."""
+    return [text for text, _ in text_rows(path, text_column)]
+
+
+def text_rows(path: Path, text_column: str = "text") -> list[tuple[str, str]]:
+    """(text, 'file:line') for each text `read_texts` reads."""
     path = Path(path)
-    plain = path.suffixes[-2:-1] if path.suffix == ".bz2" else [path.suffix]
-    if path.is_file() and (plain[0] if plain else "") in TEXT_SUFFIXES:
-        opener = bz2.open if path.suffix == ".bz2" else open
+    suffix = format_suffix(path)
+    if path.is_dir() or suffix in DATASETS_SUFFIXES:
+        cells = _datasets_columns(path, (text_column,), "--text-column")[0][text_column]
+        rows = [_text_row({text_column: v}, text_column, f"{path}:row {i + 1}") for i, v in enumerate(cells)]
+    elif not path.is_file():
+        raise DataError(f"text file {path} does not exist")
+    else:
         try:
-            with opener(path, "rt", encoding="utf-8-sig") as f:  # type: ignore[operator]
-                texts = [line.strip() for line in f if line.strip()]
+            with open_text(path) as f:
+                if suffix in (".jsonl", ".json"):
+                    records = _jsonl_records(f, path)
+                elif suffix in (".csv", ".tsv"):
+                    records = _csv_records(f, path, "\t" if suffix == ".tsv" else ",", (text_column,))
+                else:
+                    records = ((n, {text_column: line}) for n, line in enumerate(f, start=1))
+                rows = [_text_row(r, text_column, f"{path}:{n}") for n, r in records]
         except UnicodeDecodeError as exc:
             raise DataError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text ({exc.reason}); "
                             "re-save the file as UTF-8") from None
-    else:
-        # The readers of labelled rows, with the text column standing in for the label it does not need.
-        texts = [text for text, _, _ in read_rows(path, text_column, text_column)]
-    if not texts:
-        raise DataError(f"{path}: no texts")
-    return texts
+    rows = [(text, where) for text, where in rows if text]
+    if not rows:
+        raise DataError(f"{path}: no texts (expected one per line, or a CSV/TSV/JSONL/Parquet file with a "
+                        f"{text_column!r} column)")
+    return rows
+
+
+def _text_row(record: Mapping[str, Any], column: str, where: str) -> tuple[str, str]:
+    """(the text of `record`'s `column`, stripped, `where`); '' for an empty or null cell (skipped)."""
+    if column not in record:
+        raise DataError(f"{where}: no column {column!r}; columns are {sorted(record)}. Choose with --text-column")
+    value = record[column]
+    if value is None:
+        return "", where
+    if not isinstance(value, str):
+        raise DataError(f"{where}: column {column!r} holds {type(value).__name__} {value!r:.40}, not text; "
+                        "choose the text column with --text-column")
+    return value.strip(), where

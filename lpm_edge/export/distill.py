@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -136,9 +135,8 @@ def _run(student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "Di
          extra_hash: str) -> dict[str, Any]:
     """The Trainer's run: the record without kl_after and seconds."""
     import torch
-    from transformers.trainer_callback import PrinterCallback
 
-    from ..train.trainer import _log_callback, _progress_callback
+    from ..train.trainer import log_progress
     from .distill_trainer import BatchPlan, distill_trainer, early_stop_callback, timed_checkpoints
 
     run_started = time.perf_counter()
@@ -168,10 +166,7 @@ def _run(student: Any, teacher: Any, tokenizer: Any, train: "Split", config: "Di
     trainer = distill_trainer(student, teacher, task, config.temperature, config.alpha, transfer,
                               soft_only_batches=bool(extra_texts), args=args, train_dataset=batches,
                               callbacks=callbacks)
-    trainer.remove_callback(PrinterCallback)  # it prints metric dicts on stdout; we log instead
-    trainer.add_callback(_log_callback(log))
-    if not sys.stderr.isatty():
-        trainer.add_callback(_progress_callback("distill", "lpm_edge.export"))
+    log_progress(trainer, "distill", log)
     student.train()
     result = trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
     # mixed precision wraps the student's forward in autocast: take the plain module back for export

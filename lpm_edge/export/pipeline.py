@@ -181,8 +181,7 @@ def _export(job: _Job, recipe: str | Path | Recipe) -> Path:
     full = TorchClassifier(model=model, tokenizer=tokenizer, max_length=max_length)
     full_logits = _outputs(full, texts, task)
     split = task.reference_split(split, full_logits)
-    cache = resolve_cache(out, job.student_cache, ckpt)
-    student, compression = _compress(model, tokenizer, dataset, recipe, ckpt, cache, task, job.unlabelled)
+    student, compression = _compress(job, model, tokenizer, dataset, recipe, task)
     if recipe.vocab_prune:  # from here on, `tokenizer` is the one the bundle ships
         student, tokenizer, compression = _prune_vocab(student, tokenizer, dataset, texts, max_length, compression)
     source = full if student is model else TorchClassifier(model=student, tokenizer=tokenizer, max_length=max_length)
@@ -201,15 +200,15 @@ def _export(job: _Job, recipe: str | Path | Recipe) -> Path:
             if recipe.quantize.fp32_tokens:
                 shutil.copyfile(fp32_graph, bdir / _bundle.FALLBACK_FILE)
             _save_tokenizer(tokenizer, bdir / _bundle.TOKENIZER_FILE)
-            manifest = _manifest(bdir, task, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
-                                 compression)
-            _bundle.write_manifest(bdir, manifest)
+            def manifest(metrics: dict[str, Any] | None = None) -> _bundle.Manifest:
+                return _manifest(bdir, task, max_length, names, recipe, job, info, student, tokenizer, stages,
+                                 compression, metrics)
+
+            _bundle.write_manifest(bdir, manifest())  # the runtime loads the bundle to measure it
             metrics = _measure(bdir, split, task, full_logits, source_logits, dataset.name)
             miss = rejected.budget_miss(metrics, budget)
             metrics.update(rejected.verdict(miss, budget))
-            manifest = _manifest(bdir, task, max_length, names, recipe, ckpt, info, student, tokenizer, stages,
-                                 compression, metrics)
-            _bundle.write_manifest(bdir, manifest)
+            _bundle.write_manifest(bdir, manifest(metrics))
             if miss:  # raised inside the block: `out` stays as it was
                 log.info("kept the bundle that missed its budget in %s", rejected.keep(bdir, out))
                 raise _Rejected(miss, metrics, recipe, budget, max_length,
@@ -318,25 +317,27 @@ def _with_task(info: dict[str, Any], kind: str | None, ckpt: Path) -> dict[str, 
 
 
 def _compress(
-    model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe, ckpt: Path, cache: str | Path | None,
-    task: Task, unlabelled: Sequence[str] = (),
+    job: _Job, model: Any, tokenizer: Any, dataset: Dataset, recipe: Recipe, task: Task,
 ) -> tuple[Any, dict[str, Any]]:
-    """Structured pruning and distillation; the student is a new model, `model` is untouched."""
+    """Structured pruning and distillation (with the job's --unlabelled texts, through its student
+    cache); the student is a new model, `model` is untouched."""
     p = recipe.prune
     if not (p.heads or p.ffn or p.layers) and not recipe.distill.steps:
         return model, {}
     from .compress import compress
 
+    cache = resolve_cache(job.out, job.student_cache, job.checkpoint)
     if cache is None:
-        return compress(model, tokenizer, dataset, recipe, task=task, unlabelled=unlabelled)
-    return cached_compress(model, tokenizer, dataset, recipe, ckpt, Path(cache), task=task, unlabelled=unlabelled)
+        return compress(model, tokenizer, dataset, recipe, task=task, unlabelled=job.unlabelled)
+    return cached_compress(model, tokenizer, dataset, recipe, job.checkpoint, Path(cache), task=task,
+                           unlabelled=job.unlabelled)
 
 
 def _unlabelled(path: str | Path | None, text_column: str | None, recipe: str | Path | Recipe) -> list[str]:
     """The --unlabelled texts, read before any work; refused for a recipe that does not distill."""
     if path is None:
         return []
-    from .transfer import read_texts
+    from ..data_files import read_texts
 
     named = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if not named.distill.steps:
@@ -539,7 +540,7 @@ def _save_tokenizer(tokenizer: Any, path: Path) -> None:
 
 
 def _manifest(
-    bdir: Path, task: Task, max_length: int, names: Sequence[str], recipe: Recipe, ckpt: Path,
+    bdir: Path, task: Task, max_length: int, names: Sequence[str], recipe: Recipe, job: _Job,
     info: dict[str, Any], student: Any, tokenizer: Any, stages: dict[str, Any], compression: dict[str, Any],
     metrics: dict[str, Any] | None = None,
 ) -> _bundle.Manifest:
@@ -561,7 +562,7 @@ def _manifest(
         recipe=recipe.to_dict(),
         source={
             # Names and hashes, never the build machine's paths (a bundle ships to customers).
-            "checkpoint": model_record(ckpt),
+            "checkpoint": model_record(job.checkpoint),
             "base_model": model_record(info.get("base_model")),
             "architecture": student.config.model_type,
             "parameters": int(sum(p.numel() for p in student.parameters())),

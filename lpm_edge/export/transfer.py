@@ -1,7 +1,7 @@
 """The transfer set: texts the teacher labels for distillation besides the labelled training texts.
 
-- Unlabelled in-domain text the user provides (`--unlabelled FILE`): one text per line (.txt or
-  any other suffix), or a CSV/TSV/JSONL file (optionally .bz2) with a text column.
+- Unlabelled in-domain text the user provides (`--unlabelled FILE`), read by
+  `data_files.read_texts`: one text per line, or a text column of a table.
 - Augmented copies of the training texts (`distill.augment = "edit"`): a random span of words
   deleted, then two words swapped. The issue also suggests the teacher's masked-LM replacements;
   a classification checkpoint has no masked-LM head (the demo model ships none either), so they
@@ -16,11 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
-
-from ..data_files import _csv_records, _jsonl_records, format_suffix, open_text
-from ..errors import DataError
 
 if TYPE_CHECKING:
     from .recipe import DistillConfig
@@ -28,38 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("lpm_edge.export")
 NO_LABEL = -100  # torch.nn.functional.cross_entropy's default ignore_index
 SEED = 0
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
-
-
-def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
-    """Non-empty texts of `path`: a column of a CSV/TSV/JSONL file, else one text per line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"unlabelled text file {path} does not exist")
-    suffix = format_suffix(path)
-    try:
-        with open_text(path) as f:
-            if suffix in (".jsonl", ".json"):
-                texts = [_text(r, text_column, f"{path}:{line}") for line, r in _jsonl_records(f, path)]
-            elif suffix in (".csv", ".tsv"):
-                records = _csv_records(f, path, "\t" if suffix == ".tsv" else ",", (text_column,))
-                texts = [_text(r, text_column, f"{path}:{line}") for line, r in records]
-            else:
-                texts = [line.strip() for line in f]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason}); re-save the file as UTF-8") from None
-    texts = [t for t in texts if t]
-    if not texts:
-        raise DataError(f"{path}: no texts (expected one per line, or a CSV/TSV/JSONL file with a "
-                        f"{text_column!r} column)")
-    return texts
-
-
-def _text(record: dict, column: str, where: str) -> str:
-    if column not in record:
-        raise DataError(f"{where}: no column {column!r}; columns are {sorted(record)}. Choose with --text-column")
-    value = record[column]
-    return value.strip() if isinstance(value, str) else ""
 
 
 def edit(text: str, rng: random.Random) -> str:

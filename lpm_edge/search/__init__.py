@@ -97,7 +97,8 @@ def search(
                "data": dataset.name, "validation": dataset.validation.source, "n": len(dataset.validation),
                "target": target, "latency_texts": len(texts)}
     if unlabelled is not None:  # candidates distilled with other texts are other candidates
-        from ..export.transfer import read_texts, texts_hash
+        from ..data_files import read_texts
+        from ..export.transfer import texts_hash
 
         context["unlabelled"] = texts_hash(read_texts(unlabelled, text_column or "text"))
     cache = Cache(out / "cache.json", context)

@@ -164,7 +164,8 @@ class Embedding(Task):
         rotten-tomatoes texts, a text file (one text per line, .txt), or a data file's text column."""
         from dataclasses import replace
 
-        from ..data import BUILTIN, Dataset, _cut, _disjoint, load_dataset, read_rows
+        from ..data import BUILTIN, Dataset, _cut, _disjoint, load_dataset
+        from ..data_files import text_rows
 
         if str(source) in BUILTIN:
             ds = load_dataset(source, seed=seed, strict=strict, validation=None, test=None)
@@ -172,15 +173,7 @@ class Embedding(Task):
             return Dataset(ds.name, (), **splits, dropped=ds.dropped)
 
         def rows_of(path: Path) -> list[tuple[str, str, str]]:
-            if path.suffix == ".txt":
-                if not path.is_file():
-                    raise DataError(f"data file {path} does not exist")
-                with open(path, encoding="utf-8") as f:
-                    rows = [(line.strip(), "", f"{path}:{i}") for i, line in enumerate(f, 1) if line.strip()]
-                if not rows:
-                    raise DataError(f"{path}: no texts")
-                return rows
-            return [(t, "", w) for t, _, w in read_rows(path, text_column, text_column)]  # texts only
+            return [(t, "", w) for t, w in text_rows(path, text_column)]  # texts only
 
         path = Path(source)
         if not path.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import ConfigError
 
@@ -53,24 +53,33 @@ class TrainConfig:
         from ..tasks import task_class
 
         task_class(self.task, "task")  # ConfigError naming the kinds there are
-        for name, allowed in (("device", DEVICES), ("precision", PRECISIONS), ("metric", METRICS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        for name in ("batch_size", "grad_accum", "max_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("threads", "limit_train"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ConfigError(f"epochs must be positive (got {self.epochs}) unless max_steps is set")
-        if not 0 < self.learning_rate < 1:
-            raise ConfigError(f"learning_rate {self.learning_rate} is out of range (0, 1)")
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric={self.metric!r} is not one of {', '.join(METRICS)}")
+        check_run(self, ("batch_size", "grad_accum", "max_length"), ("threads", "limit_train"))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def check_run(config: Any, positive: Sequence[str], positive_or_none: Sequence[str]) -> None:
+    """The checks every training run's config shares (`TrainConfig`, `PretrainConfig`): device,
+    precision, epochs or max_steps, learning rate, and the named fields that must be positive
+    integers (or None). Raises ConfigError naming the field and its value."""
+    for name, allowed in (("device", DEVICES), ("precision", PRECISIONS)):
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{name}={getattr(config, name)!r} is not one of {', '.join(allowed)}")
+    for name in positive:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    for name in positive_or_none:
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+    if config.epochs <= 0 and config.max_steps <= 0:
+        raise ConfigError(f"epochs must be positive (got {config.epochs}) unless max_steps is set")
+    if not 0 < config.learning_rate < 1:
+        raise ConfigError(f"learning_rate {config.learning_rate} is out of range (0, 1)")

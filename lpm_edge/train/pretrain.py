@@ -15,7 +15,6 @@ import logging
 import math
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from .. import bundle as _bundle
 from ..errors import ConfigError, DataError, require
+from .config import check_run
 
 log = logging.getLogger("lpm_edge.train")
 PRETRAINING_JSON = "pretraining.json"
@@ -55,20 +55,9 @@ class PretrainConfig:
     version: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("threads", "limit"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer or None, got {value!r}")
+        check_run(self, ("batch_size", "max_length"), ("threads", "limit"))
         if not 0 < self.mlm_probability < 1:
             raise ConfigError(f"mlm_probability {self.mlm_probability} must be between 0 and 1 (BERT used 0.15)")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ConfigError(f"epochs must be positive (got {self.epochs}) unless max_steps is set")
-        if not 0 < self.learning_rate < 1:
-            raise ConfigError(f"learning_rate {self.learning_rate} is out of range (0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
@@ -155,13 +144,11 @@ def _pretrain(config: PretrainConfig, model_dir: Path, texts: list[str], source:
         AutoModelForMaskedLM,
         AutoTokenizer,
         DataCollatorForLanguageModeling,
-        TrainingArguments,
         set_seed,
     )
-    from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
-    from .trainer import _log_callback, _progress_callback
+    from .trainer import log_progress, training_arguments
 
     out = Path(config.out)
     set_seed(config.seed)
@@ -195,36 +182,20 @@ def _pretrain(config: PretrainConfig, model_dir: Path, texts: list[str], source:
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=config.mlm_probability)
     by_steps = config.max_steps > 0
     work = out.with_name(f".{out.name}.work")
-    args = TrainingArguments(
-        output_dir=str(work),
+    args = training_arguments(
+        work, device_args, max_steps=config.max_steps, batch_size=config.batch_size, grad_accum=1,
+        learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio,
+        seed=config.seed, group_by_length=True,
         num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=64,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_ratio=config.warmup_ratio,
-        lr_scheduler_type="linear",
         eval_strategy="no",
         prediction_loss_only=True,  # the held-out loss only: never gather (texts, tokens, vocabulary) logits
         save_strategy="no",
-        group_by_length=True,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_strategy="steps",
-        logging_steps=50,
-        report_to=[],
-        disable_tqdm=not sys.stderr.isatty(),
-        dataloader_num_workers=0,
-        **device_args,
     )
     trainer = masked_only_trainer()(model=model, args=args, train_dataset=train_set, eval_dataset=held_set,
                                     data_collator=collator)
     trainer.model_accepts_loss_kwargs = False  # our loss is the mean over the batch's masked tokens
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(_log_callback())
-    if not sys.stderr.isatty():
-        trainer.add_callback(_progress_callback())
+    log_progress(trainer)
 
     def held_out_loss() -> float:
         torch.manual_seed(config.seed)  # the same masks before and after training

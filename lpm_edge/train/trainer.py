@@ -89,6 +89,17 @@ def training_arguments(output_dir: str | Path, device_args: dict[str, Any], *, m
     return TrainingArguments(**settings)
 
 
+def log_progress(trainer: Any, desc: str = "train", logger: logging.Logger = log) -> None:
+    """Our log lines in place of the PrinterCallback's metric dicts on stdout, and progress lines
+    where stderr is no terminal (tqdm draws the bar on one)."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(_log_callback(logger))
+    if not sys.stderr.isatty():
+        trainer.add_callback(_progress_callback(desc, logger.name))
+
+
 def _log_callback(logger: logging.Logger = log) -> Any:
     """A Trainer callback writing plain log lines (one per evaluation / log event)."""
     from transformers import TrainerCallback
@@ -175,7 +186,6 @@ def _train(
         Trainer,
         set_seed,
     )
-    from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
     out = Path(config.out)
@@ -254,10 +264,7 @@ def _train(
         compute_metrics=compute_metrics,
         callbacks=([EarlyStoppingCallback(config.patience)] if config.patience else []) + list(callbacks),
     )
-    trainer.remove_callback(PrinterCallback)  # it prints metric dicts on stdout; we log instead
-    trainer.add_callback(_log_callback())
-    if not sys.stderr.isatty():
-        trainer.add_callback(_progress_callback())
+    log_progress(trainer)
     main = trainer.is_world_process_zero()
     log.log(
         logging.INFO if main else logging.DEBUG,

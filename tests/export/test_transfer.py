@@ -16,22 +16,6 @@ from lpm_edge.export import transfer as T
 from lpm_edge.export.recipe import DistillConfig, PruneConfig, QuantizeConfig, Recipe
 
 
-def test_read_texts_from_lines_csv_and_jsonl(tmp_path):
-    (tmp_path / "a.txt").write_text("first text\n\n  second text  \n", encoding="utf-8")
-    assert T.read_texts(tmp_path / "a.txt") == ["first text", "second text"]
-    (tmp_path / "b.csv").write_text('id,body\n1,"one, with a comma"\n2,two\n', encoding="utf-8")
-    assert T.read_texts(tmp_path / "b.csv", "body") == ["one, with a comma", "two"]
-    (tmp_path / "c.jsonl").write_text('{"text": "x y"}\n{"text": ""}\n{"text": "z"}\n', encoding="utf-8")
-    assert T.read_texts(tmp_path / "c.jsonl") == ["x y", "z"]
-    with pytest.raises(DataError, match="b.csv:1: no column 'text'.*--text-column"):
-        T.read_texts(tmp_path / "b.csv")
-    with pytest.raises(DataError, match="does not exist"):
-        T.read_texts(tmp_path / "missing.txt")
-    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
-    with pytest.raises(DataError, match="no texts"):
-        T.read_texts(tmp_path / "empty.txt")
-
-
 def test_edit_augmentation_is_deterministic_and_changes_texts():
     texts = ["the acting was superb and the story lovely", "a dull film", "ok", "one two"]
     config = DistillConfig(augment="edit", augment_copies=2)

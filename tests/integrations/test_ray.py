@@ -13,6 +13,7 @@ from lpm_edge.errors import DataError
 from lpm_edge.scoring import run, score_file
 
 from ..conftest import synthetic_rows
+from ..task_bundles import killed_after_two_chunks, read_output
 
 
 def test_bundle_predictor_adds_label_and_score(tiny_bundle):
@@ -46,23 +47,9 @@ def test_cli_ray_skips_bad_rows_and_stops_the_instance_it_started(tmp_path, tiny
     assert not ray.is_initialized()
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _same(a, b):
     """Two outputs (CSV or JSONL): the same rows and labels, scores equal to 1e-5."""
-    def rows(path):
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in path.read_text().splitlines()]
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-
-    got, want = rows(a), rows(b)
+    got, want = read_output(a), read_output(b)
     assert [{k: v for k, v in r.items() if k != "pred_score"} for r in got] == \
         [{k: v for k, v in r.items() if k != "pred_score"} for r in want]
     assert np.allclose([float(r["pred_score"]) for r in got], [float(r["pred_score"]) for r in want], atol=1e-5)
@@ -100,19 +87,9 @@ def test_ray_skips_bad_rows_and_resumes(tmp_path, tiny_bundle, local_ray, monkey
     local = score_file(tiny_bundle, src, tmp_path / "local.jsonl", chunk_rows=100, skip_bad=True, progress=False)
 
     # interrupted after two chunks, then resumed on Ray: the two chunks are not scored again
-    real, calls = run._finish, []
-
-    def dies_after_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        real(*args, **kwargs)
-
-    monkeypatch.setattr(run, "_finish", dies_after_two)
     out = tmp_path / "out.jsonl"
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_two_chunks(monkeypatch):
         score_file_ray(tiny_bundle, src, out, skip_bad=True, force=True, **opts)
-    monkeypatch.setattr(run, "_finish", real)
     assert not out.exists() and len(list(run.work_dir(out).glob("part-*.json"))) == 2
     result = score_file_ray(tiny_bundle, src, out, skip_bad=True, resume=True, **opts)
     assert (result.rows, result.skipped, result.chunks, result.resumed_chunks) == (598, 2, 6, 2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import lpm_edge
 from lpm_edge.errors import BundleError, DataError
 from lpm_edge.scoring import score_file
 
-from ..task_bundles import KINDS, TEXTS, task_bundle
+from ..task_bundles import KINDS, TEXTS, corrupt_copy, task_bundle
 
 
 def _batch(texts) -> dict:
@@ -56,14 +55,6 @@ def test_predictor_adds_every_tasks_columns(kind, tmp_path_factory, request):
             assert out[name].dtype == np.float32 and np.allclose(out[name], np.asarray(want, np.float32), atol=1e-6)
         else:
             assert list(out[name]) == want
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 @pytest.mark.slow
@@ -136,12 +127,7 @@ def test_a_bundle_that_fails_to_load_in_an_actor_is_one_line(tmp_path, tiny_bund
     from lpm_edge.cli import main
     from lpm_edge.integrations.ray import score_file_ray
 
-    bad = tmp_path / "bundle"
-    shutil.copytree(tiny_bundle, bad)
-    model = bad / "model.onnx"
-    data = bytearray(model.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # the bundle's hash no longer matches: load refuses it, in the actor
-    model.write_bytes(bytes(data))
+    bad = corrupt_copy(tiny_bundle, tmp_path / "bundle")  # load refuses it, in the actor
     src = tmp_path / "in.jsonl"
     src.write_text('{"text": "a great film"}\n')
     with pytest.raises(BundleError) as caught:

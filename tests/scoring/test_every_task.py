@@ -3,7 +3,6 @@ Parquet; worker processes, --skip-bad, --resume): each path gives `Classifier.re
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
@@ -13,9 +12,10 @@ import numpy as np
 import pytest
 
 import lpm_edge
-from lpm_edge.scoring import run, score_file
+from lpm_edge.scoring import score_file
 
-from ..task_bundles import KINDS, TEXTS, task_bundle
+from ..task_bundles import (KINDS, TEXTS, close, corrupt_copy, killed_after_two_chunks, read_output, task_bundle,
+                            write_texts)
 
 pytestmark = pytest.mark.slow  # the first use of each task trains and exports its tiny bundle
 
@@ -23,17 +23,6 @@ pytestmark = pytest.mark.slow  # the first use of each task trains and exports i
 @pytest.fixture(params=KINDS)
 def bundle(request, tmp_path_factory) -> Path:
     return task_bundle(request.param, tmp_path_factory, request)
-
-
-def _close(a, b) -> bool:
-    """Records (or cells) equal, floats to 1e-5."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) < 1e-5
-    return a == b
 
 
 def test_predict_stdin_prints_every_tasks_records(bundle, monkeypatch, capsys):
@@ -46,7 +35,7 @@ def test_predict_stdin_prints_every_tasks_records(bundle, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("\n".join(TEXTS).encode())))
     assert main(["predict", str(bundle), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert _close(got, [{"text": t, **r} for t, r in zip(TEXTS, want)])
+    assert close(got, [{"text": t, **r} for t, r in zip(TEXTS, want)])
     assert main(["predict", str(bundle), *TEXTS[:2]]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"{clf.task.line(r)}\t{t}" for t, r in zip(TEXTS[:2], want[:2])]
@@ -54,37 +43,6 @@ def test_predict_stdin_prints_every_tasks_records(bundle, monkeypatch, capsys):
 
 def _texts(n: int) -> list[str]:
     return [TEXTS[i % len(TEXTS)] + " " + ["and", "very", "it"][i % 3] for i in range(n)]
-
-
-def _write(path: Path, texts: list, bad: set[int] = frozenset()) -> Path:
-    """Rows id, text; rows in `bad` have no text (an empty JSON null, an empty CSV field is text)."""
-    rows = [{"id": i, "text": None if i in bad else t} for i, t in enumerate(texts)]
-    if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    elif path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.table({"id": [r["id"] for r in rows], "text": pa.array([r["text"] for r in rows],
-                                                                                 pa.string())}), path)
-    else:
-        delimiter = "\t" if path.suffix == ".tsv" else ","
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f, delimiter=delimiter, lineterminator="\n")
-            w.writerow(["id", "text"])
-            w.writerows([[r["id"], r["text"]] for r in rows if r["text"] is not None])  # CSV: no missing texts
-    return path
-
-
-def _read(path: Path) -> list[dict]:
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines()]
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
 
 
 def _cells(task, path: Path, rows: list[dict]) -> list[tuple]:
@@ -106,13 +64,13 @@ def _cells(task, path: Path, rows: list[dict]) -> list[tuple]:
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
 def test_score_file_adds_the_tasks_columns(bundle, suffix, tmp_path):
     texts = _texts(30)
-    src = _write(tmp_path / f"in{suffix}", texts)
+    src = write_texts(tmp_path / f"in{suffix}", texts)
     result = score_file(bundle, src, tmp_path / f"out{suffix}", chunk_rows=8, progress=False)
     clf = lpm_edge.load(bundle)
-    rows = _read(result.output)
+    rows = read_output(result.output)
     assert result.rows == 30 and [int(r["id"]) for r in rows] == list(range(30))
     want = [clf.task.row(r) for r in clf.records(texts)]
-    assert _close(_cells(clf.task, result.output, rows), want)
+    assert close(_cells(clf.task, result.output, rows), want)
     if suffix == ".parquet":  # typed columns: float32 scores, list<float32> vectors
         import pyarrow.parquet as pq
 
@@ -124,25 +82,15 @@ def test_score_file_adds_the_tasks_columns(bundle, suffix, tmp_path):
 
 def test_workers_skip_bad_and_resume(bundle, tmp_path, monkeypatch):
     texts = _texts(40)
-    src = _write(tmp_path / "in.jsonl", texts, bad={5, 17})
+    src = write_texts(tmp_path / "in.jsonl", texts, bad={5, 17})
     local = score_file(bundle, src, tmp_path / "one.jsonl", chunk_rows=6, skip_bad=True, progress=False)
     assert (local.rows, local.skipped) == (38, 2)
     two = score_file(bundle, src, tmp_path / "two.jsonl", chunk_rows=6, skip_bad=True, workers=2, progress=False)
     assert two.output.read_bytes() == local.output.read_bytes()
 
-    real, calls = run._finish, []
-
-    def dies_after_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        real(*args, **kwargs)
-
-    monkeypatch.setattr(run, "_finish", dies_after_two)
     out = tmp_path / "out.jsonl"
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_two_chunks(monkeypatch):
         score_file(bundle, src, out, chunk_rows=6, skip_bad=True, progress=False)
-    monkeypatch.setattr(run, "_finish", real)
     result = score_file(bundle, src, out, chunk_rows=6, skip_bad=True, resume=True, progress=False)
     assert (result.resumed_chunks, result.rows, result.skipped) == (2, 38, 2)
     assert out.read_bytes() == local.output.read_bytes()
@@ -151,13 +99,13 @@ def test_workers_skip_bad_and_resume(bundle, tmp_path, monkeypatch):
 def test_cli_predict_input_output(bundle, tmp_path, capsys):
     from lpm_edge.cli import main
 
-    src = _write(tmp_path / "in.jsonl", _texts(10), bad={3})
+    src = write_texts(tmp_path / "in.jsonl", _texts(10), bad={3})
     out = tmp_path / "out.jsonl"
     args = ["predict", str(bundle), "--input", str(src), "--output", str(out)]
     assert main(args) == 1
     assert "in.jsonl:4: not text (missing); pass --skip-bad" in capsys.readouterr().err
     assert main([*args, "--skip-bad", "--force"]) == 0
-    rows = _read(out)
+    rows = read_output(out)
     clf = lpm_edge.load(bundle)
     names = [n for n, _ in clf.task.columns()]
     assert [r["id"] for r in rows] == [i for i in range(10) if i != 3]
@@ -190,17 +138,10 @@ def test_record_shapes(bundle):
 
 
 def test_a_bundle_that_fails_to_load_in_a_worker_is_one_line(tmp_path, tiny_bundle, capsys):
-    import shutil
-
     from lpm_edge.cli import main
 
-    bad = tmp_path / "bundle"
-    shutil.copytree(tiny_bundle, bad)
-    model = bad / "model.onnx"
-    data = bytearray(model.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # the hash no longer matches: each worker's load refuses it
-    model.write_bytes(bytes(data))
-    src = _write(tmp_path / "in.jsonl", _texts(4))
+    bad = corrupt_copy(tiny_bundle, tmp_path / "bundle")  # each worker's load refuses it
+    src = write_texts(tmp_path / "in.jsonl", _texts(4))
     code = main(["predict", str(bad), "--input", str(src), "--output", str(tmp_path / "out.jsonl"), "--workers", "2"])
     err = capsys.readouterr().err
     [line] = [x for x in err.splitlines() if x.startswith("lpm-edge predict: error: ")]  # besides an info log line

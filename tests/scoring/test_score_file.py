@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,42 +10,11 @@ from lpm_edge.errors import ConfigError, DataError
 from lpm_edge.scoring import formats, run, score_file
 
 from ..conftest import synthetic_rows
+from ..task_bundles import killed_after_two_chunks, read_output, write_texts
 
 
 def _texts(n: int) -> list[str]:
     return [t for t, _ in synthetic_rows(n, seed=3)]
-
-
-def _write(path: Path, texts: list[str]) -> Path:
-    """The texts with an id column, in the format of `path`'s suffix."""
-    if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
-    elif path.suffix == ".parquet":
-        pa = pytest.importorskip("pyarrow")
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.table({"id": list(range(len(texts))), "text": texts}), path)
-    elif path.suffix == ".tsv":  # unquoted, as TSV files are
-        path.write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)))
-    else:
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "text"])
-            w.writerows(enumerate(texts))
-    return path
-
-
-def _read(path: Path) -> list[dict]:
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines()]
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    with open(path, newline="") as f:
-        if path.suffix == ".tsv":
-            return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +27,9 @@ def clf(tiny_bundle):
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
 def test_every_row_scored_in_order_with_its_columns(tmp_path, tiny_bundle, clf, suffix):
     texts = _texts(300) + ['a "quoted", comma, text']
-    src = _write(tmp_path / f"in{suffix}", texts)
+    src = write_texts(tmp_path / f"in{suffix}", texts)
     result = score_file(tiny_bundle, src, tmp_path / f"out{suffix}", chunk_rows=64, progress=False)
-    rows = _read(result.output)
+    rows = read_output(result.output)
     assert (result.rows, result.skipped, result.chunks) == (301, 0, 5)
     assert [str(r["id"]) for r in rows] == [str(i) for i in range(301)]
     assert [r["text"] for r in rows] == texts
@@ -74,7 +41,7 @@ def test_every_row_scored_in_order_with_its_columns(tmp_path, tiny_bundle, clf, 
 
 
 def test_reading_is_streamed(tmp_path):
-    src = _write(tmp_path / "in.csv", _texts(1000))
+    src = write_texts(tmp_path / "in.csv", _texts(1000))
     fmt = formats.open_format(src, "text", 100, 1000)
     chunks = fmt.chunks()
     first = next(chunks)
@@ -94,7 +61,7 @@ def test_bad_rows_stop_the_run_with_their_line_or_are_skipped(tmp_path, tiny_bun
     result = score_file(tiny_bundle, src, tmp_path / "out.jsonl", max_chars=400, skip_bad=True, force=True,
                         progress=False)
     assert (result.rows, result.skipped) == (37, 3)
-    assert [r["id"] for r in _read(result.output)] == [i for i in range(40) if i not in (4, 8, 12)]
+    assert [r["id"] for r in read_output(result.output)] == [i for i in range(40) if i not in (4, 8, 12)]
 
 
 def test_undecodable_text_is_a_bad_row_other_bytes_pass_through(tmp_path, tiny_bundle):
@@ -109,22 +76,12 @@ def test_undecodable_text_is_a_bad_row_other_bytes_pass_through(tmp_path, tiny_b
 
 
 def test_an_interrupted_run_resumes_without_redoing_chunks(tmp_path, tiny_bundle, monkeypatch):
-    src = _write(tmp_path / "in.csv", _texts(500))
+    src = write_texts(tmp_path / "in.csv", _texts(500))
     fresh = score_file(tiny_bundle, src, tmp_path / "fresh.csv", chunk_rows=100, progress=False)
 
-    real, calls = run._finish, []
-
-    def dies_after_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        real(*args, **kwargs)
-
-    monkeypatch.setattr(run, "_finish", dies_after_two)
     out = tmp_path / "out.csv"
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_two_chunks(monkeypatch):
         score_file(tiny_bundle, src, out, chunk_rows=100, progress=False)
-    monkeypatch.setattr(run, "_finish", real)
     assert not out.exists() and len(list(run.work_dir(out).glob("part-*.json"))) == 2
     with pytest.raises(ConfigError, match="--resume"):
         score_file(tiny_bundle, src, out, chunk_rows=100, progress=False)
@@ -136,7 +93,7 @@ def test_an_interrupted_run_resumes_without_redoing_chunks(tmp_path, tiny_bundle
 
 
 def test_user_errors_are_clear(tmp_path, tiny_bundle):
-    src = _write(tmp_path / "in.csv", _texts(5))
+    src = write_texts(tmp_path / "in.csv", _texts(5))
     (tmp_path / "taken.csv").write_text("x")
     with pytest.raises(ConfigError, match="already exists; pass --force"):
         score_file(tiny_bundle, src, tmp_path / "taken.csv")
@@ -150,7 +107,7 @@ def test_user_errors_are_clear(tmp_path, tiny_bundle):
 
 @pytest.mark.slow
 def test_two_workers_give_the_single_process_output(tmp_path, tiny_bundle):
-    src = _write(tmp_path / "in.jsonl", _texts(2000))
+    src = write_texts(tmp_path / "in.jsonl", _texts(2000))
     one = score_file(tiny_bundle, src, tmp_path / "one.jsonl", chunk_rows=128, progress=False)
     two = score_file(tiny_bundle, src, tmp_path / "two.jsonl", chunk_rows=128, workers=2, progress=False)
     assert two.workers == 2 and two.rows == 2000
@@ -163,4 +120,4 @@ def test_a_chunk_of_bad_rows_only_is_skipped_whole(tmp_path, tiny_bundle):
     src.write_text("\n".join(lines) + "\n")
     result = score_file(tiny_bundle, src, tmp_path / "out.jsonl", chunk_rows=2, skip_bad=True, progress=False)
     assert (result.rows, result.skipped, result.chunks) == (4, 2, 3)
-    assert [r["id"] for r in _read(result.output)] == [0, 1, 4, 5]
+    assert [r["id"] for r in read_output(result.output)] == [0, 1, 4, 5]

@@ -7,18 +7,8 @@ import pytest
 
 import lpm_edge
 
-from ..task_bundles import KINDS, TEXTS, task_bundle
+from ..task_bundles import KINDS, TEXTS, close, task_bundle
 from .conftest import Server
-
-
-def _close(a, b) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) < 1e-5
-    return a == b
 
 
 @pytest.mark.slow
@@ -35,7 +25,7 @@ def test_predict_answers_every_tasks_records(kind, tmp_path_factory, request):
     finally:
         server.stop()
     assert (status, one_status, meta_status) == (200, 200, 200), (body, one, meta)
-    assert _close(body["predictions"], want) and _close(one, want[2])
+    assert close(body["predictions"], want) and close(one, want[2])
     assert meta["task"] == kind and meta["columns"] == [n for n, _ in lpm_edge.load(bundle).task.columns()]
     assert bad_status == 422 and bad["error"]["code"] == "invalid_text"
     if kind == "embedding":
@@ -56,7 +46,7 @@ def test_a_pair_bundle_takes_text_and_text_pair_lists(tmp_path_factory, request)
         meta = server.request("GET", "/metadata")[1]
     finally:
         server.stop()
-    assert status == 200 and _close(body["predictions"], want)
+    assert status == 200 and close(body["predictions"], want)
     assert bad_status == 422 and "[text, text_pair]" in bad["error"]["message"]
     assert meta["inputs"] == ["text", "text_pair"]
 

@@ -7,8 +7,7 @@ import pytest
 
 from lpm_edge.cli import main
 from lpm_edge.data import split_by_movie, unlabelled_texts
-from lpm_edge.data_files import read_texts
-from lpm_edge.errors import ConfigError, DataError
+from lpm_edge.errors import ConfigError
 
 from ..conftest import synthetic_rows
 
@@ -73,25 +72,19 @@ def test_cli_pretrain_on_a_csv_column(tiny_model, tmp_path, capsys):
     assert "neither a built-in name (rotten-tomatoes-plots, rotten-tomatoes) nor a file" in capsys.readouterr().err
 
 
-def test_read_texts(tmp_path):
-    txt = tmp_path / "a.txt"
-    txt.write_text("one text\n\n  two  \n")
-    assert read_texts(txt) == ["one text", "two"]
-    jsonl = tmp_path / "a.jsonl"
-    jsonl.write_text('{"body": "x y"}\n{"body": "z"}\n')
-    assert read_texts(jsonl, "body") == ["x y", "z"]
-    with pytest.raises(DataError, match=r"a.jsonl:1: no column 'text'"):
-        read_texts(jsonl)
-    (tmp_path / "empty.txt").write_text("\n\n")
-    with pytest.raises(DataError, match="no texts"):
-        read_texts(tmp_path / "empty.txt")
-
-
 def test_config_refuses_bad_values(tmp_path):
     from lpm_edge.train.pretrain import PretrainConfig
 
     with pytest.raises(ConfigError, match="mlm_probability 1.5"):
         PretrainConfig(out=tmp_path, text="x", mlm_probability=1.5)
+    # the checks TrainConfig makes too (train.config.check_run)
+    for bad, message in (({"device": "gpu"}, "device='gpu' is not one of auto, cpu, cuda"),
+                         ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+                         ({"limit": 0}, "limit must be a positive integer or None, got 0"),
+                         ({"epochs": 0}, "epochs must be positive"),
+                         ({"learning_rate": 2.0}, r"learning_rate 2.0 is out of range")):
+        with pytest.raises(ConfigError, match=message):
+            PretrainConfig(out=tmp_path, text="x", **bad)
 
 
 def test_builtin_plots_leave_out_validation_and_test_movies():
