@@ -99,11 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label",
                    help="label column (regression: the numeric target's; multi-task: several, comma-separated, "
-                        "e.g. sentiment,topic, one head each)")
+                        "e.g. sentiment,topic,stars:regression,tags:multi-label, one head each)")
     p.add_argument("--text-pair-column", default=None,
                    help="second text of each row: the model reads (text, text_pair) pairs (NLI, re-ranking); "
                         "the built-in rotten-tomatoes-pairs has them")
-    p.add_argument("--head", action="append", default=None, metavar="NAME=FILE[:regression]",
+    p.add_argument("--head", action="append", default=None, metavar="NAME=FILE[:regression|:multi-label]",
                    help="multi-task from several files, one per head (repeat): FILE's label column is NAME, else "
                         "'label'; texts merge across files, a text without a head's label is left out of that "
                         "head's loss and metrics (replaces --data; implies --task multi-task)")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .data_files import Row, dataset_dict_splits, read_rows
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 __all__ = ["BUILTIN", "BUILTIN_TEXTS", "Dataset", "Split", "load_dataset", "read_rows", "rotten_tomatoes",
            "split_by_movie", "unlabelled_texts"]
@@ -109,6 +109,10 @@ def load_dataset(
     kind = task_class(task, "--task")
     own = kind.dataset(source, text_column=text_column, validation=validation, test=test, seed=seed, strict=strict)
     if own is not None:  # a task that reads its data its own way (embeddings: texts without labels)
+        if text_pair_column and tuple(own.inputs) != ("text", "text_pair"):
+            raise ConfigError(f"--text-pair-column {text_pair_column}: the {task} data {str(source)!r} is read as "
+                              "single texts (head files, built-in sets); put both text columns in one file with "
+                              "its label columns (--data FILE --label-column a,b)")
         return own
     if str(source) not in BUILTIN:  # a saved DatasetDict brings its own validation and test splits
         source, validation, test = dataset_dict_splits(Path(source), validation, test)

@@ -108,13 +108,15 @@ def _column(values: list[Any], kind: str) -> np.ndarray:
 
 def score_dataset(ds: Any, bundle: str | os.PathLike[str], *, text_column: str = "text", concurrency: int = 1,
                   threads: int = 1, num_cpus: float | None = None, batch_size: int = CHUNK_ROWS,
-                  skip_bad: bool = False) -> Any:
+                  skip_bad: bool = False, text_pair_column: str | None = None) -> Any:
     """`ds` with the task's columns added (single-label `pred_label` and `pred_score`), by `concurrency`
     actors of `threads` ONNX Runtime threads each, each reserving `num_cpus` of Ray's CPUs (default
-    `threads`); `skip_bad`: drop rows without text instead of failing (see BundlePredictor)."""
+    `threads`); `skip_bad`: drop rows without text instead of failing (see BundlePredictor);
+    `text_pair_column`: each row's second text, for a bundle on sentence pairs."""
     return ds.map_batches(
         BundlePredictor, fn_constructor_kwargs={"bundle": str(Path(bundle).resolve()), "text_column": text_column,
-                                                "threads": threads, "skip_bad": skip_bad},
+                                                "threads": threads, "skip_bad": skip_bad,
+                                                "text_pair_column": text_pair_column},
         concurrency=concurrency, num_cpus=threads if num_cpus is None else num_cpus, batch_size=batch_size,
         batch_format="numpy",
     )

@@ -78,8 +78,9 @@ def score_file(
     """Score every row of `input` (CSV, TSV, JSONL or Parquet) into `output` (same format).
 
     The output holds the input's columns plus the task's (single-label: `pred_label` and `pred_score`;
-    multi-label `pred_labels`, `pred_scores`; regression `pred_value`; multi-task `pred_HEAD`,
-    `pred_HEAD_score`; embedding `pred_embedding`; token classification `pred_entities`), rows in input order.
+    multi-label `pred_labels`, `pred_scores`; regression `pred_value`; multi-task each head's own named
+    for it: `pred_HEAD`, `pred_HEAD_score(s)`; embedding `pred_embedding`; token classification
+    `pred_entities`), rows in input order.
     workers: processes, each with cores // workers ONNX Runtime threads (1 = score in this process).
     resume: continue an interrupted run, scoring only chunks it had not finished.
     skip_bad: skip rows whose text is missing, not text, not UTF-8 or longer than `max_chars`

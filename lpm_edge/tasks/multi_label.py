@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .base import Task, need_labels
+from .heads import Head
 
 SEPARATOR = "|"  # between labels in a CSV/TSV cell
 DEFAULT_THRESHOLD = 0.5
@@ -104,8 +105,9 @@ class MultiLabel(Task):
     label_lists = True
     fits_on_validation = True
 
-    def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None) -> None:
-        super().__init__(labels, info)
+    def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None,
+                 inputs: Sequence[str] | None = None) -> None:
+        super().__init__(labels, info, inputs)
         thresholds = self.info.get("thresholds")
         self.thresholds = np.asarray(thresholds if thresholds is not None else [DEFAULT_THRESHOLD] * len(self.labels),
                                      dtype=np.float32)
@@ -156,7 +158,8 @@ class MultiLabel(Task):
 
     # -- record ----------------------------------------------------------------------------------
     @classmethod
-    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str) -> "MultiLabel":
+    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str,
+                     inputs: Sequence[str] | None = None) -> "MultiLabel":
         need_labels(labels, where, at_least=1)
         if len(set(labels)) != len(labels):
             raise ConfigError(f"{where}: labels repeat a name: {list(labels)}")
@@ -168,7 +171,7 @@ class MultiLabel(Task):
             if not ok:
                 raise ConfigError(f"{where}: 'thresholds' must list one number in [0, 1] per label "
                                   f"({len(labels)}), got {thresholds!r}")
-        return cls(labels, info)
+        return cls(labels, info, inputs)
 
     def section(self) -> dict[str, Any]:
         return {**self.info, "thresholds": [round(float(t), 6) for t in self.thresholds]}
@@ -177,7 +180,7 @@ class MultiLabel(Task):
         """This task with each label's threshold tuned for its F1 on (validation) gold and outputs."""
         hot, probs = self.gold_array(gold).astype(bool), self.scores(outputs)
         tuned = [best_threshold(probs[:, j], hot[:, j])[0] for j in range(len(self.labels))]
-        return type(self)(self.labels, {**self.info, "thresholds": [round(t, 6) for t in tuned]})
+        return type(self)(self.labels, {**self.info, "thresholds": [round(t, 6) for t in tuned]}, self.input_fields)
 
     def loss(self, outputs: Any, gold: Any) -> Any:
         """Binary cross-entropy per label (pruning's gradient importance takes it)."""
@@ -290,3 +293,37 @@ class MultiLabel(Task):
         p = torch.sigmoid(teacher)
         return (F.binary_cross_entropy_with_logits(student, p, reduction="sum")
                 - F.binary_cross_entropy_with_logits(teacher, p, reduction="sum"))
+
+
+class MultiLabelHead(Head):
+    """A multi-label head of a multi-task model: `tags:multi-label` in a column spec (or `--head
+    tags=FILE:multi-label`); its cells read as the multi-label task reads its label column (a JSON
+    list, or names separated by '|'). Flat labels 'tags:multi-label:toxic', ...: the kind after the
+    head's name, as in its column spec, so the labels alone still say the kind. Its thresholds are
+    its task's, tuned on the validation split after training and recorded per head."""
+
+    kind = "multi-label"
+    task_class = MultiLabel
+    scalar_gold = False
+    PREFIX = f"{kind}:"
+
+    @classmethod
+    def own_labels(cls, name: str, flat: Sequence[str]) -> tuple[str, ...] | None:
+        if not flat or not all(f.startswith(cls.PREFIX) and len(f) > len(cls.PREFIX) for f in flat):
+            return None
+        return tuple(f[len(cls.PREFIX):] for f in flat)
+
+    @classmethod
+    def flat_labels(cls, name: str, labels: Sequence[str]) -> tuple[str, ...]:
+        return tuple(cls.PREFIX + label for label in labels)
+
+    @classmethod
+    def read_rows(cls, path: Any, text_column: str, column: str,
+                  text_pair_column: str | None = None) -> list[tuple[Any, Any, str]]:
+        """Each row's label set as a tuple of names (none: ()), so that None keeps meaning 'no label for
+        this head' (a text another head's file gives)."""
+        return [(text, tuple(sorted(parse_labels(raw, where))), where)
+                for text, raw, where in MultiLabel.read_rows(path, text_column, column, text_pair_column)]
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return f"{self.name}=" + "|".join(f"{label}:{score:.4f}" for label, score in record["scores"].items())

@@ -1,5 +1,6 @@
 """Multi-task data from several files, one per head:
-`sentiment=reviews.csv,topic=news.jsonl,stars=ratings.csv:regression` (the CLI's repeated `--head NAME=FILE[:kind]` builds this string; it is what training.json records as
+`sentiment=reviews.csv,topic=news.jsonl,stars=ratings.csv:regression,tags=tags.jsonl:multi-label` (the CLI's
+repeated `--head NAME=FILE[:kind]` builds this string; it is what training.json records as
 the data, so export and bench read the same files again).
 
 Each file gives one head's labels: its text column (--text-column) and its label column, the column
@@ -30,16 +31,17 @@ def is_head_files(source: Any) -> bool:
 
 def parse(source: str) -> list[tuple[str, str, Path]]:
     """'a=x.csv,b=y.csv:regression' -> [(head, kind, path)]; ConfigError naming a malformed entry."""
-    from .multitask import HEAD_KINDS, head_spec
+    from .multitask import HEADS, head_spec
 
     out = []
     for part in str(source).split(","):
         m = _SPEC.match(part)
         if not m:
-            raise ConfigError(f"--head {part.strip()!r}: expected NAME=FILE or NAME=FILE:regression")
+            raise ConfigError(f"--head {part.strip()!r}: expected NAME=FILE, NAME=FILE:regression or "
+                              "NAME=FILE:multi-label")
         name, file = m.group(1), m.group(2)
         stem, sep, kind = file.rpartition(":")
-        if sep and kind in (*HEAD_KINDS, "classification"):
+        if sep and kind in HEADS:
             file = stem
         else:
             kind = "classification"
@@ -52,18 +54,19 @@ def parse(source: str) -> list[tuple[str, str, Path]]:
     return out
 
 
-def _head_rows(head: str, path: Path, text_column: str) -> list[tuple[Any, Any, str]]:
-    from .single_label import SingleLabel
+def _head_rows(head: str, kind: str, path: Path, text_column: str) -> list[tuple[Any, Any, str]]:
+    from .multitask import HEADS
 
+    read = HEADS[kind].read_rows  # as the head's kind reads its column (a label set for a multi-label head)
     if not path.is_file() and not path.is_dir():
         raise DataError(f"--head {head}={path}: the file does not exist")
     try:
-        return SingleLabel.read_rows(path, text_column, head)
+        return read(path, text_column, head)
     except DataError as exc:
         if f"no column {head!r}" not in str(exc):
             raise
     try:
-        return SingleLabel.read_rows(path, text_column, "label")
+        return read(path, text_column, "label")
     except DataError as exc:
         if "no column 'label'" not in str(exc):
             raise
@@ -73,21 +76,16 @@ def _head_rows(head: str, path: Path, text_column: str) -> list[tuple[Any, Any, 
 def dataset(source: str, *, text_column: str, validation: Any, test: Any, seed: int, strict: bool) -> Any:
     """The Dataset of a head-files spec (see the module's docstring)."""
     from ..pairs import normal
-    from .multitask import MultiTask
-    from .regression import Regression
-    from .single_label import SingleLabel
+    from .multitask import HEADS
 
     if validation is not None or test is not None:
         raise ConfigError("--validation/--test with --head files: validation and test are cut from the head files; "
                           "put those rows in the head files or drop the flags")
     heads = parse(source)
-    per_head = [_head_rows(head, path, text_column) for head, _, path in heads]
+    per_head = [_head_rows(head, kind, path, text_column) for head, kind, path in heads]
     for (head, kind, _), rows in zip(heads, per_head):  # a bad value names its own file's line
         try:
-            if kind == "regression":
-                Regression.gold(rows, (head,), "")
-            else:
-                SingleLabel.label_names(rows, head)
+            HEADS[kind].label_names(rows, head)
         except DataError as exc:
             raise DataError(f"head {head!r}: {exc}") from None
     merged: dict[Any, list[Any]] = {}  # normalised text -> [text, [label per head], where, [where per head]]

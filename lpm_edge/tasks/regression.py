@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .base import Task
+from .heads import Head
 
 # Metrics a Trainer may pick the best checkpoint by, and whether higher is better.
 BEST = {"spearman": True, "pearson": True, "mse": False, "mae": False, "loss": False}
@@ -92,10 +93,11 @@ class Regression(Task):
         return tuple(out)
 
     @classmethod
-    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str) -> "Regression":
+    def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str,
+                     inputs: Sequence[str] | None = None) -> "Regression":
         if len(labels) != 1:
             raise ConfigError(f"{where}: a regression task has one target (its column's name), got {list(labels)}")
-        return cls(labels, info)
+        return cls(labels, info, inputs)
 
     # -- runtime half ------------------------------------------------------------------------------
     def output_shape(self, n: int) -> tuple[int, ...]:
@@ -182,3 +184,23 @@ class Regression(Task):
 
     def divergence(self, student: Any, teacher: Any) -> Any:
         return ((student.reshape(-1) - teacher.reshape(-1)) ** 2).sum()
+
+
+class RegressionHead(Head):
+    """A numeric head of a multi-task model: `stars:regression` in a column spec, and as its one flat
+    label the same `stars:regression` (a classification head has two labels or more, so the labels
+    alone still say the kind). Its task's one label is the head's name."""
+
+    kind = "regression"
+    task_class = Regression
+
+    @classmethod
+    def own_labels(cls, name: str, flat: Sequence[str]) -> tuple[str, ...] | None:
+        return (name,) if tuple(flat) == (cls.kind,) else None
+
+    @classmethod
+    def flat_labels(cls, name: str, labels: Sequence[str]) -> tuple[str, ...]:
+        return (cls.kind,)
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return f"{self.name}={record['value']:.4f}"

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import DataError
 from ..evaluate import accuracy, macro_f1
 from .base import Task, need_labels
+from .heads import Head
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,17 @@ class SingleLabel(Task):
         import torch.nn.functional as F
 
         return F.kl_div(F.log_softmax(student, -1), F.log_softmax(teacher, -1), log_target=True, reduction="sum")
+
+
+class ClassificationHead(Head):
+    """A single-label head of a multi-task model: `topic` in a column spec; flat labels 'topic:acting', ..."""
+
+    kind = "classification"
+    task_class = SingleLabel
+
+    @classmethod
+    def own_labels(cls, name: str, flat: Sequence[str]) -> tuple[str, ...] | None:
+        return tuple(flat)  # the default kind: any labels not another kind's
+
+    def line(self, record: Mapping[str, Any]) -> str:
+        return f"{self.name}={record['label']}:{record['score']:.4f}"
