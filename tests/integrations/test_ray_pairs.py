@@ -16,14 +16,6 @@ from ..task_bundles import task_bundle
 from ..tasks.test_pairs import pair_rows
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _read(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
