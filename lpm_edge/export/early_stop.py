@@ -12,6 +12,7 @@ distillation stops after `patience` checks without improvement.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .batches import encode
@@ -66,9 +67,12 @@ class EarlyStopping:
         self.tokenizer, self.max_length = tokenizer, max_length
         self.every, self.patience = config.eval_every, config.patience
         self.texts, labels = sample(validation, config.eval_samples)
+        self.teacher_logits = logits_of(teacher, tokenizer, self.texts, max_length)  # (N, C)
+        # A task whose gold is the full model's outputs (embeddings: its vectors) takes the teacher's.
+        labels = self.task.reference_split(replace(validation, texts=tuple(self.texts), labels=tuple(labels)),
+                                           self.teacher_logits.numpy()).labels
         # (N,) ids, (N,) targets or (N, heads): the gold values as the task reads them
         self.labels = torch.tensor(self.task.gold_array(labels), dtype=getattr(torch, self.task.gold_dtype))
-        self.teacher_logits = logits_of(teacher, tokenizer, self.texts, max_length)  # (N, C)
         self.curve: list[list[float]] = []  # [step, the task's metric, divergence per text]
         self.best: tuple[float, float] | None = None  # (metric, divergence)
         self.best_step = 0

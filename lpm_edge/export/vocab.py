@@ -6,10 +6,12 @@ were never tuned for the task; dropping them shrinks the bundle. Each tokenizer 
 its algorithm needs so that every training text tokenizes exactly as before (new ids, same
 tokens), and an unseen text still tokenizes:
 
-- WordPiece (BERT, ELECTRA, DistilBERT): the pieces the texts use. Longest-prefix matching over
+- WordPiece (BERT, ELECTRA, DistilBERT): the pieces the texts use, and the single-character
+  pieces (word-initial and ##-continuing) of every character in them. Longest-prefix matching over
   a subset that holds every piece of a seen word splits that word as before; an unseen word gets
-  the longest kept pieces that spell it, or [UNK] where none do, as WordPiece does for any
-  unknown word.
+  the longest kept pieces that spell it, down to single characters, so a word of seen characters
+  never becomes [UNK] (without them one missing piece made the whole word [UNK]); a word with a
+  character no training text has is [UNK], as WordPiece does for any unknown word.
 - BPE (byte-level: RoBERTa, GPT-2, ModernBERT): the pieces the texts use, every piece a kept
   piece was merged from (down to single symbols), all 256 byte symbols (and <0xNN> pieces under
   byte fallback), and every merge whose two parts and result are kept, in the original order.
@@ -143,7 +145,12 @@ def unk_rate(tokenizer: Any, texts: Sequence[str], max_length: int) -> float:
 # --- what each kind keeps: (model ids to keep, what to record about it) ---
 
 def _keep_wordpiece(model: dict[str, Any], used: set[int]) -> tuple[set[int], dict[str, Any]]:
-    return {i for i in model["vocab"].values() if i in used}, {}
+    vocab: dict[str, int] = model["vocab"]
+    prefix = model.get("continuing_subword_prefix") or "##"
+    kept = {i: t for t, i in vocab.items() if i in used}
+    chars = {c for t in kept.values() for c in t.removeprefix(prefix)}
+    singles = {vocab[p] for c in chars for p in (c, prefix + c) if p in vocab}
+    return set(kept) | singles, {"single_characters_added": len(singles - set(kept))}
 
 
 def _keep_bpe(model: dict[str, Any], used: set[int]) -> tuple[set[int], dict[str, Any]]:

@@ -130,6 +130,7 @@ class Embedding(Task):
     model_class = "AutoModel"
     output_name = "embeddings"
     default_data = "rotten-tomatoes"
+    gold_dtype: ClassVar[str] = "float32"  # the gold is the full model's vectors (placeholders 0 until then)
     not_trained = ("--task embedding: lpm-edge does not fine-tune embedding models; export the model directory as "
                    "it was trained: lpm-edge export MODEL_DIR --task embedding --out BUNDLE")
 

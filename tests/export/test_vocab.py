@@ -30,7 +30,11 @@ def test_pruned_vocab_keeps_in_domain_outputs_and_maps_the_rest_to_unk(loaded, t
     student, small, info = prune_vocab(model, tokenizer, CORPUS)
     words = {w for text in CORPUS for w in text.split()}
     assert info["before"] == model.get_input_embeddings().num_embeddings
-    assert info["after"] == len(words) + len(tokenizer.all_special_ids)
+    # the corpus's words, the specials, and single-character pieces of the corpus's letters
+    letters = {c for w in words for c in w}
+    pieces = {c for c in letters} | {f"##{c}" for c in letters}
+    assert info["single_characters_added"] == len(pieces - words)  # ("a" is a word of the corpus already)
+    assert info["after"] == len(words) + len(tokenizer.all_special_ids) + info["single_characters_added"]
     assert student.get_input_embeddings().num_embeddings == info["after"] == student.config.vocab_size
 
     # in-domain texts: the same tokens (new ids), the same logits
@@ -41,12 +45,13 @@ def test_pruned_vocab_keeps_in_domain_outputs_and_maps_the_rest_to_unk(loaded, t
     with torch.no_grad():
         torch.testing.assert_close(student(**new).logits, model(**old).logits)
 
-    # a word the corpus never used (even one in the original vocabulary) becomes [UNK]
-    assert small("superb xyz")["input_ids"] == [small.cls_token_id, small.unk_token_id, small.unk_token_id,
-                                                small.sep_token_id]
+    # a word the corpus never used (even one in the original vocabulary) splits into the corpus's
+    # letters; one with a letter no corpus text has ("q", "x", "z") becomes [UNK]
+    assert small.convert_ids_to_tokens(small("superb xyz")["input_ids"]) == \
+        ["[CLS]", "s", "##u", "##p", "##e", "##r", "##b", "[UNK]", "[SEP]"]
     assert tokenizer.unk_token_id not in tokenizer("superb xyz")["input_ids"]
-    assert unk_rate(small, ["the superb film"], 32) == pytest.approx(2 / 3)
-    assert unk_rate(tokenizer, ["the superb film"], 32) == 0.0
+    assert unk_rate(small, ["the quiz zoo"], 32) == pytest.approx(2 / 3)
+    assert unk_rate(tokenizer, ["the quiz zoo"], 32) == 0.0
 
     # the caller's model is untouched, and the student reloads with from_pretrained
     assert torch.equal(model.get_input_embeddings().weight, before_rows)

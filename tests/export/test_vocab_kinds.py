@@ -203,6 +203,17 @@ def test_wordpiece_unseen_words_become_unk(trained):
     assert changed_texts(tokenizer, small, ["the movie", "acting"]) == 1
 
 
+def test_wordpiece_word_of_seen_characters_splits_into_pieces_not_unk(trained):
+    """Single-character pieces of every seen character are kept, so an unseen word spelled with
+    them tokenizes (into smaller pieces) instead of becoming one [UNK]."""
+    tokenizer = trained["wordpiece"]
+    small, keep, info = prune_tokenizer(tokenizer, ["the movie was great"])
+    assert info["single_characters_added"] > 0
+    for word in ("mist", "grave", "saw"):  # every character occurs in the kept text
+        pieces = tokens(small, word)
+        assert "[UNK]" not in pieces and small.decode(small(word)["input_ids"], skip_special_tokens=True) == word
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["bpe", "unigram", "unigram-bytes", "wordpiece"]),
        texts=st.lists(st.lists(st.sampled_from(WORDS) | st.text(alphabet=ALPHABET, min_size=1, max_size=10),
