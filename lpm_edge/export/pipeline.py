@@ -212,7 +212,8 @@ def _export(job: _Job, recipe: str | Path | Recipe) -> Path:
             if miss:  # raised inside the block: `out` stays as it was
                 log.info("kept the bundle that missed its budget in %s", rejected.keep(bdir, out))
                 raise _Rejected(miss, metrics, recipe, budget, max_length,
-                                rejected.median_tokens(tokenizer, texts, max_length))
+                                rejected.median_tokens(tokenizer, texts, max_length),
+                                (compression.get("vocab") or {}).get("eval_texts_changed", 0))
     log.info("wrote %s: %s %.4f (full model %.4f) on %s", out, task.metric, metrics["bundle_accuracy"],
              metrics["reference_accuracy"], split.describe())
     return out
@@ -222,21 +223,23 @@ class _Rejected(Exception):
     """The bundle missed its budget and was kept in OUT.rejected."""
 
     def __init__(self, reason: str, metrics: dict[str, Any], recipe: Recipe, budget: float | None,
-                 max_length: int, split_tokens: int) -> None:
+                 max_length: int, split_tokens: int, vocab_changed: int = 0) -> None:
         super().__init__(reason)
         self.reason, self.metrics, self.recipe, self.budget = reason, metrics, recipe, budget
         self.max_length, self.split_tokens = max_length, split_tokens  # where an fp32 fallback may split
+        self.vocab_changed = vocab_changed  # evaluation texts whose tokens vocabulary pruning changed
 
 
 def _after_budget_miss(miss: _Rejected, job: _Job) -> Path:
-    """Try the int8 rescues where they can help, else raise AccuracyBudgetError saying what to do next."""
+    """Try the rescues where they can help (the full vocabulary, then int8's), else raise
+    AccuracyBudgetError saying what to do next."""
     m, recipe, budget = miss.metrics, miss.recipe, miss.budget
     tried = [f"recipe {recipe.name} as written (drop {m['accuracy_drop_points']:.2f})"]
     out, checkpoint = job.out, job.checkpoint
     cache = resolve_cache(out, job.student_cache, checkpoint)
     cached = cache is not None
     # Without the cache each try would distill again.
-    tries = rejected.rescues(recipe, m, budget, miss.max_length, miss.split_tokens)
+    tries = rejected.rescues(recipe, m, budget, miss.max_length, miss.split_tokens, miss.vocab_changed)
     tries = tries if cached or not recipe.distill.steps else []
     last = miss
     for what, better in tries:

@@ -55,17 +55,24 @@ def keep(bdir: Path, out: Path) -> Path:
 
 
 def rescues(recipe: Recipe, metrics: Mapping[str, Any], budget: float | None, max_length: int,
-            split_tokens: int) -> list[tuple[str, Recipe]]:
-    """(what it is, recipe) for each rescue to try, in order, when int8 (not the student) broke the
-    budget; none otherwise, or when the recipe is not int8."""
-    q = recipe.quantize
-    if budget is None or q.mode not in ("dynamic", "static"):
-        return []
-    student_drop = (metrics["reference_accuracy"] - metrics["source_accuracy"]) * 100
-    if student_drop > budget:  # int8 is not what lost the accuracy: no quantization setting can win it back
+            split_tokens: int, vocab_changed: int = 0) -> list[tuple[str, Recipe]]:
+    """(what it is, recipe) for each rescue to try, in order: the full vocabulary when vocabulary
+    pruning changed the tokens of `vocab_changed` evaluation texts (words the training texts never
+    used; with the student cached this costs one export, no distillation); then, when int8 (not the
+    student) broke the budget, the int8 rescues."""
+    if budget is None:
         return []
     check = dataclasses.replace(recipe.check, max_accuracy_drop=budget)
     out = []
+    if recipe.vocab_prune and vocab_changed:
+        out.append((f"the full vocabulary (vocab_prune = false; pruning changed the tokens of {vocab_changed} "
+                    "evaluation texts)", recipe.replace(vocab_prune=False, check=check)))
+    q = recipe.quantize
+    if q.mode not in ("dynamic", "static"):
+        return out
+    student_drop = (metrics["reference_accuracy"] - metrics["source_accuracy"]) * 100
+    if student_drop > budget:  # int8 is not what lost the accuracy: no quantization setting can win it back
+        return out
     if not q.auto_exclude:
         out.append(("the most sensitive layers back in fp32 (quantize.auto_exclude)",
                     recipe.replace(quantize=dataclasses.replace(q, auto_exclude=True), check=check)))

@@ -148,3 +148,48 @@ def test_accept_publishes_a_rejected_bundle(tiny_checkpoint, tmp_path, capsys):
     with pytest.raises(BundleError, match="not a rejected bundle"):
         accept(out, tmp_path / "c")
     assert main(["accept", str(rejected_dir(out))]) == 1  # OUT exists now: --force needed
+
+
+def _vocab_pruned_int8(budget=None):
+    from lpm_edge.export.recipe import CheckConfig
+
+    return Recipe(name="tiny-vocab-int8", max_length=32, vocab_prune=True, quantize=QuantizeConfig(mode="dynamic"),
+                  check=CheckConfig(max_accuracy_drop=budget))
+
+
+@pytest.mark.parametrize("changed", [3, 0])
+def test_vocab_pruning_miss_is_rescued_with_the_full_vocabulary(tiny_checkpoint, tmp_path, monkeypatch, caplog,
+                                                                changed):
+    """Vocabulary pruning that changed evaluation texts' tokens (words the training texts never used)
+    and missed the budget is tried again with the full vocabulary, before the int8 rescues; when it
+    changed no text, the full vocabulary cannot help and is not tried."""
+    from lpm_edge.export import pipeline
+
+    real = pipeline._prune_vocab
+
+    def prune_vocab(*args, **kwargs):
+        student, tokenizer, compression = real(*args, **kwargs)
+        compression["vocab"]["eval_texts_changed"] = changed
+        return student, tokenizer, compression
+
+    monkeypatch.setattr(pipeline, "_prune_vocab", prune_vocab)
+    vocab_prune = []
+    real_measure = pipeline._measure
+
+    def measure(bdir, *args, **kwargs):
+        metrics = real_measure(bdir, *args, **kwargs)
+        vocab_prune.append(json.loads((bdir / "manifest.json").read_text())["recipe"]["vocab_prune"])
+        drop = 5.0 if len(vocab_prune) == 1 else 0.5
+        return {**metrics, "accuracy_drop_points": drop, "source_accuracy": metrics["reference_accuracy"]}
+
+    monkeypatch.setattr(pipeline, "_measure", measure)
+    out = tmp_path / "bundle"
+    with caplog.at_level(logging.INFO, logger="lpm_edge.export"):
+        export(tiny_checkpoint, out, _vocab_pruned_int8(), max_accuracy_drop=1.0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    if changed:
+        assert vocab_prune == [True, False] and manifest["recipe"]["vocab_prune"] is False
+        assert "trying again with the full vocabulary (vocab_prune = false; pruning changed the tokens of 3" in caplog.text
+    else:  # the int8 rescue came first instead, keeping the pruned vocabulary
+        assert vocab_prune == [True, True] and manifest["recipe"]["quantize"]["auto_exclude"] is True
+        assert "full vocabulary" not in caplog.text
