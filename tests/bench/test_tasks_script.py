@@ -105,3 +105,20 @@ def test_every_spec_names_a_known_task_kind(tasks_script):
         assert spec.max_length > 0 and spec.distill_steps > 0
     assert list(tasks_script.SPECS) == ["regression", "multi-label", "pairs", "multi-task"]
     json.dumps({k: v.train for k, v in tasks_script.SPECS.items()})
+
+
+@pytest.mark.slow
+def test_bench_phase_reads_built_bundles_and_writes_one_table(tasks_script, tiny_checkpoint, tiny_bundle, tmp_path):
+    root = tmp_path / "root"
+    (root / "pairs").mkdir(parents=True)
+    (root / "pairs" / "checkpoint").symlink_to(tiny_checkpoint, target_is_directory=True)
+    (root / "pairs" / "cpu-int8").symlink_to(tiny_bundle, target_is_directory=True)
+    out = tmp_path / "results"
+    result = tasks_script.bench_all(["regression", "pairs"], root, out, "python benchmarks/tasks.py --bench", None)
+    assert [r["model"] for r in result["rows"]][1:] == ["lpm-edge cpu-int8"] and len(result["rows"]) == 2
+    assert {r["task"] for r in result["rows"]} == {"pairs"}  # regression: nothing built, skipped
+    assert result["rows"][1]["b1_speedup"] > 0 and result["rows"][1]["loss_ci95"] is not None
+    assert result["tasks"]["pairs"]["heads"] == {}
+    doc = json.loads((out / "tasks.json").read_text())
+    assert doc["threads"] >= 1 and "other_processes_cpu_share" in doc["load"]
+    assert "| pairs | lpm-edge cpu-int8 |" in (out / "tasks.md").read_text()
