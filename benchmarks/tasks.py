@@ -84,14 +84,14 @@ SPECS = {s.name: s for s in (
          regression_data, dict(task="regression", text_column="word", label_column="pleasantness", epochs=2.0,
                                max_length=16, learning_rate=1e-4, metric="spearman")),
     Spec("multi-label", "Debian package descriptions, 8 debtags (apt-cache dumpavail), 3,000 packages",
-         multi_label_data, dict(task="multi-label", label_column="labels", epochs=5.0, max_length=32,
-                                learning_rate=5e-4)),
+         multi_label_data, dict(task="multi-label", label_column="labels", epochs=4.0, max_length=32,
+                                learning_rate=5e-4), distill_steps=600),
     Spec("pairs", "rotten-tomatoes-pairs: does this snippet review the movie of this plot?",
-         lambda work: "rotten-tomatoes-pairs", dict(epochs=2.0, max_length=64, batch_size=16,
-                                                     learning_rate=5e-5), distill_steps=800),
+         lambda work: "rotten-tomatoes-pairs", dict(limit_train=3000, epochs=2.0, max_length=64,
+                                                     batch_size=16, learning_rate=1e-4), distill_steps=300),
     Spec("multi-task", "presidential-debates-2016: heads party and debate",
-         lambda work: "presidential-debates-2016", dict(task="multi-task", epochs=6.0, max_length=64,
-                                                         learning_rate=1e-4), distill_steps=800),
+         lambda work: "presidential-debates-2016", dict(task="multi-task", epochs=5.0, max_length=64,
+                                                         learning_rate=1e-4), distill_steps=300),
 )}
 
 
