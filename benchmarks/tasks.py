@@ -95,11 +95,11 @@ SPECS = {s.name: s for s in (
          multi_label_data, dict(task="multi-label", label_column="labels", epochs=4.0, max_length=32,
                                 learning_rate=5e-4), distill_steps=600),
     Spec("pairs", "rotten-tomatoes-pairs: does this snippet review the movie of this plot?",
-         lambda work: "rotten-tomatoes-pairs", dict(limit_train=3000, epochs=2.0, max_length=64,
-                                                     batch_size=16, learning_rate=1e-4), distill_steps=300),
+         lambda work: "rotten-tomatoes-pairs", dict(limit_train=2400, epochs=2.0, max_length=64,
+                                                     batch_size=16, learning_rate=1e-4), distill_steps=200),
     Spec("multi-task", "presidential-debates-2016: heads party and debate",
-         lambda work: "presidential-debates-2016", dict(task="multi-task", epochs=5.0, max_length=64,
-                                                         learning_rate=1e-4), distill_steps=300),
+         lambda work: "presidential-debates-2016", dict(task="multi-task", epochs=4.0, max_length=64,
+                                                         learning_rate=1e-4), distill_steps=200),
 )}
 
 
