@@ -122,3 +122,23 @@ def test_bench_phase_reads_built_bundles_and_writes_one_table(tasks_script, tiny
     doc = json.loads((out / "tasks.json").read_text())
     assert doc["threads"] >= 1 and "other_processes_cpu_share" in doc["load"]
     assert "| pairs | lpm-edge cpu-int8 |" in (out / "tasks.md").read_text()
+
+
+@pytest.mark.slow
+def test_head_losses_give_each_head_its_loss_and_ci(tasks_script, tiny_config, tmp_path):
+    from lpm_edge.export import export
+    from lpm_edge.train import train
+
+    from ..tasks.test_multitask import multi_rows, write_rows
+
+    data = write_rows(tmp_path / "multi.csv", multi_rows(200))
+    ckpt = train(tiny_config(tmp_path / "ckpt", data=str(data), task="multi-task", label_column="sentiment,topic",
+                             epochs=4))
+    int8 = export(ckpt, tmp_path / "cpu-int8", "cpu-int8", max_accuracy_drop=100.0)
+    got = tasks_script.head_losses(ckpt, [int8], max_length=32, n_boot=100)
+    assert got["n"] == 20 and set(got["pytorch"]) == {"sentiment", "topic"}
+    per = got["bundles"]["cpu-int8"]
+    assert per["topic"]["metric"] == "topic/accuracy"
+    for h, d in per.items():
+        assert d["loss_points"] == pytest.approx((got["pytorch"][h] - d["value"]) * 100)
+        assert d["loss_ci95"][0] <= d["loss_points"] <= d["loss_ci95"][1]
