@@ -279,7 +279,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"Training: {json.dumps(b.get('train'))}; build seconds {json.dumps(b.get('seconds'))}; "
                          f"distillation {json.dumps(b.get('distill'))}.")
         for bundle, d in (t.get("distilled") or {}).items():
-            lines.append(f"{bundle}: distilled {d.get('steps')} steps (best at {d.get('best_step')}, "
+            lines.append(f"{bundle}: distilled {d.get('steps')} of {d.get('asked')} steps (best at {d.get('best_step')}, "
                          f"stopped at {d.get('stopped_at')}); export's validation loss "
                          f"{_f(d.get('validation_drop'), '+.2f')} points.")
         heads = t.get("heads") or {}
@@ -299,8 +299,9 @@ def markdown(result: dict[str, Any]) -> str:
 def distilled(bundle: Path) -> dict[str, Any]:
     """What a bundle's manifest says of its distillation and its export-time validation loss."""
     m = _read(bundle / "manifest.json")
-    return {"steps": find_key(m, "steps") if find_key(m, "distill") else None,
-            "best_step": find_key(m, "best_step"), "stopped_at": find_key(m, "stopped_at"),
+    run = ((m.get("source") or {}).get("compression") or {}).get("distill") or {}  # what ran (recipe: what was asked)
+    return {"steps": run.get("steps"), "asked": find_key(m.get("recipe"), "steps"), "seconds": run.get("seconds"),
+            "best_step": find_key(run, "best_step"), "stopped_at": find_key(run, "stopped_at"),
             "validation_drop": find_key(m, "accuracy_drop_points"), "accepted": find_key(m, "accepted")}
 
 

@@ -142,3 +142,13 @@ def test_head_losses_give_each_head_its_loss_and_ci(tasks_script, tiny_config, t
     for h, d in per.items():
         assert d["loss_points"] == pytest.approx((got["pytorch"][h] - d["value"]) * 100)
         assert d["loss_ci95"][0] <= d["loss_points"] <= d["loss_ci95"][1]
+
+
+def test_distilled_reads_the_steps_that_ran_not_the_recipe(tasks_script, tmp_path):
+    manifest = {"recipe": {"distill": {"steps": 1600}}, "metrics": {"accuracy_drop_points": 1.5, "accepted": True},
+                "source": {"compression": {"distill": {"steps": 1100, "seconds": 600,
+                                                       "early_stopping": {"best_step": 800, "stopped_at": 1100}}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    d = tasks_script.distilled(tmp_path)
+    assert (d["steps"], d["asked"], d["best_step"], d["stopped_at"]) == (1100, 1600, 800, 1100)
+    assert d["validation_drop"] == 1.5 and d["accepted"] is True
