@@ -278,6 +278,8 @@ def markdown(result: dict[str, Any]) -> str:
         if b:
             lines.append(f"Training: {json.dumps(b.get('train'))}; build seconds {json.dumps(b.get('seconds'))}; "
                          f"distillation {json.dumps(b.get('distill'))}.")
+            if b.get("note"):
+                lines += ["", f"Note: {b['note']}"]
         for bundle, d in (t.get("distilled") or {}).items():
             lines.append(f"{bundle}: distilled {d.get('steps')} of {d.get('asked')} steps (best at {d.get('best_step')}, "
                          f"stopped at {d.get('stopped_at')}); export's validation loss "
