@@ -99,7 +99,7 @@ SPECS = {s.name: s for s in (
                                                      batch_size=16, learning_rate=1e-4), distill_steps=200),
     Spec("multi-task", "presidential-debates-2016: heads party and debate",
          lambda work: "presidential-debates-2016", dict(task="multi-task", epochs=3.0, max_length=64,
-                                                         learning_rate=1e-4), distill_steps=100),
+                                                         learning_rate=1e-4), distill_steps=400),
 )}
 
 
