@@ -257,7 +257,8 @@ def _f(v: Any, fmt: str, dash: str = "—") -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The combined table of every task x model, then each task's build notes and per-head losses."""
     lines = [f"# Per-task figures ({result['cpu_class']})", "",
-             f"{result['threads']} thread(s); other processes' CPU share during the bench "
+             f"{result['threads']} thread(s); other processes' share of the machine's "
+             f"{result.get('load', {}).get('cpus')} CPUs during the bench "
              f"{_f(result.get('load', {}).get('other_processes_cpu_share'), '.0%')}, load average "
              f"{result.get('load', {}).get('loadavg_start')} → {result.get('load', {}).get('loadavg_end')}.",
              "", f"`{result['command']}`", ""]
@@ -334,7 +335,7 @@ def bench_all(names: list[str], root: Path, out: Path, command: str, note: str |
             "data": doc.get("data"), "bench_load": doc.get("method", {}).get("load") or find_key(doc, "other_processes_cpu_share"),
             "distilled": {b.name: distilled(b) for b in bundles if "pruned" in b.name},
             "heads": head_losses(ckpt, bundles, max_length), "bench_seconds": round(time.perf_counter() - t0, 1)}
-    result["load"] = others_share(start, snapshot(), cores)
+    result["load"] = others_share(start, snapshot(), os.cpu_count() or cores)  # /proc/stat counts every CPU
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "tasks.json", json.dumps(result, indent=2, default=str) + "\n")
     _write(out / "tasks.md", markdown(result))
