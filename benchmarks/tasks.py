@@ -282,7 +282,8 @@ def markdown(result: dict[str, Any]) -> str:
             if b.get("note"):
                 lines += ["", f"Note: {b['note']}"]
         for bundle, d in (t.get("distilled") or {}).items():
-            lines.append(f"{bundle}: distilled {d.get('steps')} of {d.get('asked')} steps (best at {d.get('best_step')}, "
+            lines.append(f"{bundle}: distilled {d.get('steps')} of {d.get('asked')} steps "
+                         f"(best at {d.get('best_step')}, "
                          f"stopped at {d.get('stopped_at')}); export's validation loss "
                          f"{_f(d.get('validation_drop'), '+.2f')} points.")
         heads = t.get("heads") or {}
@@ -332,7 +333,7 @@ def bench_all(names: list[str], root: Path, out: Path, command: str, note: str |
         result["rows"] += rows_of(name, doc, rec)
         result["tasks"][name] = {
             "about": rec.get("about", SPECS[name].about if name in SPECS else ""), "build": rec,
-            "data": doc.get("data"), "bench_load": doc.get("method", {}).get("load") or find_key(doc, "other_processes_cpu_share"),
+            "data": doc.get("data"), "bench_load": find_key(doc.get("method"), "other_processes_cpu_share"),
             "distilled": {b.name: distilled(b) for b in bundles if "pruned" in b.name},
             "heads": head_losses(ckpt, bundles, max_length), "bench_seconds": round(time.perf_counter() - t0, 1)}
     result["load"] = others_share(start, snapshot(), os.cpu_count() or cores)  # /proc/stat counts every CPU
@@ -368,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     elif len(allowed) < a.threads:
         log.warning("asked for %d threads but this process may use %d core(s): %d thread(s)", a.threads,
                     len(allowed), len(allowed))
-    command = "python benchmarks/tasks.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
+    args = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/tasks.py " + " ".join(shlex.quote(x) for x in args)
     if a.build:
         threads = min(a.threads, len(os.sched_getaffinity(0)))
         for n in names:
