@@ -346,7 +346,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         from .tasks import from_training
 
         metric = from_training(info, info.get("labels", ())).metric  # the instance's (mixed multi-task heads)
-        print(f"{out}: test {metric} {t.get(metric, float('nan')):.4f}, macro-F1 {t.get('macro_f1', float('nan')):.4f} "
+        also = f", macro-F1 {t['macro_f1']:.4f}" if "macro_f1" in t and metric != "macro_f1" else ""  # classifiers'
+        print(f"{out}: test {metric} {t.get(metric, float('nan')):.4f}{also} "
               f"on {where.get('n', '?')} test texts of {where.get('source', '?')}; "
               f"{info.get('epochs_run')} epochs in {info.get('train_seconds')} s on {info.get('device')}")
     return 0

@@ -76,6 +76,8 @@ def test_cli_head_flags_train_a_masked_multi_task_model(tmp_path, tiny_model, ca
     rc = main(["train", "--model", str(tiny_model), "--out", str(out), *[f"--head={h}" for h in spec],
                "--epochs", "1", "--batch-size", "16", "--max-length", "32", "--threads", "1", "--patience", "0"])
     assert rc == 0, capsys.readouterr().err
+    summary = capsys.readouterr().out
+    assert "test worst_head_score" in summary and "nan" not in summary, summary  # no macro-F1 a regression head lacks
     info = json.loads((out / "training.json").read_text())
     assert info["task"]["kinds"] == {"sentiment": "classification", "topic": "classification", "stars": "regression"}
     assert math.isfinite(info["test"]["worst_head_score"]) and math.isfinite(info["test"]["stars/mse"])
