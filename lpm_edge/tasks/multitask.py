@@ -213,8 +213,7 @@ class MultiTask(Task):
         on none or every one of them)."""
         y = self.gold_array(gold)
         for h, head in self.specs.items():
-            g = y[:, slice(*self.gold_blocks[h])]
-            head.task.check_training(head.task_gold(g[~np.isnan(g[:, 0])]), f"{where}: head {h!r}")
+            head.task.check_training(self._labelled(y, h)[1], f"{where}: head {h!r}")
 
     @classmethod
     def from_section(cls, labels: tuple[str, ...], info: dict[str, Any], where: str,
@@ -244,10 +243,16 @@ class MultiTask(Task):
         head_info = {h: head.task.section() for h, head in self.specs.items()}
         for h, head in self.specs.items():
             if head.task.fits_on_validation:
-                g = y[:, slice(*self.gold_blocks[h])]
-                has = ~np.isnan(g[:, 0])
-                head_info[h] = head.task.fit(head.task_gold(g[has]), parts[h][has]).section()
+                has, g = self._labelled(y, h)
+                head_info[h] = head.task.fit(g, parts[h][has]).section()
         return type(self)(self.labels, {**self.info, "head_info": head_info}, self.input_fields)
+
+    def _labelled(self, y: np.ndarray, h: str) -> tuple[np.ndarray, np.ndarray]:
+        """(which examples of `y`, the gold array, have head h's label; their gold block as h's task
+        takes it)."""
+        g = y[:, slice(*self.gold_blocks[h])]
+        has = ~np.isnan(g[:, 0])
+        return has, self.specs[h].task_gold(g[has])
 
     # -- runtime half ------------------------------------------------------------------------------
     def head_outputs(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -288,10 +293,10 @@ class MultiTask(Task):
         y = self.gold_array(gold)
         out: dict[str, float] = {}
         for h, o in self.head_outputs(outputs).items():
-            head, g = self.specs[h], y[:, slice(*self.gold_blocks[h])]
-            has = ~np.isnan(g[:, 0])  # examples with this head's label
-            fn = head.task.train_metrics if training else head.task.metrics
-            out.update({f"{h}/{name}": v for name, v in fn(head.task_gold(g[has]), o[has]).items()})
+            has, g = self._labelled(y, h)
+            task = self.specs[h].task
+            fn = task.train_metrics if training else task.metrics
+            out.update({f"{h}/{name}": v for name, v in fn(g, o[has]).items()})
         out[self.metric] = min(out[f"{h}/{head.task.metric}"] for h, head in self.specs.items())
         return out
 
