@@ -63,11 +63,15 @@ def format_suffix(path: Path) -> str:
     return path.suffixes[-2] if path.suffix == ".bz2" and len(path.suffixes) > 1 else path.suffix
 
 
+def _opener(path: Path) -> Any:
+    """bz2.open for a path ending in .bz2, else open."""
+    return bz2.open if path.suffix == ".bz2" else open
+
+
 def open_text(path: Path) -> Any:
     """`path` opened for reading text, through bz2 when it ends in .bz2. utf-8-sig: spreadsheets often
     write a byte-order mark, which would stick to the first column name."""
-    opener = bz2.open if path.suffix == ".bz2" else open
-    return opener(path, "rt", encoding="utf-8-sig", newline="")
+    return _opener(path)(path, "rt", encoding="utf-8-sig", newline="")
 
 
 def read_rows(path: Path, text_column: str, label_column: str, text_pair_column: str | None = None,
@@ -86,7 +90,7 @@ def read_rows(path: Path, text_column: str, label_column: str, text_pair_column:
         return _datasets_rows(path, text_column, label_column, label_lists, text_pair_column)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".bz2" else path.suffix
+    suffix = format_suffix(path)
     columns = (text_column, *label_columns(label_column), *([text_pair_column] if text_pair_column else []))
     try:
         with open_text(path) as f:
@@ -115,7 +119,7 @@ def read_rows(path: Path, text_column: str, label_column: str, text_pair_column:
 def _first_undecodable_line(path: Path) -> int:
     """The 1-based line holding the first byte sequence that is not UTF-8 (text mode reads in
     chunks, so UnicodeDecodeError's offset says nothing about the line); through bz2 as `open_text`."""
-    with (bz2.open if path.suffix == ".bz2" else open)(path, "rb") as f:
+    with _opener(path)(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             try:
                 raw.decode("utf-8")
