@@ -204,15 +204,17 @@ def head_losses(ckpt: Path, bundles: list[Path], max_length: int, n_boot: int = 
     texts, gold = list(part.texts), list(part.labels)
     ref_out = np.asarray(task_reference(ckpt, task, max_length=max_length).logits(texts))
     ref_m = task.metrics(gold, ref_out)
-    names = {h: next(k for k in (f"{h}/accuracy", f"{h}/spearman") if k in ref_m) for h in heads}
+    names = {h: f"{h}/{head.task.metric}" for h, head in task.specs.items()}  # accuracy, spearman, micro_f1
     result: dict[str, Any] = {"n": len(texts), "pytorch": {h: ref_m[n] for h, n in names.items()}, "bundles": {}}
     for b in bundles:
-        out = np.asarray(lpm_edge.load(b, providers="cpu").logits(texts))
-        got = task.metrics(gold, out)
+        clf = lpm_edge.load(b, providers="cpu")
+        out = np.asarray(clf.logits(texts))
+        own = clf.task if task.fits_on_validation else task  # a bundle's own multi-label thresholds
+        got = own.metrics(gold, out)
         per = {}
         for h, n in names.items():
             one = _OneHead(task, n)
-            ci = bootstrap_metric_diff_ci(one, gold, ref_out, out, n_boot=n_boot)
+            ci = bootstrap_metric_diff_ci(one, gold, ref_out, out, n_boot=n_boot, own=own)
             per[h] = {"metric": n, "value": got[n], "loss_points": (ref_m[n] - got[n]) * 100, "loss_ci95": list(ci)}
         result["bundles"][b.name] = per
     return result
@@ -227,8 +229,8 @@ class _OneHead:
     def gold_array(self, gold: Any) -> Any:
         return self.task.gold_array(gold)
 
-    def metric_loss(self, gold: Any, a: Any, b: Any) -> float:
-        return (self.task.metrics(gold, a)[self.metric] - self.task.metrics(gold, b)[self.metric]) * 100
+    def metric_loss(self, gold: Any, a: Any, b: Any, own: Any = None) -> float:
+        return (self.task.metrics(gold, a)[self.metric] - (own or self.task).metrics(gold, b)[self.metric]) * 100
 
 
 def rows_of(task: str, doc: dict[str, Any], build_rec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -65,15 +65,17 @@ def bootstrap_diff_ci(
 
 def bootstrap_metric_diff_ci(
     task: "Task", gold: Any, out_a: Any, out_b: Any, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+    own: "Task | None" = None,
 ) -> tuple[float, float]:
     """Paired bootstrap interval of metric(a) - metric(b), in points, for a metric that is not a
-    mean over examples (F1, correlations): the task's metric is recomputed on each resample."""
+    mean over examples (F1, correlations): the task's metric is recomputed on each resample (b's read
+    by `own`, its own fitted task, when it has one)."""
     gold, a, b = task.gold_array(gold), np.asarray(out_a), np.asarray(out_b)
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_boot)
     for r in range(n_boot):
         idx = rng.integers(0, len(gold), size=len(gold))
-        diffs[r] = task.metric_loss(gold[idx], a[idx], b[idx])
+        diffs[r] = task.metric_loss(gold[idx], a[idx], b[idx], own)
     lo, hi = np.nanpercentile(diffs, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
 
@@ -113,27 +115,30 @@ class Scores:
 
 def compare(
     split: "Split", outputs: Sequence[tuple[str, Any]], task: "Task", *, n_boot: int = 2000, seed: int = 0,
-    seconds: Sequence[float | None] | None = None,
+    seconds: Sequence[float | None] | None = None, tasks: Sequence["Task | None"] | None = None,
 ) -> list[Scores]:
     """Scores of models whose outputs on `split` are known (for classifiers: logits (n, labels));
-    outputs[0] is the reference."""
+    outputs[0] is the reference. `tasks[k]`, when given and not None, is the task output k is read by:
+    a model's own fitted decisions (a bundle's multi-label thresholds, `Task.fitted`); else `task`."""
     gold = task.gold_array(split.labels)
     n = len(gold)
     arrays = [np.asarray(out) for _, out in outputs]
-    decisions = [task.decisions(a) for a in arrays]
-    found = [task.metrics(gold, a) for a in arrays]
+    owns = [t or task for t in (tasks or [None] * len(outputs))]
+    decisions = [t.decisions(a) for t, a in zip(owns, arrays)]
+    found = [t.metrics(gold, a) for t, a in zip(owns, arrays)]
     out = []
     for k, (name, _) in enumerate(outputs):
         extra: dict[str, Any] = {}
         if k and n:
-            values = (task.example_values(gold, arrays[0]), task.example_values(gold, arrays[k]))
+            ref, own = owns[0], owns[k]
+            values = (ref.example_values(gold, arrays[0]), own.example_values(gold, arrays[k]))
             if values[0] is not None and values[1] is not None:
                 ci = bootstrap_diff_ci(values[0], values[1], n_boot=n_boot, seed=seed)
             else:
-                ci = (task.metric_diff_ci(gold, arrays[0], arrays[k], n_boot, seed)
-                      or bootstrap_metric_diff_ci(task, gold, arrays[0], arrays[k], n_boot=n_boot, seed=seed))
+                ci = ref.metric_diff_ci(gold, arrays[0], arrays[k], n_boot, seed) if own is ref else None
+                ci = ci or bootstrap_metric_diff_ci(ref, gold, arrays[0], arrays[k], n_boot=n_boot, seed=seed, own=own)
             extra = {
-                "loss_points": task.metric_loss(gold, arrays[0], arrays[k]),  # (ref - mine) x 100 for one metric
+                "loss_points": ref.metric_loss(gold, arrays[0], arrays[k], own),  # (ref - mine) x 100 for one metric
                 "loss_ci95": ci,
                 # None where the task has no discrete decisions (regression)
                 "agreement": None if decisions[0] is None else
@@ -149,9 +154,10 @@ def compare(
 
 def evaluate(
     split: "Split", models: Sequence[tuple[str, Predictor]], task: "Task", *, n_boot: int = 2000, seed: int = 0,
-    on_each: Callable[[], None] | None = None,
+    on_each: Callable[[], None] | None = None, tasks: Sequence["Task | None"] | None = None,
 ) -> list[Scores]:
-    """Run each model on every example of `split` (models[0] is the reference) and score them."""
+    """Run each model on every example of `split` (models[0] is the reference) and score them, each
+    read by its own task where `tasks` gives one (see `compare`)."""
     texts = list(split.texts)
     outputs, seconds = [], []
     for name, predict in models:
@@ -162,4 +168,4 @@ def evaluate(
             on_each()
     if outputs:  # tasks whose gold is the reference's outputs (embeddings) take them from models[0]
         split = task.reference_split(split, outputs[0][1])
-    return compare(split, outputs, task, n_boot=n_boot, seed=seed, seconds=seconds)
+    return compare(split, outputs, task, n_boot=n_boot, seed=seed, seconds=seconds, tasks=tasks)

@@ -22,8 +22,11 @@ def score(
     """The task's metrics (accuracy, macro-F1 for classifiers), the budget metric's loss vs candidates[0]
     (points, paired bootstrap 95% CI) and agreement, from the one evaluator; candidates[0] is the
     reference, its own loss and agreement are None."""
+    # Where the task fits decisions to a model (multi-label thresholds) each candidate is read by its own
+    # (a bundle: its manifest's); elsewhere the reference's task reads every candidate alike.
+    owns = [c.task if task.fits_on_validation else None for c in candidates]
     scores = evaluate(split, [(c.name, c.outputs or c.predict) for c in candidates], task, n_boot=n_boot, seed=seed,
-                      on_each=progress.advance if progress else None)
+                      on_each=progress.advance if progress else None, tasks=owns)
     return [{**s.metrics(), "accuracy_pass_s": s.seconds} for s in scores]
 
 

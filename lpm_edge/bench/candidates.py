@@ -58,6 +58,9 @@ class Candidate:
     # Its own `tokenizers.Tokenizer`: fixed-length inputs are cut with it (a compressed bundle may
     # ship a trimmed vocabulary, so another model's ids can be out of its range). None = the reference's.
     tokenizer: Any = None
+    # The task its outputs are read by when it has its own (a bundle's manifest: multi-label thresholds
+    # fitted to its scores at export). None = the reference's.
+    task: Any = None
     outputs: Callable[[Sequence[str]], np.ndarray] | None = None
 
 
@@ -189,7 +192,7 @@ def bundle_candidate(bundle: str | os.PathLike[str], threads: int, name: str | N
               "recipe": recipe, "quantize": (clf.manifest.recipe.get("quantize") or {}).get("mode"),
               "max_length": clf.max_length, "batch_size": clf.batch_size,
               "max_batch_tokens": clf.max_batch_tokens},
-        tokenizer=tokenizer,
+        tokenizer=tokenizer, task=clf.task,
     )
 
 

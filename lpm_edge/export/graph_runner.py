@@ -40,6 +40,7 @@ def task_drop_of(source: Any, names: Sequence[str], texts: list[str], gold: Any,
 
     def drop_of(graph: Path) -> float:
         runner = GraphRunner(graph, source.tokenizer, names, source.max_length, task.output_name)
-        return task.metric_loss(gold, full_outputs, task.outputs_of(runner, texts))
+        outputs = task.outputs_of(runner, texts)
+        return task.metric_loss(gold, full_outputs, outputs, task.fitted(gold, outputs))
 
     return drop_of

@@ -77,8 +77,9 @@ class BundleEvaluator:
         if self.validation is not None:  # its gold is the full model's where the task scores against it
             from ..evaluate import compare
 
+            task = self.task or clf.task
             [scores] = compare(self.validation, [(cand.label(), clf.logits(list(self.validation.texts)))],
-                               self.task or clf.task)
+                               task, tasks=[clf.task if task.fits_on_validation else None])  # its own thresholds
             acc = scores.value  # the task's budget metric (accuracy for classifiers)
         ms = self._latency_ms(clf)
         return Point(

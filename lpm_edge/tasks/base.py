@@ -118,6 +118,12 @@ class Task:
         outputs there (multi-label: decision thresholds); called when `fits_on_validation`."""
         return self
 
+    def fitted(self, gold: Sequence[Any], outputs: np.ndarray) -> "Task":
+        """This task fitted to one model's outputs on (validation) gold when it learns from them, else
+        itself. A compressed model's scores move (int8 rounding; a student is another model), so its
+        bundle carries decision thresholds fitted to its own scores, as training fits the full model's."""
+        return self.fit(gold, outputs) if self.fits_on_validation else self
+
     # -- runtime half (numpy) ------------------------------------------------------------------
     def output_shape(self, n: int) -> tuple[int, ...]:
         """The shape the graph's output must have for `n` examples (checked at load)."""
@@ -202,10 +208,11 @@ class Task:
         the task has no discrete decisions (regression): agreement is then None."""
         raise NotImplementedError
 
-    def metric_loss(self, gold: Any, reference: np.ndarray, outputs: np.ndarray) -> float:
+    def metric_loss(self, gold: Any, reference: np.ndarray, outputs: np.ndarray, own: "Task | None" = None) -> float:
         """Points of the budget metric `outputs` lose against `reference` (positive = worse): the
-        difference x 100 of `metric`; a task with several heads gives its worst head's loss."""
-        return (self.metrics(gold, reference)[self.metric] - self.metrics(gold, outputs)[self.metric]) * 100
+        difference x 100 of `metric`; a task with several heads gives its worst head's loss. `own`: the
+        task `outputs` are read by when they have their own fitted decisions (`fitted`), else this one."""
+        return (self.metrics(gold, reference)[self.metric] - (own or self).metrics(gold, outputs)[self.metric]) * 100
 
     def example_values(self, gold: Sequence[Any], outputs: np.ndarray) -> np.ndarray | None:
         """Per-example values whose mean is `self.metric` (accuracy: correct or not), or None when

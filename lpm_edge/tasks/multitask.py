@@ -310,10 +310,10 @@ class MultiTask(Task):
         thresholds are tuned: at thresholds tuned on these outputs)."""
         return self._head_metrics(gold, outputs, training=True)
 
-    def metric_loss(self, gold: Any, reference: np.ndarray, outputs: np.ndarray) -> float:
+    def metric_loss(self, gold: Any, reference: np.ndarray, outputs: np.ndarray, own: Task | None = None) -> float:
         """The largest loss of any head's budget metric (accuracy, Spearman's rho, micro-F1), in points:
         the budget holds for every head."""
-        ref, got = self.metrics(gold, reference), self.metrics(gold, outputs)
+        ref, got = self.metrics(gold, reference), (own or self).metrics(gold, outputs)
         names = [f"{h}/{head.task.metric}" for h, head in self.specs.items()]
         return max((ref[n] - got[n]) * 100 for n in names)
 

@@ -89,10 +89,10 @@ def _fake_drops(monkeypatch, drops):
     real, recipes = pipeline._measure, []
 
     def measure(bdir, *args, **kwargs):
-        metrics = real(bdir, *args, **kwargs)
+        metrics, own = real(bdir, *args, **kwargs)
         recipes.append(json.loads((bdir / "manifest.json").read_text())["recipe"]["quantize"])
         return {**metrics, "accuracy_drop_points": drops[len(recipes) - 1],
-                "source_accuracy": metrics["reference_accuracy"]}
+                "source_accuracy": metrics["reference_accuracy"]}, own
 
     monkeypatch.setattr(pipeline, "_measure", measure)
     return recipes
@@ -177,10 +177,10 @@ def test_vocab_pruning_miss_is_rescued_with_the_full_vocabulary(tiny_checkpoint,
     real_measure = pipeline._measure
 
     def measure(bdir, *args, **kwargs):
-        metrics = real_measure(bdir, *args, **kwargs)
+        metrics, own = real_measure(bdir, *args, **kwargs)
         vocab_prune.append(json.loads((bdir / "manifest.json").read_text())["recipe"]["vocab_prune"])
         drop = 5.0 if len(vocab_prune) == 1 else 0.5
-        return {**metrics, "accuracy_drop_points": drop, "source_accuracy": metrics["reference_accuracy"]}
+        return {**metrics, "accuracy_drop_points": drop, "source_accuracy": metrics["reference_accuracy"]}, own
 
     monkeypatch.setattr(pipeline, "_measure", measure)
     out = tmp_path / "bundle"

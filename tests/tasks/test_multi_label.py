@@ -210,6 +210,28 @@ def test_evaluator_bootstraps_micro_f1():
     assert 0 <= cand.agreement < 1
 
 
+def test_evaluator_reads_each_model_by_its_own_thresholds():
+    """A model whose scores all sit lower decides as well at thresholds fitted to it: read by the
+    reference's thresholds it loses everything, by its own (`Task.fitted`) nothing."""
+    from lpm_edge.data import Split
+    from lpm_edge.evaluate import compare
+
+    rng = np.random.default_rng(1)
+    gold = tuple(tuple(int(v) for v in row) for row in rng.integers(0, 2, (80, 2)))
+    good = (np.asarray(gold) * 2 - 1) * 3.0
+    low = good - 6.0  # the same ranking, every score under 0.5
+    split, ref = Split(tuple("t%d" % i for i in range(80)), gold, "validation"), task([0.5, 0.5])
+    own = ref.fitted(gold, low)
+    assert own.section()["thresholds"] != [0.5, 0.5]
+    assert tasks.from_section("regression", ("score",), {}).fitted([1.0], np.ones((1, 1))).section() == {}
+    _, shared = compare(split, [("full", good), ("int8", low)], ref, n_boot=100)
+    _, fitted = compare(split, [("full", good), ("int8", low)], ref, n_boot=100, tasks=[None, own])
+    assert shared.value == 0.0 and shared.loss_points == pytest.approx(100.0)
+    assert fitted.value == 1.0 and fitted.loss_points == 0.0 and fitted.loss_ci95 == (0.0, 0.0)
+    assert fitted.agreement == 1.0  # read by the shared thresholds it agrees only where both find no label
+    assert shared.agreement == pytest.approx(np.mean(~np.asarray(gold).any(axis=1)))
+
+
 def test_distill_loss_and_divergence():
     torch = pytest.importorskip("torch")
     t = task()
@@ -268,15 +290,23 @@ def test_int8_bundle_predicts_label_sets(ml_bundle, ml_checkpoint):
     manifest = read_manifest(ml_bundle)
     info = json.loads((ml_checkpoint / "training.json").read_text())
     assert manifest.task == "multi-label"
-    assert manifest.task_info["thresholds"] == info["task"]["thresholds"]
     assert manifest.metrics["metric"] == "micro_f1" and manifest.metrics["bundle_accuracy"] > 0.9
     clf = lpm_edge.load(ml_bundle)
+    # its thresholds are fitted to its own scores on the validation split, as training fitted the full model's
+    from lpm_edge.export.pipeline import checkpoint_dataset
+
+    validation = checkpoint_dataset(None, info).validation
+    own = task(info["task"]["thresholds"]).fit(validation.labels, clf.logits(list(validation.texts)))
+    assert manifest.task_info["thresholds"] == own.section()["thresholds"]
+    assert manifest.metrics["bundle_accuracy"] == pytest.approx(own.metrics(validation.labels, clf.logits(
+        list(validation.texts)))["micro_f1"])
     preds = clf.predict(["the film was great and awful", "the plot was superb", "the movie and the story",
                          "it was boring"])
     assert [p.labels for p in preds] == [("neg", "pos") if preds[0].labels[0] == "neg" else ("pos", "neg"),
                                          ("pos",), (), ("neg",)]
     probs = clf.predict_proba(["the plot was superb"])
-    assert probs.shape == (1, 2) and probs[0, 1] > 0.5 > probs[0, 0]
+    thresholds = manifest.task_info["thresholds"]
+    assert probs.shape == (1, 2) and probs[0, 1] >= thresholds[1] and probs[0, 0] < thresholds[0]
     assert clf.predict("it was boring").labels == ("neg",)
 
 
@@ -302,7 +332,9 @@ def test_pruned_distilled_bundle(tmp_path, ml_checkpoint):
 
 @pytest.mark.slow
 def test_bench_reports_micro_f1(tmp_path, ml_bundle, ml_checkpoint):
+    import lpm_edge
     from lpm_edge.bench import bench
+    from lpm_edge.export.pipeline import checkpoint_dataset
 
     report = bench([ml_bundle], ml_checkpoint, tmp_path / "bench", quick=True)
     doc = json.loads((tmp_path / "bench" / "report.json").read_text())
@@ -312,6 +344,10 @@ def test_bench_reports_micro_f1(tmp_path, ml_bundle, ml_checkpoint):
     info = json.loads((ml_checkpoint / "training.json").read_text())
     assert cands[0]["micro_f1"] == pytest.approx(info["test"]["micro_f1"])
     assert cands[0]["exact_match"] == pytest.approx(info["test"]["exact_match"])
+    # the bundle's, with the thresholds its manifest carries (fitted to its own scores at export)
+    test = checkpoint_dataset(None, info).test
+    clf = lpm_edge.load(ml_bundle)
+    assert cands[1]["micro_f1"] == pytest.approx(clf.task.metrics(test.labels, clf.logits(list(test.texts)))["micro_f1"])
     md = (tmp_path / "bench" / "report.md").read_text()
     assert "| model | micro-F1 | loss, points" in md and "## Micro-F1" in md
     assert report is not None
