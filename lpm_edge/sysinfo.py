@@ -60,7 +60,7 @@ def cpu_class(flags: frozenset[str] | set[str] | None = None, arch: str | None =
     ONNX Runtime's u8s8 int8 kernels sum pairs of products in 16 bits on x86 without VNNI (they
     can saturate); with VNNI (AVX-512 or AVX) they accumulate in 32 bits. Figures measured on one
     class do not carry to another (dynamic int8 gave 4.2x PyTorch's throughput with AVX-512 VNNI
-    and 1.35x on AVX2 without VNNI), so reports and manifests name it. One of
+    and 1.35x and 2.4x on two AVX2 CPUs without VNNI), so reports and manifests name it. One of
     "x86-64 AMX int8 (AVX-512 VNNI)", "x86-64 AVX-512 VNNI", "x86-64 AVX-VNNI",
     "x86-64 AVX-512 (no VNNI)", "x86-64 AVX2 (no VNNI)", "x86-64 (no AVX2)",
     "x86-64 (instruction sets unknown)", "arm64 i8mm", "arm64 dotprod", "arm64 (no dotprod)",

@@ -307,7 +307,8 @@ def bench(
     int8 = [c.name for c in cands if c.info.get("quantize") in ("dynamic", "static")]
     if int8 and not sysinfo.cpu_info()["vnni"]:
         log.warning("bench: %s run int8 on a CPU without VNNI (%s), where dynamic int8 was measured at 1.35x "
-                    "throughput against 4.2x with VNNI; the report's ratios hold for this CPU class only",
+                    "and 2.4x throughput on two such CPUs against 3.6-4.2x with VNNI; the report's ratios hold for "
+                    "this CPU class only",
                     ", ".join(int8), sysinfo.cpu_class())
     max_length = max(c.info["max_length"] for c in cands)  # truncate the reference as the bundles do
     ref_cand, ref = reference_candidate(reference, threads=cores, max_length=max_length, task=task)
