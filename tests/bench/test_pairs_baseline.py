@@ -34,3 +34,21 @@ def test_threshold_maximises_accuracy_and_can_predict_none():
     scores, gold = np.array([0.0, 1.0, 2.0, 3.0]), np.array([False, False, True, True])
     assert mod.best_threshold(scores, gold) == 1.0  # score > 1.0 predicts same-movie: all right
     assert mod.best_threshold(scores, np.zeros(4, bool)) == 3.0  # nothing over the top score
+
+
+def test_cosine_embeds_each_text_once_and_scores_pairs(monkeypatch):
+    import lpm_edge
+
+    mod = load()
+    calls = []
+
+    class Enc:
+        def embed(self, texts):
+            calls.append(list(texts))
+            return np.array([[1.0, 0.0] if t.startswith("a") else [0.0, 1.0] for t in texts])
+
+    monkeypatch.setattr(lpm_edge, "load", lambda path: Enc())
+    rows = [(("a plot", "a snippet"), "same-movie", "x:1"), (("a plot", "b snippet"), "other-movie", "x:2")]
+    got = mod.cosine_scores(Path("bundle"), {"validation": rows, "test": rows[:1]})
+    assert got["validation"].tolist() == [1.0, 0.0] and got["test"].tolist() == [1.0]
+    assert sorted(calls[0]) == ["a plot", "a snippet", "b snippet"]  # 'a plot' once
