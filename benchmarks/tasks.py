@@ -209,7 +209,7 @@ def head_losses(ckpt: Path, bundles: list[Path], max_length: int, n_boot: int = 
     for b in bundles:
         clf = lpm_edge.load(b, providers="cpu")
         out = np.asarray(clf.logits(texts))
-        own = clf.task if task.fits_on_validation else task  # a bundle's own multi-label thresholds
+        own = task.reader_for(clf.task)  # a bundle's own multi-label thresholds
         got = own.metrics(gold, out)
         per = {}
         for h, n in names.items():

@@ -24,7 +24,7 @@ def score(
     reference, its own loss and agreement are None."""
     # Where the task fits decisions to a model (multi-label thresholds) each candidate is read by its own
     # (a bundle: its manifest's); elsewhere the reference's task reads every candidate alike.
-    owns = [c.task if task.fits_on_validation else None for c in candidates]
+    owns = [task.reader_for(c.task) for c in candidates]
     scores = evaluate(split, [(c.name, c.outputs or c.predict) for c in candidates], task, n_boot=n_boot, seed=seed,
                       on_each=progress.advance if progress else None, tasks=owns)
     return [{**s.metrics(), "accuracy_pass_s": s.seconds} for s in scores]

@@ -79,7 +79,7 @@ class BundleEvaluator:
 
             task = self.task or clf.task
             [scores] = compare(self.validation, [(cand.label(), clf.logits(list(self.validation.texts)))],
-                               task, tasks=[clf.task if task.fits_on_validation else None])  # its own thresholds
+                               task, tasks=[task.reader_for(clf.task)])  # its own thresholds
             acc = scores.value  # the task's budget metric (accuracy for classifiers)
         ms = self._latency_ms(clf)
         return Point(

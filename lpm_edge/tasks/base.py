@@ -124,6 +124,11 @@ class Task:
         bundle carries decision thresholds fitted to its own scores, as training fits the full model's."""
         return self.fit(gold, outputs) if self.fits_on_validation else self
 
+    def reader_for(self, model_task: "Task | None") -> "Task":
+        """The task a model's outputs are read by: its own (a bundle's manifest task, `fitted` at
+        export) where this task fits decisions to a model, else this one."""
+        return model_task if self.fits_on_validation and model_task is not None else self
+
     # -- runtime half (numpy) ------------------------------------------------------------------
     def output_shape(self, n: int) -> tuple[int, ...]:
         """The shape the graph's output must have for `n` examples (checked at load)."""

@@ -224,6 +224,8 @@ def test_evaluator_reads_each_model_by_its_own_thresholds():
     own = ref.fitted(gold, low)
     assert own.section()["thresholds"] != [0.5, 0.5]
     assert tasks.from_section("regression", ("score",), {}).fitted([1.0], np.ones((1, 1))).section() == {}
+    regression = tasks.from_section("regression", ("score",), {})
+    assert ref.reader_for(own) is own and ref.reader_for(None) is ref and regression.reader_for(own) is regression
     _, shared = compare(split, [("full", good), ("int8", low)], ref, n_boot=100)
     _, fitted = compare(split, [("full", good), ("int8", low)], ref, n_boot=100, tasks=[None, own])
     assert shared.value == 0.0 and shared.loss_points == pytest.approx(100.0)
