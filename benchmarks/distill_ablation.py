@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from lpm_edge.export.early_stop import logits_of
     from lpm_edge.export.pipeline import checkpoint_dataset
     from lpm_edge.sysinfo import cpu_class
+    from lpm_edge.tasks import from_training
     from lpm_edge.train import read_training_info
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -120,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     teacher = AutoModelForSequenceClassification.from_pretrained(a.checkpoint, attn_implementation="eager").eval()
     tok = AutoTokenizer.from_pretrained(a.checkpoint)
-    dataset = checkpoint_dataset(None, read_training_info(a.checkpoint))
-    n_labels = len(dataset.labels)
+    info = read_training_info(a.checkpoint)
+    dataset = checkpoint_dataset(None, info)
+    task = from_training(info, dataset.labels)
     cached = a.out / "teacher_logits.npz"
     if cached.is_file():
         t_logits = dict(np.load(cached))
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in ("validation", "test"):
             split = dataset.split(s)
             s_logits = logits_of(student, tok, list(split.texts), 128).numpy()
-            ref, got = compare(split, [("teacher", t_logits[s]), (variant, s_logits)], n_labels)
+            ref, got = compare(split, [("teacher", t_logits[s]), (variant, s_logits)], task)
             row[s] = {"teacher": ref.accuracy, **got.metrics(), "n": got.n}
         path.write_text(json.dumps(row, indent=1, default=str))
         logging.info("%s: test %.4f (teacher %.4f), validation %.4f, %.0f s", variant, row["test"]["accuracy"],
@@ -164,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(report: dict[str, Any]) -> str:
     def cell(r: dict[str, Any], s: str) -> str:
         m = r[s]
-        lo, hi = m["accuracy_loss_ci95"] or (float("nan"), float("nan"))
-        return f"{m['accuracy'] * 100:.2f} | {-m['accuracy_loss_points']:+.2f} [{-hi:+.2f}, {-lo:+.2f}]"
+        lo, hi = m["loss_ci95"] or (float("nan"), float("nan"))
+        return f"{m['accuracy'] * 100:.2f} | {-m['loss_points']:+.2f} [{-hi:+.2f}, {-lo:+.2f}]"
 
     lines = [f"CPU: {report['cpu_class']}; student and teacher in PyTorch fp32.", "",
              "| variant | steps run (best) | minutes | validation % | vs teacher [95% CI] | test % | vs teacher [95% CI] |",

@@ -35,6 +35,7 @@ def main() -> int:
     from lpm_edge.data import load_dataset
     from lpm_edge.evaluate import evaluate
     from lpm_edge.reference import TorchClassifier
+    from lpm_edge.tasks import from_section
     from lpm_edge.train import TrainConfig, train
     from lpm_edge.train.pretrain import PRETRAINING_JSON, PretrainConfig, pretrain
 
@@ -48,10 +49,11 @@ def main() -> int:
         if not (ckpt / "training.json").is_file():
             train(config.replace(out=ckpt, model=model))
     data = load_dataset("rotten-tomatoes")
+    task = from_section("text-classification", data.labels)
     rows = {}
     for split in (data.validation, data.test):
         scores = evaluate(split, [(n, TorchClassifier(c, threads=a.threads).logits) for n, c in checkpoints.items()],
-                          len(data.labels))
+                          task)
         rows[split.name] = [s.metrics() | {"name": s.name, "n": s.n} for s in scores]
     pre = json.loads((adapted / PRETRAINING_JSON).read_text())
     train_s = {n: json.loads((c / "training.json").read_text())["train_seconds"] for n, c in checkpoints.items()}
@@ -73,9 +75,9 @@ def main() -> int:
              "| split | fine-tuned | pretrained, then fine-tuned | gain (points) | 95% CI (paired bootstrap) |",
              "|---|---|---|---|---|"]
     for split, (base, other) in rows.items():
-        lo, hi = other["accuracy_loss_ci95"]
+        lo, hi = other["loss_ci95"]
         lines.append(f"| {split} ({base['n']:,} texts) | {base['accuracy']:.4f} | {other['accuracy']:.4f} | "
-                     f"{-other['accuracy_loss_points']:+.2f} | [{-hi:+.2f}, {-lo:+.2f}] |")
+                     f"{-other['loss_points']:+.2f} | [{-hi:+.2f}, {-lo:+.2f}] |")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.report:
