@@ -41,6 +41,6 @@ def task_drop_of(source: Any, names: Sequence[str], texts: list[str], gold: Any,
     def drop_of(graph: Path) -> float:
         runner = GraphRunner(graph, source.tokenizer, names, source.max_length, task.output_name)
         outputs = task.outputs_of(runner, texts)
-        return task.metric_loss(gold, full_outputs, outputs, task.fitted(gold, outputs))
+        return task.fitted_loss(gold, full_outputs, outputs)
 
     return drop_of

@@ -494,7 +494,7 @@ def _drop_of(source: Any, names: Sequence[str], texts: list[str], labels: Sequen
         outputs = np.zeros_like(full_logits)
         if feeds:
             outputs[rows] = np.concatenate(onnx_logits(graph, feeds, task.output_name))
-        return task.metric_loss(gold, full_logits, outputs, task.fitted(gold, outputs))
+        return task.fitted_loss(gold, full_logits, outputs)
 
     return drop_of
 

@@ -219,6 +219,11 @@ class Task:
         task `outputs` are read by when they have their own fitted decisions (`fitted`), else this one."""
         return (self.metrics(gold, reference)[self.metric] - (own or self).metrics(gold, outputs)[self.metric]) * 100
 
+    def fitted_loss(self, gold: Any, reference: np.ndarray, outputs: np.ndarray) -> float:
+        """`metric_loss` of `outputs` read by this task fitted to them (`fitted`): what a bundle made
+        from the model of `outputs`, carrying its own decisions, loses against `reference`."""
+        return self.metric_loss(gold, reference, outputs, self.fitted(gold, outputs))
+
     def example_values(self, gold: Sequence[Any], outputs: np.ndarray) -> np.ndarray | None:
         """Per-example values whose mean is `self.metric` (accuracy: correct or not), or None when
         the metric is not a mean over examples; the bootstrap then recomputes it per resample."""

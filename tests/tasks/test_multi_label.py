@@ -232,6 +232,8 @@ def test_evaluator_reads_each_model_by_its_own_thresholds():
     assert fitted.value == 1.0 and fitted.loss_points == 0.0 and fitted.loss_ci95 == (0.0, 0.0)
     assert fitted.agreement == 1.0  # read by the shared thresholds it agrees only where both find no label
     assert shared.agreement == pytest.approx(np.mean(~np.asarray(gold).any(axis=1)))
+    # export's budget check reads a candidate graph the same way: by thresholds fitted to its scores
+    assert ref.metric_loss(gold, good, low) == pytest.approx(100.0) and ref.fitted_loss(gold, good, low) == 0.0
 
 
 def test_distill_loss_and_divergence():
