@@ -116,12 +116,12 @@ class MultiTask(Task):
     model_loss = False  # the model's own loss knows one head: training uses `loss` below
 
     def __init__(self, labels: Sequence[str] = (), info: Mapping[str, Any] | None = None,
-                 inputs: Sequence[str] | None = None) -> None:
+                 inputs: Sequence[str] | None = None, where: str = "task") -> None:
         info = dict(info or {})
         head_info = info.pop("head_info", None) or {}
         super().__init__(labels, info, inputs)
-        self.heads = split_labels(self.labels, "task")  # {head: its labels after 'head:'}, as recorded
-        self.specs: dict[str, Head] = make_heads(self.labels, head_info, "task")  # {head: its Head}
+        self.heads = split_labels(self.labels, where)  # {head: its labels after 'head:'}, as recorded
+        self.specs: dict[str, Head] = make_heads(self.labels, head_info, where)  # {head: its Head}
         bounds = np.cumsum([0, *(h.width for h in self.specs.values())])
         self.blocks = {h: (int(a), int(b)) for h, a, b in zip(self.specs, bounds[:-1], bounds[1:])}  # logit columns
         gold = np.cumsum([0, *(h.gold_width for h in self.specs.values())])
@@ -225,8 +225,8 @@ class MultiTask(Task):
         head_info = info.get("head_info") or {}
         if not isinstance(head_info, dict) or set(head_info) - set(heads):
             raise ConfigError(f"{where}: head_info {head_info!r} must map heads among {list(heads)} to their fields")
-        make_heads(labels, head_info, where)  # each head's fields checked by its task, naming `where`
-        task = cls(labels, {k: v for k, v in info.items() if k not in ("heads", "kinds")}, inputs)
+        # each head's fields are checked by its task as the heads are built, naming `where`
+        task = cls(labels, {k: v for k, v in info.items() if k not in ("heads", "kinds")}, inputs, where=where)
         if info.get("kinds") is not None and info["kinds"] != task.kinds:  # bundles before mixed heads lack it
             raise ConfigError(f"{where}: head kinds {info['kinds']} do not match the labels {list(labels)}")
         return task
