@@ -106,9 +106,7 @@ def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe", unlabelled: Se
 
     settings = recipe.to_dict()
     # The training texts themselves, not only the dataset's name: --validation/--test files change them.
-    from ..pairs import key
-
-    train = hashlib.sha256("\x00".join(map(key, dataset.train.texts)).encode()).hexdigest()
+    train = _texts_hash(dataset.train.texts)
     # Later fields at their defaults change nothing: a student distilled before they existed still matches.
     default = DistillConfig()
     distill = {k: v for k, v in settings["distill"].items()
@@ -123,8 +121,11 @@ def student_key(ckpt: Path, dataset: "Dataset", recipe: "Recipe", unlabelled: Se
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _texts_hash(texts: Sequence[str], labels: Sequence[int] = ()) -> str:
-    h = hashlib.sha256("\x00".join(texts).encode())
+def _texts_hash(texts: Sequence[Any], labels: Sequence[Any] = ()) -> str:
+    """sha256 of the texts (a pair as its two texts joined by U+001F, `pairs.key`) and their labels."""
+    from ..pairs import key
+
+    h = hashlib.sha256("\x00".join(map(key, texts)).encode())
     h.update(",".join(map(str, labels)).encode())
     return h.hexdigest()
 

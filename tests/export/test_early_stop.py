@@ -146,3 +146,22 @@ def test_new_distill_fields_enter_the_student_key_only_when_set(tiny_checkpoint,
                    dict(attention_relation_weight=1.0), dict(augment="edit"), dict(augment_copies=2)):
         keys.add(student_key(tiny_checkpoint, data, recipe.replace(distill=DistillConfig(steps=10, **change))))
     assert len(keys) == 8
+
+
+def test_the_student_key_of_a_pair_dataset_reads_its_validation_pairs(tiny_checkpoint):
+    """Early stopping makes the validation texts part of the key; pairs are hashed as pairs."""
+    from dataclasses import replace
+
+    from lpm_edge.data import Dataset, Split
+
+    def split(name, pairs):
+        return Split(tuple(pairs), tuple(i % 2 for i in range(len(pairs))), name)
+
+    train = split("train", [("a plot", "a sentence"), ("another plot", "another sentence")])
+    val = split("validation", [("a third plot", "its sentence"), ("a fourth", "one more")])
+    data = Dataset("pairs", ("no", "yes"), train, val, split("test", [("x y", "z w")]), inputs=("text", "text_pair"))
+    recipe = Recipe(name="t", prune=PruneConfig(heads=0.5), distill=DistillConfig(steps=10, eval_every=5))
+    key = student_key(tiny_checkpoint, data, recipe)
+    changed = replace(data, validation=split("validation", [("a third plot", "its other sentence"), ("a fourth", "one more")]))
+    assert key != student_key(tiny_checkpoint, changed, recipe)
+    assert key == student_key(tiny_checkpoint, replace(data), recipe)
