@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .data_files import Row, dataset_dict_splits, read_rows
+from .data_pairs import PAIR_SETS
 from .errors import ConfigError, DataError
 
 __all__ = ["BUILTIN", "BUILTIN_TEXTS", "Dataset", "Split", "load_dataset", "read_rows", "rotten_tomatoes",
@@ -26,7 +27,7 @@ __all__ = ["BUILTIN", "BUILTIN_TEXTS", "Dataset", "Split", "load_dataset", "read
 
 log = logging.getLogger("lpm_edge.data")
 
-BUILTIN = ("rotten-tomatoes", "rotten-tomatoes-pairs", "rotten-tomatoes-plot-sentences")  # see data_pairs.PAIR_SETS
+BUILTIN = ("rotten-tomatoes", *PAIR_SETS)
 SPLIT_SEED = 20240611
 SPLITS = ("train", "validation", "test")
 HOLD_OUT = 0.1  # share of a file cut for each split it lacks (len // 10 rows)
@@ -122,8 +123,6 @@ def load_dataset(
         "test": kind.read_rows(Path(test), eval_text, eval_label, text_pair_column) if test else None,
     }
     if str(source) in BUILTIN:
-        from .data_pairs import PAIR_SETS
-
         if str(source) in PAIR_SETS:
             name, labels, parts, sources = PAIR_SETS[str(source)](seed)
             text_pair_column = "text_pair"

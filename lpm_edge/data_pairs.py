@@ -32,6 +32,9 @@ LABELS = ("other-movie", "same-movie")  # the last is the positive: rank() score
 NAME = "rotten-tomatoes-pairs"
 SENTENCE_LABELS = ("other-plot", "next-sentence")
 SENTENCE_NAME = "rotten-tomatoes-plot-sentences"
+MIN_WORDS = 3  # a plot sentence shorter than this is in no pair
+# What each set's reader returns: (name, labels, rows per split, source per split)
+Parts = tuple[str, tuple[str, ...], dict[str, list[Any]], dict[str, str]]
 # A sentence ends at . ! or ? and a space before a capital, digit or quote; not after an initial
 # ("U.S.", "J. Bourne") or a title ("Dr.").
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!Mr\.)(?<!Ms\.)(?<!Dr\.)(?<!St\.)(?<!Mrs\.)\s+(?=[A-Z0-9\"'(])")
@@ -58,7 +61,7 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
 
 
-def rotten_tomatoes_pair_parts(seed: int) -> tuple[str, tuple[str, ...], dict[str, list[Any]], dict[str, str]]:
+def rotten_tomatoes_pair_parts(seed: int) -> Parts:
     """(name, labels, rows per split, source per split), rows as data_files.read_rows gives them:
     ((plot, snippet), label, 'rotten-tomatoes-pairs:LINE'), LINE the snippet's line in the file."""
     from .data import SPLITS, split_by_movie
@@ -82,28 +85,28 @@ def rotten_tomatoes_pair_parts(seed: int) -> tuple[str, tuple[str, ...], dict[st
     return NAME, LABELS, parts, sources
 
 
-def plot_sentence_pair_parts(seed: int) -> tuple[str, tuple[str, ...], dict[str, list[Any]], dict[str, str]]:
+def plot_sentence_pair_parts(seed: int) -> Parts:
     """`rotten-tomatoes-plot-sentences` as rotten_tomatoes_pair_parts gives its set: rows
     ((sentence, second sentence), label, 'rotten-tomatoes-plot-sentences:LINE'), LINE the plot's line."""
     from .data import SPLITS, split_by_movie
 
     plots, _ = _rows()
-    cut = {m: [x for x in sentences(text) if len(x.split()) >= 3] for m, (text, _) in plots.items()}
+    cut = {m: sentences(text) for m, (text, _) in plots.items()}
+    long = {m: [x for x in ss if len(x.split()) >= MIN_WORDS] for m, ss in cut.items()}  # negatives' pool
     split_of = split_by_movie(sorted(plots), seed)
     rng = random.Random(seed)
-    movies = {s: sorted(m for m, v in split_of.items() if v == s and cut[m]) for s in SPLITS}
+    movies = {s: sorted(m for m, v in split_of.items() if v == s and long[m]) for s in SPLITS}
     parts: dict[str, list[Any]] = {s: [] for s in SPLITS}
     for movie in sorted(plots):
         s, line = split_of[movie], plots[movie][1]
-        whole = sentences(plots[movie][0])
-        for first, second in zip(whole, whole[1:]):
-            if len(first.split()) < 3 or len(second.split()) < 3:
+        others = [m for m in movies[s] if m != movie]
+        where = f"{SENTENCE_NAME}:{line}"
+        for first, second in zip(cut[movie], cut[movie][1:]):
+            if len(first.split()) < MIN_WORDS or len(second.split()) < MIN_WORDS:
                 continue
-            others = [m for m in movies[s] if m != movie]
             other = others[rng.randrange(len(others))]
-            where = f"{SENTENCE_NAME}:{line}"
             parts[s].append(((first, second), SENTENCE_LABELS[1], where))
-            parts[s].append(((first, rng.choice(cut[other])), SENTENCE_LABELS[0],
+            parts[s].append(((first, rng.choice(long[other])), SENTENCE_LABELS[0],
                              f"{where} (with a sentence of the plot of line {plots[other][1]})"))
     for s in SPLITS:
         rng.shuffle(parts[s])
@@ -111,8 +114,8 @@ def plot_sentence_pair_parts(seed: int) -> tuple[str, tuple[str, ...], dict[str,
     return SENTENCE_NAME, SENTENCE_LABELS, parts, sources
 
 
-# Built-in pair sets: name -> reader of (name, labels, rows per split, source per split).
-PAIR_SETS: dict[str, Callable[[int], tuple[str, tuple[str, ...], dict[str, list[Any]], dict[str, str]]]] = {
+# Built-in pair sets: name -> reader of its Parts.
+PAIR_SETS: dict[str, Callable[[int], Parts]] = {
     NAME: rotten_tomatoes_pair_parts,
     SENTENCE_NAME: plot_sentence_pair_parts,
 }
