@@ -1,4 +1,5 @@
-"""Distillation losses beyond the logits: hidden states and self-attention relations.
+"""Distillation losses beyond the logits: hidden states, self-attention relations, and the
+similarities of a batch's outputs.
 
 - Hidden states (TinyBERT, Jiao et al. 2020): the mean squared error between each student layer's
   output and the output of the teacher layer it came from (the embeddings with the embeddings),
@@ -8,6 +9,13 @@
   of relation heads for both models, softmaxed over the keys; the loss is the KL from the
   teacher's relations to the student's. Relation heads need not be attention heads, so a student
   with fewer heads (pruned) learns from a teacher with more.
+
+- Output similarities (relational distillation, Park et al. 2019; the in-batch neighbours of an
+  embedding student): the cosine similarities among a batch's output vectors, scaled by 20 (as
+  sentence-transformers' ranking loss) and softmaxed over the other texts of the batch; the loss is
+  the KL from the teacher's neighbour distribution to the student's. It teaches the student which
+  texts are near which, the thing retrieval reads, where a per-text cosine only pulls each vector
+  towards its own target. Outputs must be one vector per text (embeddings, class scores).
 
 Queries, keys and values are read with forward hooks on the Linear modules the family adapter
 names (lpm_edge.families: `q_k_v`, or one fused QKV module as in ModernBERT).
@@ -88,6 +96,32 @@ def relation_loss(s_qkv: Sequence["torch.Tensor"], t_qkv: Sequence["torch.Tensor
     return total
 
 
+SIMILARITY_SCALE = 20.0
+
+
+def similarity_loss(s_out: "torch.Tensor", t_out: "torch.Tensor") -> "torch.Tensor":
+    """Mean over the texts of a batch of KL(teacher's ‖ student's) softmax over the *other* texts
+    of scaled cosine similarity. s_out, t_out: (B, D). A batch of one text has no neighbours: 0."""
+    import torch
+    import torch.nn.functional as F
+
+    if s_out.dim() != 2:
+        raise ConfigError(f"distill.similarity_weight compares one output vector per text; this model's "
+                          f"outputs are {s_out.dim()}-dimensional (token classification?). Set "
+                          "distill.similarity_weight = 0")
+    b = s_out.shape[0]
+    if b < 2:
+        return s_out.new_zeros((), dtype=torch.float32)
+
+    def log_probs(x: "torch.Tensor") -> "torch.Tensor":
+        v = F.normalize(x.float(), dim=-1)
+        sim = (v @ v.T * SIMILARITY_SCALE).masked_fill(torch.eye(b, dtype=torch.bool, device=v.device), -1e4)
+        return sim.log_softmax(-1)
+
+    ls, lt = log_probs(s_out), log_probs(t_out)
+    return (lt.exp() * (lt - ls)).sum(-1).mean()
+
+
 class _QKV:
     """Forward hooks that keep the last query, key and value projections (B, T, A) of one layer."""
 
@@ -137,6 +171,7 @@ class TransferLoss:
     def __init__(self, student: Any, teacher: Any, config: "DistillConfig", kept_layers: Sequence[int] | None) -> None:
         s_cfg, t_cfg = student.config, teacher.config
         self.hidden_weight, self.relation_weight = config.hidden_weight, config.attention_relation_weight
+        self.similarity_weight = config.similarity_weight
         self.mapping = layer_mapping(s_cfg.num_hidden_layers, t_cfg.num_hidden_layers, kept_layers)
         self.kwargs: dict[str, Any] = {"output_hidden_states": True} if self.hidden_weight else {}
         self.last: dict[str, float] = {}
@@ -169,6 +204,10 @@ class TransferLoss:
             r = relation_loss(self.student_qkv.out, self.teacher_qkv.out, mask, self.heads)
             self.last["relation"] = float(r.detach())
             total = total + self.relation_weight * r
+        if self.similarity_weight:
+            sim = similarity_loss(s_out.logits, t_out.logits)
+            self.last["similarity"] = float(sim.detach())
+            total = total + self.similarity_weight * sim
         return total
 
     def record(self) -> dict[str, Any]:
@@ -178,6 +217,8 @@ class TransferLoss:
             out["hidden_weight"] = self.hidden_weight
         if self.relation_weight:
             out.update(attention_relation_weight=self.relation_weight, relation_heads=self.heads)
+        if self.similarity_weight:
+            out["similarity_weight"] = self.similarity_weight
         out["last_losses"] = {k: round(v, 6) for k, v in self.last.items()}
         return out
 
@@ -190,6 +231,6 @@ class TransferLoss:
 def transfer_loss(student: Any, teacher: Any, config: "DistillConfig",
                   kept_layers: Sequence[int] | None = None) -> TransferLoss | None:
     """The extra terms `config` asks for, or None when it asks for none (the logits alone)."""
-    if not (config.hidden_weight or config.attention_relation_weight):
+    if not (config.hidden_weight or config.attention_relation_weight or config.similarity_weight):
         return None
     return TransferLoss(student, teacher, config, kept_layers)

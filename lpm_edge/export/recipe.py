@@ -50,6 +50,7 @@ class DistillConfig:
     # Losses beyond the logits (lpm_edge.export.losses); 0 = off.
     hidden_weight: float = 0.0  # MSE of each student layer's output against its teacher layer's
     attention_relation_weight: float = 0.0  # MiniLM-v2 query/key/value relations of the last layer
+    similarity_weight: float = 0.0  # KL of the in-batch neighbours of the outputs (embeddings)
     # More transfer texts, labelled by the teacher only: none | edit (span deletion and word swaps)
     augment: str = "none"
     augment_copies: int = 1  # edited copies of each training text
@@ -61,7 +62,7 @@ class DistillConfig:
 # Fields added after the first DistillConfig: left out of the student cache key while at their
 # defaults, so that students distilled before they existed are still found.
 DISTILL_ADDED = ("eval_every", "patience", "eval_samples", "hidden_weight", "attention_relation_weight",
-                 "augment", "augment_copies", "precision", "grad_accum")
+                 "similarity_weight", "augment", "augment_copies", "precision", "grad_accum")
 AUGMENTS = ("none", "edit")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -230,7 +231,7 @@ def _validate(obj: Any, where: str) -> None:
             if type(value) is not int or value < (0 if name == "eval_every" else 1):
                 least = 0 if name == "eval_every" else 1
                 raise bad(f"distill.{name}={value!r} must be an integer of at least {least}")
-        for name in ("hidden_weight", "attention_relation_weight"):
+        for name in ("hidden_weight", "attention_relation_weight", "similarity_weight"):
             if getattr(obj, name) < 0:
                 raise bad(f"distill.{name}={getattr(obj, name)} must be >= 0 (0 turns the loss off)")
         if obj.augment not in AUGMENTS:

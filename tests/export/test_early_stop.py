@@ -143,9 +143,10 @@ def test_new_distill_fields_enter_the_student_key_only_when_set(tiny_checkpoint,
     assert student_key(tiny_checkpoint, data, recipe) == _old_key(tiny_checkpoint, data, recipe)
     keys = {student_key(tiny_checkpoint, data, recipe)}
     for change in (dict(eval_every=5), dict(patience=2), dict(eval_samples=100), dict(hidden_weight=1.0),
-                   dict(attention_relation_weight=1.0), dict(augment="edit"), dict(augment_copies=2)):
+                   dict(attention_relation_weight=1.0), dict(similarity_weight=1.0), dict(augment="edit"),
+                   dict(augment_copies=2)):
         keys.add(student_key(tiny_checkpoint, data, recipe.replace(distill=DistillConfig(steps=10, **change))))
-    assert len(keys) == 8
+    assert len(keys) == 9
 
 
 def test_the_student_key_of_a_pair_dataset_reads_its_validation_pairs(tiny_checkpoint):

@@ -1,4 +1,4 @@
-"""Hidden-state and attention-relation distillation losses (lpm_edge.export.losses)."""
+"""Hidden-state, attention-relation and output-similarity distillation losses (lpm_edge.export.losses)."""
 
 import copy
 
@@ -59,6 +59,37 @@ def test_relation_loss_is_zero_for_equal_relations_and_ignores_padding():
     narrow = [x[..., :6] for x in t]
     loss = L.relation_loss(narrow, t, mask, 2)
     assert torch.isfinite(loss) and float(loss) > 0
+
+
+def test_similarity_loss_reads_only_the_neighbours_of_each_vector():
+    torch.manual_seed(0)
+    t = torch.randn(6, 8)
+    assert float(L.similarity_loss(t, t)) == pytest.approx(0.0, abs=1e-6)
+    # A rotation and a per-vector scale keep every cosine: the same neighbours, no loss.
+    q, _ = torch.linalg.qr(torch.randn(8, 8))
+    scaled = (t @ q) * torch.rand(6, 1).add(0.5)
+    assert float(L.similarity_loss(scaled, t)) == pytest.approx(0.0, abs=1e-5)
+    # Vectors that each stay close to their own target (cosine > 0.9) can still swap neighbours.
+    s = t.clone()
+    s[0] = t[0] + 0.3 * (t[1] - t[0])
+    loss = float(L.similarity_loss(s, t))
+    assert torch.nn.functional.cosine_similarity(s, t).min() > 0.9 and loss > 0.01
+    assert float(L.similarity_loss(t[:1], t[:1] + 1.0)) == 0.0  # one text has no neighbours
+    with pytest.raises(ConfigError, match="similarity_weight = 0"):
+        L.similarity_loss(torch.randn(2, 3, 4), torch.randn(2, 3, 4))
+
+
+def test_similarity_loss_gradient_brings_the_neighbours_back():
+    torch.manual_seed(0)
+    t = torch.randn(8, 16)
+    s = (t + torch.randn(8, 16)).requires_grad_(True)
+    before = float(L.similarity_loss(s, t))
+    opt = torch.optim.SGD([s], lr=1.0)
+    for _ in range(50):
+        opt.zero_grad()
+        L.similarity_loss(s, t).backward()
+        opt.step()
+    assert float(L.similarity_loss(s, t)) < before * 0.3
 
 
 @pytest.fixture(scope="module")

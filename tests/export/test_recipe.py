@@ -38,6 +38,7 @@ def test_top_level_export_folder_holds_the_packaged_recipes():
         ('name = "x"\n[prune]\nlayer_selection = "random"\n', "prune.layer_selection"),
         ('name = "x"\n[prune]\nlayer = 4\n', "did you mean 'prune.layers'"),
         ('name = "x"\n[distill]\nsteps = -1\n', "steps >= 0"),
+        ('name = "x"\n[distill]\nsimilarity_weight = -1.0\n', "similarity_weight=-1.0 must be >= 0"),
         ('name = "x"\n[prune]\nlayers = "4"\n', "prune.layers"),
         ('name = "x"\n[check]\nmax_accuracy_drop = "1"\n', "check.max_accuracy_drop"),
         ('name = "x"\n[quantize]\ncalibration_samples = 0\n', "calibration_samples"),

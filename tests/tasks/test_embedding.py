@@ -271,9 +271,10 @@ def _stronger_layers(model_dir: Path, out: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_pruned_embedding_distils_hidden_states_and_relations_and_stops_on_cosine(embed_model: Path, corpus: Path, tmp_path: Path) -> None:
-    """The hidden-state and attention-relation terms work through the pooled wrapper (it passes
-    output_hidden_states to the encoder), and the compression record says what they measured."""
+def test_pruned_embedding_distils_hidden_states_relations_and_similarities_and_stops_on_cosine(embed_model: Path, corpus: Path, tmp_path: Path) -> None:
+    """The hidden-state, attention-relation and in-batch similarity terms work through the pooled
+    wrapper (it passes output_hidden_states to the encoder), and the compression record says what
+    they measured."""
     import lpm_edge
     from lpm_edge.export import export
     from lpm_edge.export.recipe import DistillConfig, load_recipe
@@ -281,14 +282,16 @@ def test_pruned_embedding_distils_hidden_states_and_relations_and_stops_on_cosin
     recipe = load_recipe("cpu-pruned-int8")
     recipe = recipe.replace(prune=recipe.prune.__class__(heads=0.25, ffn=0.5, layers=1, importance="magnitude"),
                             distill=DistillConfig(steps=20, batch_size=16, learning_rate=1e-3, hidden_weight=1.0,
-                                                  attention_relation_weight=1.0, eval_every=10))
+                                                  attention_relation_weight=1.0, similarity_weight=1.0,
+                                                  eval_every=10))
     teacher = _stronger_layers(embed_model, tmp_path / "teacher")
     out = export(teacher, tmp_path / "pruned", recipe, data=str(corpus), task="embedding",
                  max_accuracy_drop=100.0, student_cache=None)
     d = lpm_edge.load(out, spin=False).manifest.source["compression"]["distill"]
     text = json.dumps(d)
     assert '"hidden_weight": 1.0' in text and '"attention_relation_weight": 1.0' in text, d
-    assert '"hidden":' in text and '"relation":' in text, d  # both terms were computed
+    assert '"similarity_weight": 1.0' in text, d
+    assert '"hidden":' in text and '"relation":' in text and '"similarity":' in text, d  # every term was computed
     # early stopping scores the student's vectors against the teacher's (the gold of embeddings)
     stop = d["early_stopping"]
     assert stop["metric"] == "cosine" and 0.3 < stop["best_accuracy"] <= 1.0, stop
