@@ -102,11 +102,12 @@ def search(
 
         context["unlabelled"] = texts_hash(read_texts(unlabelled, text_column or "text"))
     cache = Cache(out / "cache.json", context)
-    announce(ckpt, dataset, task, space, DistillConfig().batch_size, max_length)
+    estimate = announce(ckpt, dataset, task, space, DistillConfig().batch_size, max_length)
     reference_accuracy = _reference_accuracy(ckpt, dataset, task, cache, max_length)
     evaluator.resume_anchor(list(cache.points.values()))
     result = run_search(space, evaluator, reference_accuracy, max_accuracy_drop, cache, full_layers, max_minutes,
-                        rescue=lambda c: rescue_variants(c, max_accuracy_drop, max_length, split))
+                        rescue=lambda c: rescue_variants(c, max_accuracy_drop, max_length, split),
+                        step_seconds=estimate.step_seconds if estimate is not None else None)
     if result.chosen is not None:
         result.bundle = keep_bundle(Path(result.chosen.extra["bundle"]), out / "bundle")
     elif result.points:

@@ -22,7 +22,7 @@ from .pareto import Point, choose, pareto_front
 from .space import Candidate
 
 log = logging.getLogger("lpm_edge.search")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: pruned dynamic int8 candidates have 7-bit weights (reduce_range), as cpu-pruned-int8
 
 
 class SearchBudgetError(LpmEdgeError):
@@ -89,12 +89,15 @@ def run_search(
     full_layers: int,
     max_minutes: float | None = None,
     rescue: Callable[[Candidate], list[Candidate]] | None = None,
+    step_seconds: float | None = None,
 ) -> SearchResult:
     """The search loop, independent of how a candidate is built and measured.
 
     `evaluate` returns None for a candidate that could not be built as asked (recorded as skipped).
     `rescue(cand)` gives the variants to try when int8 broke the budget that the candidate's
     fp32 student met (its point's extra["source_accuracy"]); they run right after it.
+    `step_seconds` (one distillation step, from the search's estimate) makes the time left that
+    each candidate's log line gives count the students still to distil, not only candidates.
     """
     start = time.perf_counter()
     queue = list(space)
@@ -104,6 +107,8 @@ def run_search(
     broken: list[Candidate] = []
     met: list[Candidate] = []
     skipped: list[str] = []
+    distilled: set[tuple[Any, ...]] = set()  # students built (or cached) so far
+    plain_seconds: list[float] = []  # candidates that distilled nothing: export and measurement only
     i = 0
     while i < len(queue):
         cand = queue[i]
@@ -125,8 +130,15 @@ def run_search(
             continue
         point = cache.get(cand.key())
         if point is None:
-            log.info("[%d/%d] measuring %s (%s)", i, len(queue), cand.label(), progress.timing())
+            timing = progress.timing()
+            if step_seconds is not None:
+                timing = time_left(queue[i - 1 :], distilled, plain_seconds, step_seconds,
+                                   time.perf_counter() - start)
+            log.info("[%d/%d] measuring %s (%s)", i, len(queue), cand.label(), timing)
+            began = time.perf_counter()
             point = evaluate(cand)
+            if not (cand.pruned and cand.distill_steps) or cand.student_key() in distilled:
+                plain_seconds.append(time.perf_counter() - began)
             progress.update()
             if point is None:  # cached too, so that a resumed run does not rebuild it
                 point = Point(key=cand.key(), label=cand.label(), accuracy=float("nan"), latency_ms=float("nan"),
@@ -135,6 +147,8 @@ def run_search(
         else:
             log.info("[%d/%d] cached %s", i, len(queue), cand.label())
             progress.skip()
+        if cand.pruned and cand.distill_steps:
+            distilled.add(cand.student_key())
         if point.extra.get("failed"):
             skipped.append(f"{cand.label()} ({point.extra['failed']})")
             continue
@@ -163,6 +177,30 @@ def run_search(
         front=pareto_front(points), chosen=choose(points, reference_accuracy, max_accuracy_drop),
         skipped=skipped, seconds=time.perf_counter() - start,
     )
+
+
+def time_left(rest: Sequence[Candidate], distilled: set[tuple[Any, ...]], plain_seconds: Sequence[float],
+              step_seconds: float, elapsed: float) -> str:
+    """'3 min 10 s elapsed; about 16 min left: up to 1 student to distil (1,600 steps, about 14 min
+    40 s), 6 candidates to export and measure at about 20 s each'. The students of `rest` not yet
+    distilled at `step_seconds` a step, plus each candidate at the median export and measurement
+    seen so far. An upper bound: a direction that breaks the budget skips the rest of it."""
+    import statistics
+
+    from ..progress import duration
+
+    students = {c.student_key(): c.distill_steps for c in rest
+                if c.pruned and c.distill_steps and c.student_key() not in distilled}
+    steps = sum(students.values())
+    each = statistics.median(plain_seconds) if plain_seconds else None
+    total = steps * step_seconds + (each or 0.0) * len(rest)
+    parts = []
+    if students:
+        parts.append(f"up to {len(students)} student{'s' if len(students) > 1 else ''} to distil "
+                     f"({steps:,} steps, about {duration(steps * step_seconds)})")
+    parts.append(f"{len(rest)} candidate{'s' if len(rest) > 1 else ''} to export and measure"
+                 + (f" at about {duration(each)} each" if each is not None else " (time per candidate not known yet)"))
+    return f"{duration(elapsed)} elapsed; {'at least ' if each is None else ''}about {duration(total)} left: " + ", ".join(parts)
 
 
 def _student_accuracy(point: Point) -> float | None:

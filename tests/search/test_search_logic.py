@@ -113,6 +113,23 @@ def test_candidate_recipe_is_valid():
     assert r.prune.layers == 4 and r.distill.steps == 100 and r.quantize.mode == "dynamic"
 
 
+def test_candidates_build_what_the_recipes_they_stand_for_build():
+    """The ladder's pruned student is the cpu-pruned-int8 recipe's, its full model cpu-int8's: the
+    same pruning, distillation and quantization (7-bit weights for the pruned int8, as measured
+    portable between CPU classes)."""
+    from lpm_edge.export.recipe import load_recipe
+
+    pruned, full = load_recipe("cpu-pruned-int8"), load_recipe("cpu-int8")
+    c = Candidate(layers=pruned.prune.layers, heads=pruned.prune.heads, ffn=pruned.prune.ffn,
+                  distill_steps=pruned.distill.steps).recipe()
+    assert (c.prune.layers, c.prune.heads, c.prune.ffn) == (pruned.prune.layers, pruned.prune.heads, pruned.prune.ffn)
+    assert (c.distill.steps, c.distill.learning_rate) == (pruned.distill.steps, pruned.distill.learning_rate)
+    assert c.quantize == pruned.quantize and c.vocab_prune == pruned.vocab_prune
+    assert Candidate().recipe().quantize == full.quantize
+    assert not Candidate(layers=3, quantize="none").recipe().quantize.reduce_range  # fp32 has no int8 weights
+    assert not Candidate(layers=3, quantize="static").recipe("cuda").quantize.reduce_range
+
+
 def rescue_eval(calls, student_acc):
     """Unpruned int8 loses 2 points; its fp32 student (`student_acc`) may still meet the budget.
     The rescue variants cost time: auto-exclusion is slower than short-text fp32 fallback."""
@@ -257,6 +274,35 @@ def test_search_logs_time_left_per_candidate(tmp_path, caplog, monkeypatch):
     measuring = [r.getMessage() for r in caplog.records if "measuring" in r.getMessage()]
     assert measuring[0].endswith("(0 s elapsed, time left unknown)")
     assert measuring[1].endswith("(1 min 00 s elapsed, ~3 min 00 s left)")  # 3 of 4 left at 60 s each
+
+
+def test_time_left_counts_the_students_still_to_distil(tmp_path, caplog, monkeypatch):
+    """With the estimate's seconds a step, each line's time left is the students not yet distilled
+    plus the candidates at the pace of those that distilled nothing, not candidates alone (a
+    14-minute distillation behind a line saying '~2 min left' was what a user read before)."""
+    import logging
+
+    from lpm_edge.search import run as R
+
+    now = [0.0]
+    monkeypatch.setattr(R.time, "perf_counter", lambda: now[0])
+    evaluate = synthetic_eval([])
+    space = [Candidate(), Candidate(quantize="static"), Candidate(ffn=0.5, distill_steps=100),
+             Candidate(ffn=0.5, distill_steps=100, quantize="static")]
+
+    def timed(c):  # 20 s to export and measure; a student's first candidate distils it, 100 steps at 2 s
+        now[0] += 20 + (200 if c.pruned and c.quantize == "dynamic" else 0)
+        return evaluate(c)
+
+    with caplog.at_level(logging.INFO, logger="lpm_edge.search"):
+        run_search(space, timed, REF, 1.0, Cache(tmp_path / "c.json", {}), 4, step_seconds=2.0)
+    lines = [r.getMessage() for r in caplog.records if "measuring" in r.getMessage()]
+    assert lines[0].endswith("(0 s elapsed; at least about 3 min 20 s left: up to 1 student to distil (100 steps, "
+                             "about 3 min 20 s), 4 candidates to export and measure (time per candidate not known yet))")
+    assert lines[1].endswith("(20 s elapsed; about 4 min 20 s left: up to 1 student to distil (100 steps, about "
+                             "3 min 20 s), 3 candidates to export and measure at about 20 s each)")
+    # the student is distilled: the shared candidate left costs a measurement only
+    assert lines[3].endswith("(4 min 20 s elapsed; about 20 s left: 1 candidate to export and measure at about 20 s each)")
 
 
 def test_default_space_is_a_ladder_of_three_architectures_unless_a_grid_is_given():
