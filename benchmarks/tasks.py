@@ -21,7 +21,7 @@ Tasks (data builders imported from the per-task scripts beside this one):
   multi-task    presidential-debates-2016: heads party and debate (per-head losses with CIs)
 
     taskset -c 1 env OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tasks.py --build --threads 1
-    PYTHONPATH=. python benchmarks/tasks.py --bench             # 2 threads, from /work/runs/tasks
+    PYTHONPATH=. python benchmarks/tasks.py --bench             # 2 threads, from runs/tasks
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any, Callable
 HERE = Path(__file__).resolve().parent
 RECIPES = ("cpu-int8", "cpu-pruned-int8")
 FULL_VOCAB = "cpu-pruned-int8-full-vocab"  # cpu-pruned-int8 with vocab_prune = false
-DEFAULT_ROOT = Path("/work/runs/tasks")
+DEFAULT_ROOT = Path("runs/tasks")
 log = logging.getLogger("tasks")
 
 
