@@ -51,7 +51,7 @@ class Estimate:
 
 def plan(space: Sequence["Candidate"], step_seconds: float, measured_steps: int = MEASURED_STEPS) -> Estimate:
     """The estimate for `space` at `step_seconds` a distillation step."""
-    students = {c.student_key(): c.distill_steps for c in space if c.pruned and c.distill_steps}
+    students = {c.student_key(): c.distill_steps for c in space if c.distils}
     return Estimate(step_seconds=step_seconds, measured_steps=measured_steps, students=len(students),
                     steps=sum(students.values()), candidates=len(space))
 
@@ -99,7 +99,7 @@ def step_seconds(checkpoint: Path, dataset: "Dataset", task: "Task", batch_size:
 def announce(checkpoint: Path, dataset: "Dataset", task: "Task", space: Sequence["Candidate"], batch_size: int,
              max_length: int) -> Estimate | None:
     """Measure, log and return the estimate; None when the space distils nothing."""
-    if not any(c.pruned and c.distill_steps for c in space):
+    if not any(c.distils for c in space):
         return None
     started = time.perf_counter()
     seconds = step_seconds(checkpoint, dataset, task, batch_size, max_length)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any, Callable, Sequence
 
 from ..bundle import write_text_atomic
 from ..errors import ConfigError, LpmEdgeError
-from ..progress import Progress
+from ..progress import Progress, duration
+from .estimate import plan
 from .pareto import Point, choose, pareto_front
 from .space import Candidate
 
@@ -130,14 +132,12 @@ def run_search(
             continue
         point = cache.get(cand.key())
         if point is None:
-            timing = progress.timing()
-            if step_seconds is not None:
-                timing = time_left(queue[i - 1 :], distilled, plain_seconds, step_seconds,
-                                   time.perf_counter() - start)
+            timing = (progress.timing() if step_seconds is None else
+                      time_left(queue[i - 1 :], distilled, plain_seconds, step_seconds, time.perf_counter() - start))
             log.info("[%d/%d] measuring %s (%s)", i, len(queue), cand.label(), timing)
             began = time.perf_counter()
             point = evaluate(cand)
-            if not (cand.pruned and cand.distill_steps) or cand.student_key() in distilled:
+            if not cand.distils or cand.student_key() in distilled:
                 plain_seconds.append(time.perf_counter() - began)
             progress.update()
             if point is None:  # cached too, so that a resumed run does not rebuild it
@@ -147,7 +147,7 @@ def run_search(
         else:
             log.info("[%d/%d] cached %s", i, len(queue), cand.label())
             progress.skip()
-        if cand.pruned and cand.distill_steps:
+        if cand.distils:
             distilled.add(cand.student_key())
         if point.extra.get("failed"):
             skipped.append(f"{cand.label()} ({point.extra['failed']})")
@@ -185,19 +185,13 @@ def time_left(rest: Sequence[Candidate], distilled: set[tuple[Any, ...]], plain_
     40 s), 6 candidates to export and measure at about 20 s each'. The students of `rest` not yet
     distilled at `step_seconds` a step, plus each candidate at the median export and measurement
     seen so far. An upper bound: a direction that breaks the budget skips the rest of it."""
-    import statistics
-
-    from ..progress import duration
-
-    students = {c.student_key(): c.distill_steps for c in rest
-                if c.pruned and c.distill_steps and c.student_key() not in distilled}
-    steps = sum(students.values())
+    todo = plan([c for c in rest if c.student_key() not in distilled], step_seconds)
     each = statistics.median(plain_seconds) if plain_seconds else None
-    total = steps * step_seconds + (each or 0.0) * len(rest)
+    total = todo.seconds + (each or 0.0) * len(rest)
     parts = []
-    if students:
-        parts.append(f"up to {len(students)} student{'s' if len(students) > 1 else ''} to distil "
-                     f"({steps:,} steps, about {duration(steps * step_seconds)})")
+    if todo.students:
+        parts.append(f"up to {todo.students} student{'s' if todo.students > 1 else ''} to distil "
+                     f"({todo.steps:,} steps, about {duration(todo.seconds)})")
     parts.append(f"{len(rest)} candidate{'s' if len(rest) > 1 else ''} to export and measure"
                  + (f" at about {duration(each)} each" if each is not None else " (time per candidate not known yet)"))
     return f"{duration(elapsed)} elapsed; {'at least ' if each is None else ''}about {duration(total)} left: " + ", ".join(parts)

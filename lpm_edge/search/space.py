@@ -33,6 +33,11 @@ class Candidate:
         return bool(self.layers or self.heads or self.ffn)
 
     @property
+    def distils(self) -> bool:
+        """Building it distils a pruned student (shared by the candidates of its student_key)."""
+        return self.pruned and bool(self.distill_steps)
+
+    @property
     def rescue(self) -> bool:
         return self.exclude_budget is not None or self.fp32_tokens is not None
 
