@@ -393,7 +393,7 @@ def _build_graph(
         fused = work / "fused.onnx"
         family = adapter_for(student.config)
         heads, hidden = attention_shape(student)
-        stages["fusion"] = fuse(raw, fused, heads, hidden, family.fusion)
+        stages["fusion"] = fuse(raw, fused, heads, hidden, family.fusion, skip_layer_norm=recipe.target != "cpu")
         stages["fusion"]["family"] = family.name
         if family.fusion.missing:
             log.info("%s: %s", family.name, family.fusion.missing)
