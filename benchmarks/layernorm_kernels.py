@@ -8,7 +8,13 @@ that choice on the machine at hand and on other onnxruntime versions: a graph of
 form, at the widths of MiniLM (384) and BERT-base (768), for a few sequence lengths and thread
 counts, timed in alternating rounds after a warm-up; medians per norm, printed as Markdown.
 
+With `--bundles`, it times whole CPU bundles instead: each loaded by `lpm_edge.load` as shipped (the
+runtime leaves SkipLayerNormFusion out of ONNX Runtime's load-time optimizer) and again with that
+fusion let back in, batch 1 end to end on the checkpoint's test texts, alternating rounds.
+
     PYTHONPATH=. .venv/bin/python benchmarks/layernorm_kernels.py --out benchmarks/results/layernorm_kernels.md
+    PYTHONPATH=. .venv/bin/python benchmarks/layernorm_kernels.py --checkpoint runs/demo/checkpoint \\
+        --bundles runs/demo/bundle-cpu-int8,runs/l4-narrow --out benchmarks/results/layernorm_bundles.md
 """
 
 from __future__ import annotations
@@ -48,6 +54,54 @@ def graph(fused: bool, hidden: int) -> bytes:
     return model.SerializeToString()
 
 
+def bundles(paths: list[Path], checkpoint: Path, texts: int, threads: list[int], rounds: int) -> list[str]:
+    """Markdown lines: each bundle's batch-1 median with and without SkipLayerNormFusion at load."""
+    import lpm_edge
+    from lpm_edge.data import load_dataset
+    from lpm_edge.runtime import providers
+    from lpm_edge.sysinfo import cpu_class
+    from lpm_edge.train import read_training_info
+
+    sample = list(load_dataset(read_training_info(checkpoint)["data"]["source"]).test.texts[:texts])
+    shipped = providers.disabled_optimizers
+    rows = []
+    for n in threads:
+        engines = {}
+        for path in paths:
+            for fused in (False, True):
+                providers.disabled_optimizers = (lambda asked: []) if fused else shipped
+                try:
+                    engines[(path.name, fused)] = lpm_edge.load(path, providers="cpu", threads=n, spin=False)
+                finally:
+                    providers.disabled_optimizers = shipped
+        times: dict[tuple, list[float]] = {key: [] for key in engines}
+        for clf in engines.values():  # warm-up
+            clf.predict(sample[:30])
+            for t in sample[:30]:
+                clf.predict([t])
+        for _ in range(rounds):
+            for key, clf in engines.items():
+                for t in sample:
+                    start = time.perf_counter()
+                    clf.predict([t])
+                    times[key].append(time.perf_counter() - start)
+        for path in paths:
+            apart, fused = (statistics.median(times[(path.name, f)]) * 1e3 for f in (False, True))
+            rows.append(f"| {path.name} | {n} | {apart:.2f} | {fused:.2f} | {fused / apart:.2f}× |")
+    return [
+        "# Whole bundles: residual Adds kept apart from LayerNormalization at load, or fused by ONNX Runtime",
+        "",
+        f"CPU class: {cpu_class()}; batch 1 end to end (`predict([text])`), {len(sample)} test texts of the "
+        f"checkpoint's data, spinning off, medians over {rounds} alternating rounds, in milliseconds.",
+        "",
+        "| bundle | threads | as shipped (apart) | SkipLayerNormFusion at load | fused / apart |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        "Command: `PYTHONPATH=. python benchmarks/layernorm_kernels.py --checkpoint CHECKPOINT --bundles A,B`",
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="also write the Markdown here")
@@ -56,7 +110,16 @@ def main() -> None:
     p.add_argument("--threads", default="1,2", help="intra-op thread counts, comma-separated")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--runs", type=int, default=200, help="timed runs per form in a round")
+    p.add_argument("--bundles", help="CPU bundle directories, comma-separated: time these instead")
+    p.add_argument("--checkpoint", type=Path, help="with --bundles: the checkpoint whose test texts to use")
+    p.add_argument("--texts", type=int, default=200, help="with --bundles: test texts per round")
     a = p.parse_args()
+    if a.bundles:
+        if not a.checkpoint:
+            p.error("--bundles needs --checkpoint (the test texts come from its data)")
+        write(a.out, bundles([Path(b) for b in a.bundles.split(",")], a.checkpoint, a.texts,
+                             [int(x) for x in a.threads.split(",")], a.rounds))
+        return
 
     import onnxruntime as ort
 
@@ -104,13 +167,17 @@ def main() -> None:
         "",
         "Command: `PYTHONPATH=. python benchmarks/layernorm_kernels.py`",
     ]
+    write(a.out, lines)
+
+
+def write(out: Path | None, lines: list[str]) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.out.with_suffix(".tmp")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
         tmp.write_text(text)
-        tmp.replace(a.out)
+        tmp.replace(out)
 
 
 if __name__ == "__main__":

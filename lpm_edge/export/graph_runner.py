@@ -10,6 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..runtime.providers import CPU, disabled_optimizers
+
 
 class GraphRunner:
     """What `Task.outputs_of` takes of a loaded bundle, for one graph file on the CPU provider."""
@@ -23,7 +25,8 @@ class GraphRunner:
         options = ort.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # torch shares the cores
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(graph), options, providers=[CPU],
+                                             disabled_optimizers=disabled_optimizers([CPU]))
         self._tokenizer = tokenizer.backend_tokenizer
         self._inputs, self._output = list(names), output
         self.max_length, self.batch_size, self.max_batch_tokens = max_length, BATCH_SIZE, CPU_BATCH_TOKENS

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ExportError
+from ..runtime.providers import CPU, disabled_optimizers
 
 if TYPE_CHECKING:
     from ..families import Fusion
@@ -162,5 +163,6 @@ def onnx_logits(path: Path, feeds: Sequence[dict], output: str = "logits") -> li
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), options, providers=[CPU],
+                                   disabled_optimizers=disabled_optimizers([CPU]))
     return [session.run([output], feed)[0] for feed in feeds]

@@ -125,7 +125,8 @@ class Classifier(Embeds):
             options.add_session_config_entry("session.x64quantprecision", "1")
         asked, auto = _providers.requested(providers, ort.get_available_providers())
         try:
-            session = ort.InferenceSession(str(model_path), sess_options=options, providers=asked)
+            session = ort.InferenceSession(str(model_path), sess_options=options, providers=asked,
+                                           disabled_optimizers=_providers.disabled_optimizers(asked))
         except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
             raise BundleError(
                 f"{self.path}/{name}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "

@@ -43,6 +43,15 @@ def requested(providers: str | Sequence[str], available: Sequence[str]) -> tuple
     return names, False
 
 
+def disabled_optimizers(asked: Sequence[str]) -> list[str]:
+    """ONNX Runtime graph rewrites to leave out for a session on these providers. On the CPU alone:
+    SkipLayerNormFusion, which folds each residual Add, its bias Add and the LayerNormalization after
+    them into one SkipLayerNormalization, whose CPU kernel measured 2.7-6.3× slower than the three
+    operators (onnxruntime 1.32; benchmarks/layernorm_kernels.py). CPU bundles are exported without
+    that fusion, and this keeps ONNX Runtime from redoing it at load."""
+    return ["SkipLayerNormFusion"] if list(asked) == [CPU] else []
+
+
 def check_session(asked: list[str], got: Sequence[str], auto: bool) -> None:
     """Refuse a silent fallback: every explicitly asked provider must be in `got`."""
     missing = [p for p in asked if p not in got]

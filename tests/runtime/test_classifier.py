@@ -1,4 +1,5 @@
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,42 @@ def test_length_batches_caps_texts_tokens_and_graph_ranges():
         assert len({w <= 10 for w in widths}) == 1  # never spans both graphs
     assert [lengths[i] for i in groups[0]] == [3, 5, 7]
     assert [[lengths[i] for i in g] for g in length_batches(lengths, 8)] == [sorted(lengths)]
+
+
+def test_cpu_sessions_keep_residual_adds_apart_from_layer_norm(tiny_fp32_bundle, tmp_path, monkeypatch):
+    """ONNX Runtime's load-time optimizer would fold each residual Add and its LayerNormalization
+    into SkipLayerNormalization, whose CPU kernel is slower (benchmarks/layernorm_kernels.py); a CPU
+    session leaves them apart, while a plain ONNX Runtime session on the same graph does fuse them."""
+    import onnx
+    import onnxruntime as ort
+
+    def ops_after_load(path: Path, **kwargs) -> set[str]:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(path)
+        ort.InferenceSession(str(tiny_fp32_bundle / "model.onnx"), options, providers=["CPUExecutionProvider"],
+                             **kwargs)
+        return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+    plain = ops_after_load(tmp_path / "plain.onnx")
+    assert "SkipLayerNormalization" in plain  # without the runtime's choice, ORT fuses them
+    kept = ops_after_load(tmp_path / "kept.onnx",
+                          disabled_optimizers=providers.disabled_optimizers(["CPUExecutionProvider"]))
+    assert "SkipLayerNormalization" not in kept and "LayerNormalization" in kept
+
+    written = tmp_path / "loaded.onnx"
+    real_options = ort.SessionOptions
+
+    def options_writing_the_optimized_graph():
+        options = real_options()
+        options.optimized_model_filepath = str(written)
+        return options
+
+    monkeypatch.setattr(ort, "SessionOptions", options_writing_the_optimized_graph)
+    lpm_edge.load(tiny_fp32_bundle, providers="cpu")
+    ops = {node.op_type for node in onnx.load(str(written)).graph.node}
+    assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops
+
+
+def test_only_cpu_only_sessions_leave_skip_layer_norm_out():
+    assert providers.disabled_optimizers(["CPUExecutionProvider"]) == ["SkipLayerNormFusion"]
+    assert providers.disabled_optimizers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == []
