@@ -12,6 +12,10 @@ distilled by `lpm_edge.export.compress` with, cumulatively:
                    validation and test splits, labelled by the teacher only (--unlabelled)
     edit         + one edited copy (span deletion, word swap) of each training text (distill.augment)
 
+A variant may also name its techniques exactly, joined by `+` (logits always included), to measure
+a combination outside that order: `--variants early,early+hidden+unlabelled+edit` compares early
+stopping alone with the `students-vnni-narrow` recipe's distillation, without the attention term.
+
 Each student is scored in PyTorch fp32 (no ONNX, no int8: this measures distillation alone) on
 the whole validation and test splits, against the teacher, with the paired bootstrap 95% CI of the
 accuracy lost (lpm_edge.evaluate.compare). Early stopping reads validation texts, so its
@@ -59,23 +63,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     a.variants = a.variants.split(",")
-    if set(a.variants) - set(VARIANTS):
-        p.error(f"unknown variants in {a.variants}; choose from {', '.join(VARIANTS)}")
+    unknown = {t for v in a.variants for t in v.split("+")} - set(VARIANTS)
+    if unknown:
+        p.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}, or join them with +")
     return a
+
+
+def techniques(variant: str) -> set[str]:
+    """What a variant distils with: a name adds its technique to those before it in VARIANTS;
+    names joined by + are exactly those (and logits)."""
+    if "+" in variant:
+        return {"logits", *variant.split("+")}
+    return set(VARIANTS[: VARIANTS.index(variant) + 1])
 
 
 def recipe_of(a: argparse.Namespace, variant: str) -> Any:
     from lpm_edge.export.recipe import DistillConfig, PruneConfig, Recipe
 
-    upto = VARIANTS.index(variant)
+    used = techniques(variant)
     d: dict[str, Any] = dict(steps=a.steps, batch_size=a.batch_size, learning_rate=a.learning_rate)
-    if upto >= VARIANTS.index("early"):
+    if "early" in used:
         d.update(eval_every=a.eval_every, patience=a.patience, eval_samples=a.eval_samples)
-    if upto >= VARIANTS.index("hidden"):
+    if "hidden" in used:
         d.update(hidden_weight=a.hidden_weight)
-    if upto >= VARIANTS.index("attention"):
+    if "attention" in used:
         d.update(attention_relation_weight=a.attention_weight)
-    if upto >= VARIANTS.index("edit"):
+    if "edit" in used:
         d.update(augment="edit")
     return Recipe(name=f"ablation-{variant}", prune=PruneConfig(heads=a.heads, ffn=a.ffn, layers=a.layers),
                   distill=DistillConfig(**d))
@@ -137,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if path.is_file():
             continue
         recipe = recipe_of(a, variant)
-        unlabelled = plots if VARIANTS.index(variant) >= VARIANTS.index("unlabelled") else ()
+        unlabelled = plots if "unlabelled" in techniques(variant) else ()
         torch.manual_seed(0)
         started = time.perf_counter()
         kwargs = {"unlabelled": unlabelled} if unlabelled else {}
@@ -155,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(row, indent=1, default=str))
         logging.info("%s: test %.4f (teacher %.4f), validation %.4f, %.0f s", variant, row["test"]["accuracy"],
                      row["test"]["teacher"], row["validation"]["accuracy"], seconds)
-    rows = [json.loads((a.out / f"{v}.json").read_text()) for v in VARIANTS if (a.out / f"{v}.json").is_file()]
+    rows = [json.loads((a.out / f"{v}.json").read_text()) for v in a.variants if (a.out / f"{v}.json").is_file()]
     report = {"cpu_class": cpu_class(), "checkpoint": a.checkpoint.name, "args": {k: str(v) for k, v in vars(a).items()},
               "rows": rows}
     _report.save(a.out / "distill_ablation", report, markdown(report))
