@@ -102,9 +102,9 @@ def fuse(
 
     skip_layer_norm: fuse each residual Add (and its bias) with the LayerNormalization after it into
     one SkipLayerNormalization. The CPU target leaves them apart: ONNX Runtime's CPU kernel for the
-    fused operator measured 5× slower than Add + LayerNormalization on a 384-wide encoder, which
-    made a 4-layer int8 student 25-30% slower at batch 1 (benchmarks/layernorm_kernels.py). On
-    CUDA the fused kernel is the fast one."""
+    fused operator measured 2.7-6.3× slower than Add + Add + LayerNormalization (onnxruntime 1.32,
+    benchmarks/layernorm_kernels.py), and the runtime's CPU sessions keep ONNX Runtime from fusing
+    them again at load (runtime.providers.disabled_optimizers). On CUDA the fused kernel is the fast one."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
