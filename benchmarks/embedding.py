@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bundles", default="int8,pruned-int8", help="which bundles to export and measure")
     p.add_argument("--skip-pooling", action="store_true", help="leave out the in-graph vs numpy pooling timing")
     p.add_argument("--no-onnx-peer", action="store_true", help="leave out sentence-transformers' ONNX backend")
+    p.add_argument("--pooling-runs", type=int, default=0,
+                   help="only time pooling in the graph against numpy, this many times, and print each run")
     return p.parse_args(argv)
 
 
@@ -245,6 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_dataset("rotten-tomatoes")
     texts = list(ds.validation.texts) + list(ds.test.texts)
     texts = texts[: a.corpus] if a.corpus else texts
+    if a.pooling_runs:
+        runs = []
+        for _ in range(a.pooling_runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                runs.append(pooling_speed(texts, a.threads, Path(tmp), 128))  # the recipes' max_length
+        _report.save(a.out / "pooling", {"cpu": sysinfo.cpu_class(), "threads": a.threads, "runs": runs},
+                     pooling_markdown(runs, sysinfo.cpu_class(), a.threads))
+        print(pooling_markdown(runs, sysinfo.cpu_class(), a.threads))
+        return 0
     result: dict[str, Any] = {"cpu": sysinfo.cpu_class(), "machine": sysinfo.machine(), "threads": a.threads,
                               "corpus": len(texts), "distill_steps": a.steps, "rows": {}, "export_seconds": {}}
 
@@ -293,6 +304,17 @@ def main(argv: list[str] | None = None) -> int:
             save()
     print(markdown(result))
     return 0
+
+
+def pooling_markdown(runs: list[dict[str, Any]], cpu: str, threads: int) -> str:
+    lines = [f"Pooling inside the int8 graph vs token states out + numpy mean pooling and L2, CPU class {cpu}, "
+             f"{threads} threads; median ms per call, the two ways in alternating rounds; one row per run.", "",
+             "| run | batch 1: in graph | batch 1: numpy | batch 32: in graph | batch 32: numpy |", "|---|---|---|---|---|"]
+    for i, r in enumerate(runs, 1):
+        b1, b32 = r["batch1"], r["batch32"]
+        lines.append(f"| {i} | {b1['in_graph_median_ms']:.2f} | {b1['numpy_median_ms']:.2f} | "
+                     f"{b32['in_graph_median_ms']:.1f} | {b32['numpy_median_ms']:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(r: dict[str, Any]) -> str:
