@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_builtin_recipes_load_and_round_trip():
     names = builtin_names()
-    assert {"cpu-fp32", "cpu-int8", "cpu-pruned-int8", "cuda-fp16", "cuda-int8"} <= set(names)
+    assert {"cpu-fp32", "cpu-int8", "cpu-pruned-int8", "cpu-narrow-int8", "cuda-fp16", "cuda-int8"} <= set(names)
     for name in names:
         recipe = load_recipe(name)
         assert recipe.name == name

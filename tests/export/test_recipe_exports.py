@@ -18,11 +18,16 @@ TEXTS = ["a really great film", "awful boring plot", "the movie was fine", "dull
 def _recipe(name):
     recipe = load_recipe(name)
     if recipe.distill.steps:  # the shipped step budget is for MiniLM; a tiny model needs few
-        recipe = recipe.replace(distill=DistillConfig(**{**recipe.distill.__dict__, "steps": 40}))
+        checks = {"eval_every": 20} if recipe.distill.eval_every else {}  # early stopping checks twice
+        recipe = recipe.replace(distill=DistillConfig(**{**recipe.distill.__dict__, "steps": 40, **checks}))
     return recipe
 
 
-@pytest.fixture(scope="module", params=["cpu-pruned-int8", "cuda-fp16", "cuda-int8"])
+# What each pruned recipe leaves of the tiny model (2 layers, 4 heads, FFN 64): heads and FFN after.
+PRUNED = {"cpu-pruned-int8": (3, 32), "cpu-narrow-int8": (2, 16)}  # a third / half of 4 heads, rounded
+
+
+@pytest.fixture(scope="module", params=["cpu-pruned-int8", "cpu-narrow-int8", "cuda-fp16", "cuda-int8"])
 def exported(request, tiny_checkpoint, tmp_path_factory):
     name = request.param
     out = export(tiny_checkpoint, tmp_path_factory.mktemp("recipes") / name, _recipe(name))
@@ -46,15 +51,18 @@ def test_recipe_exports_passes_parity_and_loads(exported, tiny_checkpoint):
 def test_pruned_recipe_records_compression(exported):
     name, _, manifest = exported
     compression = manifest["source"]["compression"]
-    if name != "cpu-pruned-int8":
+    if name not in PRUNED:
         assert compression == {}
         return
-    assert compression["heads"] == {"before": 4, "after": 3}  # a third of 4 heads, rounded
-    assert compression["ffn"] == {"before": 64, "after": 32}
+    heads, ffn = PRUNED[name]
+    assert compression["heads"] == {"before": 4, "after": heads}
+    assert compression["ffn"] == {"before": 64, "after": ffn}
     assert compression["layers"] == {"before": 2, "after": 2}  # 4 asked, the tiny model has 2
     assert compression["distill"]["steps"] == 40
+    if load_recipe(name).distill.eval_every:  # early stopping ran and kept a student it measured
+        assert compression["distill"]["early_stopping"]["best_step"] in (20, 40)
     fusion = manifest["build"]["stages"]["fusion"]
-    assert fusion["num_heads"] == 3 and fusion["hidden_size"] == 24 and fusion["counts"]["attention"] == 2
+    assert fusion["num_heads"] == heads and fusion["hidden_size"] == heads * 8 and fusion["counts"]["attention"] == 2
     vocab = compression["vocab"]
     removed_rows = (vocab["before"] - vocab["after"]) * 32  # hidden size 32
     assert manifest["source"]["parameters"] == compression["parameters"]["after"] - removed_rows
@@ -66,8 +74,9 @@ def test_inspect_shows_compression(exported, capsys):
     name, bundle, manifest = exported
     assert main(["inspect", str(bundle)]) == 0
     shown = capsys.readouterr().out
-    if name == "cpu-pruned-int8":
-        assert "compressed  layers 2→2, heads 4→3, ffn 64→32, vocab" in shown and "distilled 40 steps" in shown
+    if name in PRUNED:
+        heads, ffn = PRUNED[name]
+        assert f"compressed  layers 2→2, heads 4→{heads}, ffn 64→{ffn}, vocab" in shown and "distilled 40 steps" in shown
     else:
         assert "compressed" not in shown
 
@@ -130,7 +139,7 @@ def test_preflight_refuses_known_traps(recipe, message):
 
 
 def test_preflight_accepts_the_builtin_recipes():
-    for name in ("cpu-fp32", "cpu-int8", "cpu-pruned-int8", "cuda-fp16", "cuda-int8"):
+    for name in ("cpu-fp32", "cpu-int8", "cpu-pruned-int8", "cpu-narrow-int8", "cuda-fp16", "cuda-int8"):
         preflight(load_recipe(name))
     preflight(Recipe(name="x", target="cuda", optimize=OptimizeConfig(fusion=False),
                      quantize=QuantizeConfig(mode="static")))
