@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint trained on rotten-tomatoes")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help=f"comma-separated subset of {', '.join(VARIANTS)}; join names with + for exactly those techniques")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--heads", type=float, default=0.5, help="fraction of heads removed (MiniLM: 12 -> 6)")
     p.add_argument("--ffn", type=float, default=0.5, help="fraction of FFN width removed")
@@ -168,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(row, indent=1, default=str))
         logging.info("%s: test %.4f (teacher %.4f), validation %.4f, %.0f s", variant, row["test"]["accuracy"],
                      row["test"]["teacher"], row["validation"]["accuracy"], seconds)
-    rows = [json.loads((a.out / f"{v}.json").read_text()) for v in a.variants if (a.out / f"{v}.json").is_file()]
+    # Every finished variant in OUT: the cumulative ones in their order, then the +-joined ones as asked.
+    names = [*VARIANTS, *(v for v in a.variants if v not in VARIANTS)]
+    rows = [json.loads((a.out / f"{v}.json").read_text()) for v in names if (a.out / f"{v}.json").is_file()]
     report = {"cpu_class": cpu_class(), "checkpoint": a.checkpoint.name, "args": {k: str(v) for k, v in vars(a).items()},
               "rows": rows}
     _report.save(a.out / "distill_ablation", report, markdown(report))

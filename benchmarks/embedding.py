@@ -173,13 +173,12 @@ def pooling_speed(texts: list[str], threads: int, work: Path, max_length: int) -
     states (B, T, 384), pooled (mean + L2) in numpy. Median time per call on the same batches."""
     from types import SimpleNamespace
 
-    import onnxruntime as ort
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from lpm_edge.export.onnx_graph import attention_shape, fuse, input_names, quantize_dynamic_int8, to_onnx
+    from lpm_edge.export.onnx_graph import (attention_shape, cpu_session, fuse, input_names, quantize_dynamic_int8,
+                                            to_onnx)
     from lpm_edge.families import adapter_for
-    from lpm_edge.runtime.providers import CPU, disabled_optimizers
     from lpm_edge.tasks.embedding import Embedding
 
     tok = AutoTokenizer.from_pretrained(model_dir())
@@ -195,10 +194,7 @@ def pooling_speed(texts: list[str], threads: int, work: Path, max_length: int) -
         heads, hidden = attention_shape(base)
         fuse(raw, fused, heads, hidden, adapter_for(base.config).fusion, skip_layer_norm=False)  # as CPU recipes
         quantize_dynamic_int8(fused, q, work, per_channel=True)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        sessions[name] = ort.InferenceSession(str(q), options, providers=[CPU],
-                                              disabled_optimizers=disabled_optimizers([CPU]))  # as a bundle loads
+        sessions[name] = cpu_session(q, threads)  # as a bundle loads
 
     def in_graph(feed: dict) -> np.ndarray:
         return sessions["in_graph"].run(None, feed)[0]

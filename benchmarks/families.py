@@ -50,13 +50,9 @@ def _tiny_family_model() -> Any:
 
 
 def _session(path: Path) -> Any:
-    import onnxruntime as ort
+    from lpm_edge.export.onnx_graph import cpu_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return cpu_session(path, threads=1)  # as a bundle loads on the CPU
 
 
 def _graphs(model: Any, tokenizer: Any, work: Path, tag: str) -> dict[str, Any]:
@@ -68,7 +64,7 @@ def _graphs(model: Any, tokenizer: Any, work: Path, tag: str) -> dict[str, Any]:
     raw, fused, int8 = work / f"{tag}-raw.onnx", work / f"{tag}-fused.onnx", work / f"{tag}-int8.onnx"
     to_onnx(model, names, raw, 17)
     heads, hidden = attention_shape(model)
-    fusion = fuse(raw, fused, heads, hidden, adapter_for(model.config).fusion)
+    fusion = fuse(raw, fused, heads, hidden, adapter_for(model.config).fusion, skip_layer_norm=False)  # as CPU recipes
     quantize_dynamic_int8(fused, int8, work, per_channel=True)
     return {"names": names, "fused": fused, "int8": int8, "fusion": fusion}
 

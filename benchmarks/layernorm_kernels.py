@@ -2,7 +2,7 @@
 
 ONNX Runtime's transformer optimizer fuses each residual `Add` (with the dense layer's bias) and the
 `LayerNormalization` after it into one `SkipLayerNormalization`. On CUDA the fused kernel is the fast
-one; on the CPU (onnxruntime 1.32) it measured about 5× slower than the three operators it replaces,
+one; on the CPU (onnxruntime 1.32) it measured 2.7-6.3× slower than the three operators it replaces,
 so lpm-edge's CPU recipes leave them apart (`lpm_edge/export/onnx_graph.py`, `fuse`). This checks
 that choice on the machine at hand and on other onnxruntime versions: a graph of 8 such norms per
 form, at the widths of MiniLM (384) and BERT-base (768), for a few sequence lengths and thread
@@ -12,9 +12,11 @@ With `--bundles`, it times whole CPU bundles instead: each loaded by `lpm_edge.l
 runtime leaves SkipLayerNormFusion out of ONNX Runtime's load-time optimizer) and again with that
 fusion let back in, batch 1 end to end on the checkpoint's test texts, alternating rounds.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/layernorm_kernels.py --out benchmarks/results/layernorm_kernels.md
+Writes OUT.md and OUT.json (`--out benchmarks/results/layernorm_kernels` writes those two).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/layernorm_kernels.py --out benchmarks/results/layernorm_kernels
     PYTHONPATH=. .venv/bin/python benchmarks/layernorm_kernels.py --checkpoint runs/demo/checkpoint \\
-        --bundles runs/demo/bundle-cpu-int8,runs/l4-narrow --out benchmarks/results/layernorm_bundles.md
+        --bundles runs/demo/bundle-cpu-int8,runs/l4-narrow --out benchmarks/results/layernorm_bundles
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import _report  # benchmarks/_report.py, beside this script
 
 NORMS = 8  # per graph: one per residual of a 4-layer encoder
 
@@ -54,8 +58,8 @@ def graph(fused: bool, hidden: int) -> bytes:
     return model.SerializeToString()
 
 
-def bundles(paths: list[Path], checkpoint: Path, texts: int, threads: list[int], rounds: int) -> list[str]:
-    """Markdown lines: each bundle's batch-1 median with and without SkipLayerNormFusion at load."""
+def bundles(paths: list[Path], checkpoint: Path, texts: int, threads: list[int], rounds: int) -> tuple[dict, list[str]]:
+    """Each bundle's batch-1 median with and without SkipLayerNormFusion at load: results, Markdown lines."""
     import lpm_edge
     from lpm_edge.data import load_dataset
     from lpm_edge.runtime import providers
@@ -79,16 +83,18 @@ def bundles(paths: list[Path], checkpoint: Path, texts: int, threads: list[int],
             clf.predict(sample[:30])
             for t in sample[:30]:
                 clf.predict([t])
-        for _ in range(rounds):
-            for key, clf in engines.items():
+        for r in range(rounds):
+            for key in list(engines) if r % 2 == 0 else list(engines)[::-1]:  # each engine first in turn
                 for t in sample:
                     start = time.perf_counter()
-                    clf.predict([t])
+                    engines[key].predict([t])
                     times[key].append(time.perf_counter() - start)
         for path in paths:
             apart, fused = (statistics.median(times[(path.name, f)]) * 1e3 for f in (False, True))
-            rows.append(f"| {path.name} | {n} | {apart:.2f} | {fused:.2f} | {fused / apart:.2f}× |")
-    return [
+            rows.append({"bundle": path.name, "threads": n, "apart_ms": apart, "fused_ms": fused})
+    table = [f"| {r['bundle']} | {r['threads']} | {r['apart_ms']:.2f} | {r['fused_ms']:.2f} | "
+             f"{r['fused_ms'] / r['apart_ms']:.2f}× |" for r in rows]
+    return {"cpu": cpu_class(), "texts": len(sample), "rounds": rounds, "rows": rows}, [
         "# Whole bundles: residual Adds kept apart from LayerNormalization at load, or fused by ONNX Runtime",
         "",
         f"CPU class: {cpu_class()}; batch 1 end to end (`predict([text])`), {len(sample)} test texts of the "
@@ -96,15 +102,15 @@ def bundles(paths: list[Path], checkpoint: Path, texts: int, threads: list[int],
         "",
         "| bundle | threads | as shipped (apart) | SkipLayerNormFusion at load | fused / apart |",
         "| --- | --- | --- | --- | --- |",
-        *rows,
+        *table,
         "",
-        "Command: `PYTHONPATH=. python benchmarks/layernorm_kernels.py --checkpoint CHECKPOINT --bundles A,B`",
+        f"Command: `{_report.command()}`",
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, help="also write the Markdown here")
+    p.add_argument("--out", type=Path, help="also write OUT.md and OUT.json")
     p.add_argument("--hidden", default="384,768", help="widths, comma-separated")
     p.add_argument("--lengths", default="16,64,128", help="tokens per text, comma-separated (batch 1)")
     p.add_argument("--threads", default="1,2", help="intra-op thread counts, comma-separated")
@@ -113,13 +119,13 @@ def main() -> None:
     p.add_argument("--bundles", help="CPU bundle directories, comma-separated: time these instead")
     p.add_argument("--checkpoint", type=Path, help="with --bundles: the checkpoint whose test texts to use")
     p.add_argument("--texts", type=int, default=200, help="with --bundles: test texts per round")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.bundles:
         if not a.checkpoint:
             p.error("--bundles needs --checkpoint (the test texts come from its data)")
-        write(a.out, bundles([Path(b) for b in a.bundles.split(",")], a.checkpoint, a.texts,
-                             [int(x) for x in a.threads.split(",")], a.rounds))
-        return
+        write(a.out, *bundles([Path(b) for b in a.bundles.split(",")], a.checkpoint, a.texts,
+                              [int(x) for x in a.threads.split(",")], a.rounds))
+        return 0
 
     import onnxruntime as ort
 
@@ -142,8 +148,9 @@ def main() -> None:
                 outs = {fused: s.run(None, feed)[0] for fused, s in sessions.items()}
                 diff = float(np.abs(outs[True] - outs[False]).max())
                 medians: dict[bool, list[float]] = {True: [], False: []}
-                for _ in range(a.rounds):
-                    for fused, session in sessions.items():
+                for r in range(a.rounds):
+                    for fused in (True, False) if r % 2 == 0 else (False, True):  # each form first in turn
+                        session = sessions[fused]
                         for _ in range(20):
                             session.run(None, feed)
                         times = []
@@ -152,9 +159,8 @@ def main() -> None:
                             session.run(None, feed)
                             times.append(time.perf_counter() - start)
                         medians[fused].append(statistics.median(times) / NORMS * 1e6)
-                fused_us, apart_us = statistics.median(medians[True]), statistics.median(medians[False])
-                rows.append(f"| {hidden} | {length} | {threads} | {fused_us:.1f} | {apart_us:.1f} | "
-                            f"{fused_us / apart_us:.2f}× | {diff:.1e} |")
+                rows.append({"width": hidden, "tokens": length, "threads": threads, "max_abs_diff": diff,
+                             "fused_us": statistics.median(medians[True]), "apart_us": statistics.median(medians[False])})
     lines = [
         "# Residual + layer norm: ONNX Runtime's fused CPU kernel against the operators it replaces",
         "",
@@ -163,22 +169,22 @@ def main() -> None:
         "",
         "| width | tokens | threads | SkipLayerNormalization | Add + Add + LayerNormalization | fused / apart | max abs diff |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        *rows,
+        *(f"| {r['width']} | {r['tokens']} | {r['threads']} | {r['fused_us']:.1f} | {r['apart_us']:.1f} | "
+          f"{r['fused_us'] / r['apart_us']:.2f}× | {r['max_abs_diff']:.1e} |" for r in rows),
         "",
-        "Command: `PYTHONPATH=. python benchmarks/layernorm_kernels.py`",
+        f"Command: `{_report.command()}`",
     ]
-    write(a.out, lines)
+    write(a.out, {"cpu": cpu_class(), "onnxruntime": ort.__version__, "rounds": a.rounds, "runs": a.runs,
+                  "rows": rows}, lines)
+    return 0
 
 
-def write(out: Path | None, lines: list[str]) -> None:
+def write(out: Path | None, results: dict, lines: list[str]) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+        _report.save(out.with_suffix(""), results, text)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

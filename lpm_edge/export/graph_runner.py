@@ -10,23 +10,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..runtime.providers import CPU, disabled_optimizers
-
 
 class GraphRunner:
     """What `Task.outputs_of` takes of a loaded bundle, for one graph file on the CPU provider."""
 
     def __init__(self, graph: Path, tokenizer: Any, names: Sequence[str], max_length: int, output: str) -> None:
         """tokenizer: the transformers fast tokenizer the bundle will ship; names: the graph's inputs."""
-        import onnxruntime as ort
-
         from ..runtime.classifier import BATCH_SIZE, CPU_BATCH_TOKENS
+        from .onnx_graph import cpu_session
 
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # torch shares the cores
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(graph), options, providers=[CPU],
-                                             disabled_optimizers=disabled_optimizers([CPU]))
+        self._session = cpu_session(graph)
         self._tokenizer = tokenizer.backend_tokenizer
         self._inputs, self._output = list(names), output
         self.max_length, self.batch_size, self.max_batch_tokens = max_length, BATCH_SIZE, CPU_BATCH_TOKENS

@@ -95,7 +95,7 @@ FUSED_KINDS = {
 
 
 def fuse(
-    src: Path, dst: Path, num_heads: int, hidden_size: int, fusion: "Fusion | None" = None, skip_layer_norm: bool = True,
+    src: Path, dst: Path, num_heads: int, hidden_size: int, fusion: "Fusion | None" = None, *, skip_layer_norm: bool,
 ) -> dict[str, Any]:
     """ONNX Runtime's transformer optimizer with a family's settings; returns counts of fused
     operators by kind, what the family expects, and the kinds it expected but did not get.
@@ -156,13 +156,19 @@ def quantize_dynamic_int8(
     )
 
 
-def onnx_logits(path: Path, feeds: Sequence[dict], output: str = "logits") -> list:
-    """Run an ONNX file on prepared feeds (CPU, no spinning: torch shares the cores)."""
+def cpu_session(path: Path, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session on a graph file as the runtime opens one (the same load-time
+    optimizations), with spinning off: the export's checks share the cores with torch."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # 0 = one per physical core
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=[CPU],
-                                   disabled_optimizers=disabled_optimizers([CPU]))
+    return ort.InferenceSession(str(path), options, providers=[CPU], disabled_optimizers=disabled_optimizers([CPU]))
+
+
+def onnx_logits(path: Path, feeds: Sequence[dict], output: str = "logits") -> list:
+    """Run an ONNX file on prepared feeds on the CPU."""
+    session = cpu_session(path)
     return [session.run([output], feed)[0] for feed in feeds]

@@ -124,15 +124,22 @@ class Classifier(Embeds):
         if exact_int8:  # u8u8 instead of u8s8 int8 products on x86 CPUs without VNNI: no 16-bit saturation
             options.add_session_config_entry("session.x64quantprecision", "1")
         asked, auto = _providers.requested(providers, ort.get_available_providers())
-        try:
-            session = ort.InferenceSession(str(model_path), sess_options=options, providers=asked,
-                                           disabled_optimizers=_providers.disabled_optimizers(asked))
-        except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
-            raise BundleError(
-                f"{self.path}/{name}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
-                "a bundle's graph must hold all its weights (no external data)"
-            ) from None
-        _providers.check_session(asked, tuple(session.get_providers()), auto)
+
+        def open_on(names: list[str]) -> Any:
+            try:
+                return ort.InferenceSession(str(model_path), sess_options=options, providers=names,
+                                            disabled_optimizers=_providers.disabled_optimizers(names))
+            except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
+                raise BundleError(
+                    f"{self.path}/{name}: ONNX Runtime cannot load it ({str(exc).strip()[:300]}); "
+                    "a bundle's graph must hold all its weights (no external data)"
+                ) from None
+
+        session = open_on(asked)
+        got = list(session.get_providers())
+        _providers.check_session(asked, got, auto)
+        if _providers.disabled_optimizers(got) != _providers.disabled_optimizers(asked):
+            session = open_on(got)  # "auto" fell back to the CPU alone: load it as a CPU session is loaded
         return session
 
     def _check_model(self) -> None:

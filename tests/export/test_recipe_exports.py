@@ -59,8 +59,11 @@ def test_pruned_recipe_records_compression(exported):
     assert compression["ffn"] == {"before": 64, "after": ffn}
     assert compression["layers"] == {"before": 2, "after": 2}  # 4 asked, the tiny model has 2
     assert compression["distill"]["steps"] == 40
-    if load_recipe(name).distill.eval_every:  # early stopping ran and kept a student it measured
-        assert compression["distill"]["early_stopping"]["best_step"] in (20, 40)
+    if load_recipe(name).distill.eval_every:  # early stopping measured twice and kept the better student
+        stopping = compression["distill"]["early_stopping"]
+        curve = stopping["curve"]  # [step, accuracy, divergence] per check
+        assert [c[0] for c in curve] == [20, 40]
+        assert stopping["best_step"] == max(curve, key=lambda c: (c[1], -c[2]))[0]
     fusion = manifest["build"]["stages"]["fusion"]
     assert fusion["num_heads"] == heads and fusion["hidden_size"] == heads * 8 and fusion["counts"]["attention"] == 2
     vocab = compression["vocab"]
@@ -79,6 +82,15 @@ def test_inspect_shows_compression(exported, capsys):
         assert f"compressed  layers 2→2, heads 4→{heads}, ffn 64→{ffn}, vocab" in shown and "distilled 40 steps" in shown
     else:
         assert "compressed" not in shown
+
+
+def test_cpu_graphs_keep_residual_norms_apart(exported):
+    name, _, manifest = exported
+    fusion = manifest["build"]["stages"].get("fusion")
+    if fusion is None:  # cuda-int8: an unfused QDQ graph
+        return
+    assert fusion["skip_layer_norm"] == name.startswith("cuda")
+    assert bool(fusion["operators"].get("SkipLayerNormalization")) == name.startswith("cuda")
 
 
 def test_precision_of_the_graph(exported):

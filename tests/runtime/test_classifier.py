@@ -209,3 +209,26 @@ def test_cpu_sessions_keep_residual_adds_apart_from_layer_norm(tiny_fp32_bundle,
 def test_only_cpu_only_sessions_leave_skip_layer_norm_out():
     assert providers.disabled_optimizers(["CPUExecutionProvider"]) == ["SkipLayerNormFusion"]
     assert providers.disabled_optimizers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == []
+    assert providers.disabled_optimizers(["TensorrtExecutionProvider", "CPUExecutionProvider"]) == []
+
+
+def test_auto_falling_back_to_the_cpu_loads_as_a_cpu_session(tiny_fp32_bundle, tmp_path, monkeypatch):
+    """onnxruntime-gpu lists CUDA on a machine where it cannot start: "auto" then runs on the CPU
+    alone, and must get the CPU session's load-time choices (residual norms kept apart)."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    written = tmp_path / "loaded.onnx"
+    real_options = ort.SessionOptions
+
+    def options_writing_the_optimized_graph():
+        options = real_options()
+        options.optimized_model_filepath = str(written)
+        return options
+
+    monkeypatch.setattr(ort, "SessionOptions", options_writing_the_optimized_graph)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    clf = lpm_edge.load(tiny_fp32_bundle, providers="auto")
+    assert clf.providers == ("CPUExecutionProvider",)
+    ops = {node.op_type for node in onnx.load(str(written)).graph.node}
+    assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops
