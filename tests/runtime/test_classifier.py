@@ -1,5 +1,4 @@
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,28 +171,14 @@ def test_length_batches_caps_texts_tokens_and_graph_ranges():
     assert [[lengths[i] for i in g] for g in length_batches(lengths, 8)] == [sorted(lengths)]
 
 
-def test_cpu_sessions_keep_residual_adds_apart_from_layer_norm(tiny_fp32_bundle, tmp_path, monkeypatch):
-    """ONNX Runtime's load-time optimizer would fold each residual Add and its LayerNormalization
-    into SkipLayerNormalization, whose CPU kernel is slower (benchmarks/layernorm_kernels.py); a CPU
-    session leaves them apart, while a plain ONNX Runtime session on the same graph does fuse them."""
+@pytest.fixture
+def graph_loaded(tmp_path, monkeypatch):
+    """loaded(): the operators of the graph the last ONNX Runtime session opened in the test ran,
+    after its load-time optimizations (every session writes it through `optimized_model_filepath`)."""
     onnx = pytest.importorskip("onnx")  # the runtime's own environment (.ci/py310) has none
     import onnxruntime as ort
 
-    def ops_after_load(path: Path, **kwargs) -> set[str]:
-        options = ort.SessionOptions()
-        options.optimized_model_filepath = str(path)
-        ort.InferenceSession(str(tiny_fp32_bundle / "model.onnx"), options, providers=["CPUExecutionProvider"],
-                             **kwargs)
-        return {node.op_type for node in onnx.load(str(path)).graph.node}
-
-    plain = ops_after_load(tmp_path / "plain.onnx")
-    assert "SkipLayerNormalization" in plain  # without the runtime's choice, ORT fuses them
-    kept = ops_after_load(tmp_path / "kept.onnx",
-                          disabled_optimizers=providers.disabled_optimizers(["CPUExecutionProvider"]))
-    assert "SkipLayerNormalization" not in kept and "LayerNormalization" in kept
-
-    written = tmp_path / "loaded.onnx"
-    real_options = ort.SessionOptions
+    written, real_options = tmp_path / "loaded.onnx", ort.SessionOptions
 
     def options_writing_the_optimized_graph():
         options = real_options()
@@ -201,8 +186,26 @@ def test_cpu_sessions_keep_residual_adds_apart_from_layer_norm(tiny_fp32_bundle,
         return options
 
     monkeypatch.setattr(ort, "SessionOptions", options_writing_the_optimized_graph)
+    return lambda: {node.op_type for node in onnx.load(str(written)).graph.node}
+
+
+def test_cpu_sessions_keep_residual_adds_apart_from_layer_norm(tiny_fp32_bundle, graph_loaded):
+    """ONNX Runtime's load-time optimizer would fold each residual Add and its LayerNormalization
+    into SkipLayerNormalization, whose CPU kernel is slower (benchmarks/layernorm_kernels.py); a CPU
+    session leaves them apart, while a plain ONNX Runtime session on the same graph does fuse them."""
+    import onnxruntime as ort
+
+    def ops_after_load(**kwargs) -> set[str]:
+        ort.InferenceSession(str(tiny_fp32_bundle / "model.onnx"), ort.SessionOptions(),
+                             providers=["CPUExecutionProvider"], **kwargs)
+        return graph_loaded()
+
+    assert "SkipLayerNormalization" in ops_after_load()  # without the runtime's choice, ORT fuses them
+    kept = ops_after_load(disabled_optimizers=providers.disabled_optimizers(["CPUExecutionProvider"]))
+    assert "SkipLayerNormalization" not in kept and "LayerNormalization" in kept
+
     lpm_edge.load(tiny_fp32_bundle, providers="cpu")
-    ops = {node.op_type for node in onnx.load(str(written)).graph.node}
+    ops = graph_loaded()
     assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops
 
 
@@ -212,23 +215,13 @@ def test_only_cpu_only_sessions_leave_skip_layer_norm_out():
     assert providers.disabled_optimizers(["TensorrtExecutionProvider", "CPUExecutionProvider"]) == []
 
 
-def test_auto_falling_back_to_the_cpu_loads_as_a_cpu_session(tiny_fp32_bundle, tmp_path, monkeypatch):
+def test_auto_falling_back_to_the_cpu_loads_as_a_cpu_session(tiny_fp32_bundle, graph_loaded, monkeypatch):
     """onnxruntime-gpu lists CUDA on a machine where it cannot start: "auto" then runs on the CPU
     alone, and must get the CPU session's load-time choices (residual norms kept apart)."""
-    onnx = pytest.importorskip("onnx")
     import onnxruntime as ort
 
-    written = tmp_path / "loaded.onnx"
-    real_options = ort.SessionOptions
-
-    def options_writing_the_optimized_graph():
-        options = real_options()
-        options.optimized_model_filepath = str(written)
-        return options
-
-    monkeypatch.setattr(ort, "SessionOptions", options_writing_the_optimized_graph)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     clf = lpm_edge.load(tiny_fp32_bundle, providers="auto")
     assert clf.providers == ("CPUExecutionProvider",)
-    ops = {node.op_type for node in onnx.load(str(written)).graph.node}
+    ops = graph_loaded()
     assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops
