@@ -248,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(a.pooling_runs):
             with tempfile.TemporaryDirectory() as tmp:
                 runs.append(pooling_speed(texts, a.threads, Path(tmp), 128))  # the recipes' max_length
-        _report.save(a.out / "pooling", {"cpu": sysinfo.cpu_class(), "threads": a.threads, "runs": runs},
-                     pooling_markdown(runs, sysinfo.cpu_class(), a.threads))
-        print(pooling_markdown(runs, sysinfo.cpu_class(), a.threads))
+        table = pooling_markdown(runs, sysinfo.cpu_class(), a.threads)
+        _report.save(a.out / "pooling", {"cpu": sysinfo.cpu_class(), "threads": a.threads, "runs": runs}, table)
+        print(table)
         return 0
     result: dict[str, Any] = {"cpu": sysinfo.cpu_class(), "machine": sysinfo.machine(), "threads": a.threads,
                               "corpus": len(texts), "distill_steps": a.steps, "rows": {}, "export_seconds": {}}

@@ -173,7 +173,7 @@ def test_length_batches_caps_texts_tokens_and_graph_ranges():
 
 @pytest.fixture
 def graph_loaded(tmp_path, monkeypatch):
-    """loaded(): the operators of the graph the last ONNX Runtime session opened in the test ran,
+    """graph_loaded(): the operators of the graph the last ONNX Runtime session opened in the test ran,
     after its load-time optimizations (every session writes it through `optimized_model_filepath`)."""
     onnx = pytest.importorskip("onnx")  # the runtime's own environment (.ci/py310) has none
     import onnxruntime as ort
